@@ -1,0 +1,77 @@
+"""Time `herd run examples/ping.py` as a whole process against a raw systemd-nspawn shell script.
+
+Both run alternately in the same session, N times each (default 15), after one warm-up run each.
+Prints medians and the ratio, and writes the raw timings to bench/results/ping-<date>.json.
+
+    sudo .venv/bin/python bench/ping.py [-n 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+HERD = [str(Path(sys.executable).with_name("herd")), "run", str(ROOT / "examples" / "ping.py")]
+RAW = ["bash", str(HERE / "raw-ping.sh")]
+
+
+def timed(argv: list[str], output_dir: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [*argv, "--output-dir", str(output_dir)] if argv is HERD else argv,
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - started
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "median": statistics.median(ordered),
+        "min": ordered[0],
+        "p90": ordered[int(0.9 * (len(ordered) - 1))],
+        "max": ordered[-1],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--runs", type=int, default=15)
+    args = parser.parse_args()
+    output_dir = Path("/tmp/herd-bench-ping")
+    timed(HERD, output_dir)
+    timed(RAW, output_dir)
+    herd, raw = [], []
+    for _ in range(args.runs):
+        herd.append(timed(HERD, output_dir))
+        raw.append(timed(RAW, output_dir))
+    result = {
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "machine": f"{platform.node()}: {os.cpu_count()} cores, {platform.release()}",
+        "runs": args.runs,
+        "herd": summary(herd),
+        "raw": summary(raw),
+        "ratio": statistics.median(herd) / statistics.median(raw),
+    }
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"ping-{datetime.now():%Y%m%d-%H%M%S}.json").write_text(json.dumps(result, indent=2))
+    for label, key in (("herd run examples/ping.py", "herd"), ("raw nspawn shell script", "raw")):
+        times = result[key]
+        print(f"{label:<27}median {times['median']:.3f} s  (min {times['min']:.3f}, p90 {times['p90']:.3f})")
+    print(f"ratio herd/raw             {result['ratio']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,302 @@
+"""herd's command agent: one long-lived process per machine that runs the test's commands.
+
+The NixOS driver starts a new `nsenter` and a login shell for every command; herd keeps this agent
+running instead, so a command costs one fork and exec (about a millisecond). The agent reads
+requests from stdin and writes responses to stdout, each a frame: a header of two big-endian
+32-bit lengths, a JSON object of the first length, then a body of the second length.
+
+    request  {"id": 1, "command": "echo hi", "timeout": 5.0}   body: the command's stdin
+    response {"id": 1, "status": 0, "stdout": 3, "timed_out": false}   body: stdout, then stderr
+
+Many commands may run at once; each answers when its shell exits, with whatever its stdout and
+stderr held, even when a background process keeps them open. At its timeout a command's whole
+process group is killed.
+
+A first request `{"id": 1, "enter": PID, "cgroup_procs": [...]}` makes the agent join those
+cgroups and every namespace of process PID (a container's init); it answers `{"id": 1, "entered":
+true}`. A backend starts the agent early, while the machine boots, and sends this once the machine
+is ready.
+
+Agents are forked by one spawner process per herd process (`spawn_agents`), each on a socket the
+host sends it. The spawner is executed as a script with `python -I -S`: it imports only the
+standard library, and everything an agent needs is imported before it enters the machine, whose
+file system may hold no Python at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+HEADER = struct.Struct("!II")
+NAMESPACES = ("user", "cgroup", "ipc", "uts", "net", "pid", "mnt")
+ENVIRONMENT = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "USER": "root",
+    "LOGNAME": "root",
+    "SHELL": "/bin/sh",
+    "TERM": "dumb",
+    "LANG": "C.UTF-8",
+}
+READ_SIZE = 1 << 16
+
+
+def encode_frame(header: dict[str, object], body: bytes = b"") -> bytes:
+    """One frame of the agent's protocol (used by both ends)."""
+    data = json.dumps(header, separators=(",", ":")).encode()
+    return HEADER.pack(len(data), len(body)) + data + body
+
+
+def decode_frames(buffer: bytearray) -> list[tuple[dict[str, object], bytes]]:
+    """Take every complete frame off the front of `buffer`."""
+    frames = []
+    while len(buffer) >= HEADER.size:
+        header_size, body_size = HEADER.unpack_from(buffer)
+        end = HEADER.size + header_size + body_size
+        if len(buffer) < end:
+            break
+        header = json.loads(bytes(buffer[HEADER.size : HEADER.size + header_size]))
+        frames.append((header, bytes(buffer[HEADER.size + header_size : end])))
+        del buffer[:end]
+    return frames
+
+
+def enter(pid: int, cgroup_procs: list[str]) -> None:
+    """Join the cgroup and every namespace of process `pid` (which must differ from ours)."""
+    for path in cgroup_procs:
+        with open(path, "w") as handle:
+            handle.write(str(os.getpid()))
+    libc = ctypes.CDLL(None, use_errno=True)
+    descriptors = []
+    for name in NAMESPACES:
+        target = f"/proc/{pid}/ns/{name}"
+        if os.stat(target).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+            continue
+        descriptors.append((name, os.open(target, os.O_RDONLY | os.O_CLOEXEC)))
+    for name, descriptor in descriptors:
+        if libc.setns(descriptor, 0) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"cannot enter the {name} namespace of process {pid}: {os.strerror(code)}")
+        os.close(descriptor)
+    os.chdir("/")
+
+
+class Command:
+    """One running command: its process, the pipes being read and written, and its deadline."""
+
+    def __init__(
+        self, request_id: int, process: subprocess.Popen[bytes], stdin: bytes, deadline: float | None
+    ) -> None:
+        self.id = request_id
+        self.process = process
+        self.pending_stdin = memoryview(stdin)
+        self.deadline = deadline
+        self.output = {"stdout": bytearray(), "stderr": bytearray()}
+        self.pidfd = os.pidfd_open(process.pid)
+        self.timed_out = False
+
+    def kill(self) -> None:
+        """Kill the command's whole process group (its shell made one of its own)."""
+        self.timed_out = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+class Agent:
+    """Serves requests arriving on `fd` (a connected socket) until the other end closes it."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.selector = selectors.DefaultSelector()
+        self.commands: dict[int, Command] = {}
+        self.inbox = bytearray()
+        self.open = True
+        self.selector.register(fd, selectors.EVENT_READ, ("requests", None))
+
+    def send(self, header: dict[str, object], body: bytes = b"") -> None:
+        data = memoryview(encode_frame(header, body))
+        while data:
+            data = data[os.write(self.fd, data) :]
+
+    def start(self, header: dict[str, object], body: bytes) -> None:
+        request_id = int(header["id"])  # type: ignore[call-overload]
+        timeout = header.get("timeout")
+        try:
+            process = subprocess.Popen(
+                ["/bin/sh", "-c", str(header["command"])],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=ENVIRONMENT,
+                cwd="/",
+                start_new_session=True,
+            )
+        except OSError as error:
+            self.send({"id": request_id, "error": f"cannot start /bin/sh: {error.strerror}"})
+            return
+        deadline = time.monotonic() + float(timeout) if timeout is not None else None  # type: ignore[arg-type]
+        command = Command(request_id, process, body, deadline)
+        self.commands[request_id] = command
+        assert process.stdin and process.stdout and process.stderr
+        for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
+            os.set_blocking(stream.fileno(), False)
+            self.selector.register(stream.fileno(), selectors.EVENT_READ, (name, command))
+        if body:
+            os.set_blocking(process.stdin.fileno(), False)
+            self.selector.register(process.stdin.fileno(), selectors.EVENT_WRITE, ("stdin", command))
+        else:
+            process.stdin.close()
+        self.selector.register(command.pidfd, selectors.EVENT_READ, ("exit", command))
+
+    def read_stream(self, fd: int, name: str, command: Command) -> None:
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        if data:
+            command.output[name] += data
+        else:
+            self.selector.unregister(fd)
+
+    def write_stdin(self, command: Command) -> None:
+        stdin = command.process.stdin
+        assert stdin is not None
+        try:
+            written = os.write(stdin.fileno(), command.pending_stdin[:READ_SIZE])
+        except BlockingIOError:
+            return
+        except BrokenPipeError:
+            written = len(command.pending_stdin)
+        command.pending_stdin = command.pending_stdin[written:]
+        if not command.pending_stdin:
+            self.selector.unregister(stdin.fileno())
+            stdin.close()
+
+    def finish(self, command: Command) -> None:
+        """The command's shell exited: take what its pipes hold now and answer."""
+        process = command.process
+        status = process.wait()
+        if status < 0:
+            status = 128 - status
+        for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
+            assert stream is not None
+            fd = stream.fileno()
+            while True:
+                try:
+                    data = os.read(fd, READ_SIZE)
+                except BlockingIOError:
+                    break
+                if not data:
+                    break
+                command.output[name] += data
+            if fd in self.selector.get_map():
+                self.selector.unregister(fd)
+            stream.close()
+        if process.stdin is not None and not process.stdin.closed:
+            if process.stdin.fileno() in self.selector.get_map():
+                self.selector.unregister(process.stdin.fileno())
+            process.stdin.close()
+        self.selector.unregister(command.pidfd)
+        os.close(command.pidfd)
+        del self.commands[command.id]
+        stdout, stderr = command.output["stdout"], command.output["stderr"]
+        self.send(
+            {"id": command.id, "status": status, "stdout": len(stdout), "timed_out": command.timed_out},
+            bytes(stdout) + bytes(stderr),
+        )
+
+    def expire(self) -> None:
+        now = time.monotonic()
+        for command in self.commands.values():
+            if command.deadline is not None and not command.timed_out and now >= command.deadline:
+                command.kill()
+
+    def next_timeout(self) -> float | None:
+        deadlines = [c.deadline for c in self.commands.values() if c.deadline is not None and not c.timed_out]
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - time.monotonic())
+
+    def receive(self) -> None:
+        try:
+            data = os.read(self.fd, READ_SIZE)
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            # Our end of the channel closed: the run is over, and so are its commands.
+            self.open = False
+            self.selector.unregister(self.fd)
+            for command in self.commands.values():
+                command.kill()
+            return
+        self.inbox += data
+        for header, body in decode_frames(self.inbox):
+            if "enter" in header:
+                self.enter(header)
+            else:
+                self.start(header, body)
+
+    def enter(self, header: dict[str, object]) -> None:
+        try:
+            enter(int(header["enter"]), [str(p) for p in header.get("cgroup_procs", [])])  # type: ignore[call-overload, attr-defined]
+        except OSError as error:
+            self.send({"id": header["id"], "error": str(error)})
+        else:
+            self.send({"id": header["id"], "entered": True})
+
+    def serve(self) -> None:
+        while self.open or self.commands:
+            for key, _ in self.selector.select(self.next_timeout()):
+                kind, command = key.data
+                if kind == "requests":
+                    self.receive()
+                elif kind == "exit":
+                    self.finish(command)
+                elif kind == "stdin":
+                    self.write_stdin(command)
+                elif command.id in self.commands:
+                    self.read_stream(key.fd, kind, command)
+            self.expire()
+
+
+def spawn_agents(control: socket.socket) -> None:
+    """Fork one agent per descriptor that arrives on `control`, until `control` closes.
+
+    Forking this small, already started interpreter costs about a millisecond; starting a new one
+    for every machine would cost tens.
+    """
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # agents are reaped by the kernel
+    while True:
+        try:
+            _, fds, _, _ = socket.recv_fds(control, 16, 1)
+        except ConnectionResetError:
+            return
+        if not fds:
+            return
+        if os.fork() == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # commands are waited for
+            control.close()
+            with contextlib.suppress(BrokenPipeError):  # the host went away
+                Agent(fds[0]).serve()
+            os._exit(0)
+        os.close(fds[0])
+
+
+def main() -> int:
+    """`agent.py FD`: fork an agent for each socket sent over the socket FD."""
+    spawn_agents(socket.socket(fileno=int(sys.argv[1])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""A cgroup per machine, under `herd/<run id>/` in every hierarchy a container manager uses.
+
+systemd-nspawn run with `--keep-unit` (there is no systemd to ask for a scope) places the container
+in a `payload` child of the cgroup it was started in: two containers started from one cgroup would
+share it. Each machine's manager is therefore started inside a cgroup of its own, which also tells,
+after any crash, which processes belong to which run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from functools import cache
+from pathlib import Path
+
+ROOT_NAME = "herd"
+
+
+@cache
+def hierarchies() -> tuple[Path, ...]:
+    """Mount points of the unified (v2) hierarchy and of systemd's named v1 hierarchy, if mounted."""
+    found = []
+    with open("/proc/self/mountinfo") as mountinfo:
+        for line in mountinfo:
+            fields = line.split()
+            separator = fields.index("-")
+            fstype, options = fields[separator + 1], fields[separator + 3]
+            mount_point = Path(fields[4])
+            if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in options.split(",")):
+                found.append(mount_point)
+    return tuple(found)
+
+
+class Cgroup:
+    """One cgroup, present in each hierarchy at the same relative path."""
+
+    def __init__(self, relative: str) -> None:
+        self.relative = relative
+        self.paths = tuple(root / relative for root in hierarchies())
+
+    def create(self) -> None:
+        for path in self.paths:
+            path.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def procs_files(self) -> tuple[str, ...]:
+        """The `cgroup.procs` files a process writes its PID to, to join this cgroup."""
+        return tuple(str(path / "cgroup.procs") for path in self.paths)
+
+    def pids(self) -> set[int]:
+        """Every process in this cgroup and below it."""
+        found: set[int] = set()
+        for path in self.paths:
+            for directory, _, _ in os.walk(path):
+                try:
+                    with open(os.path.join(directory, "cgroup.procs")) as procs:
+                        found.update(int(line) for line in procs if line.strip())
+                except FileNotFoundError:
+                    continue
+        return found
+
+    def kill(self) -> None:
+        """SIGKILL every process in this cgroup and below it."""
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def remove(self) -> None:
+        """Remove the cgroup's directories, deepest first. Fails while processes remain."""
+        for path in self.paths:
+            if not path.exists():
+                continue
+            for directory, _, _ in os.walk(path, topdown=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.rmdir(directory)
+
+
+def machine_cgroup(run_id: str, machine: str) -> Cgroup:
+    return Cgroup(f"{ROOT_NAME}/{run_id}/{machine}")
+
+
+def run_cgroup(run_id: str) -> Cgroup:
+    return Cgroup(f"{ROOT_NAME}/{run_id}")

@@ -1,0 +1,99 @@
+"""`herd doctor`: whether this host can run herd's machines, and the fix for each missing piece."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+from herd import firewall, links
+from herd.backend import HostCheck
+from herd.cgroups import hierarchies
+from herd.errors import HerdError
+from herd.plugins import BACKENDS_GROUP, Plugins
+
+INOTIFY_LIMIT = "/proc/sys/fs/inotify/max_user_instances"
+# A booting container's systemd takes about five inotify instances (DESIGN §10).
+INOTIFY_PER_MACHINE = 5
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def core_checks() -> Iterator[HostCheck]:
+    root = os.geteuid() == 0
+    yield HostCheck(
+        "root", root, "running as root" if root else "not root", None if root else "run herd as root (sudo)"
+    )
+    found = hierarchies()
+    yield HostCheck(
+        "cgroups",
+        bool(found),
+        ", ".join(map(str, found)) or "no cgroup2 or systemd hierarchy mounted",
+        None if found else "mount -t cgroup2 none /sys/fs/cgroup",
+    )
+    yield _bridge_check()
+    yield from _firewall_checks()
+    limit = _read(INOTIFY_LIMIT)
+    if limit is not None:
+        machines = int(limit) // INOTIFY_PER_MACHINE
+        yield HostCheck(
+            "inotify instances",
+            True,
+            f"fs.inotify.max_user_instances={limit}: about {machines} containers boot at once",
+        )
+
+
+def _bridge_check() -> HostCheck:
+    name = f"herdcheck{os.getpid() % 100000}"
+    try:
+        links.ensure_bridge(name)
+    except Exception as error:  # any failure means bridges cannot be made here
+        return HostCheck(
+            "bridges", False, f"cannot create a bridge: {error}", "modprobe bridge (and run as root)"
+        )
+    links.delete_link(name)
+    return HostCheck("bridges", True, "a Linux bridge can be created")
+
+
+def _firewall_checks() -> Iterator[HostCheck]:
+    commands = firewall.filtering_commands()
+    if not commands:
+        yield HostCheck("firewall", True, "bridged frames do not pass iptables (br_netfilter is not loaded)")
+        return
+    for command in commands:
+        path = shutil.which(command)
+        if path is None:
+            yield HostCheck(
+                "firewall",
+                False,
+                f"br_netfilter passes bridged frames to {command}, and the {command} command is missing",
+                "apt-get install iptables",
+            )
+            continue
+        try:
+            filters = firewall.forward_chain_filters(command)
+        except HerdError as error:
+            yield HostCheck("firewall", False, str(error), "apt-get install iptables")
+            continue
+        detail = (
+            "its FORWARD chain filters: herd adds an ACCEPT rule per bridge of a run"
+            if filters
+            else "its FORWARD chain accepts everything"
+        )
+        yield HostCheck("firewall", True, f"bridged frames pass {command}; {detail}")
+
+
+def all_checks(plugins: Plugins) -> Iterator[tuple[str, HostCheck]]:
+    """(section, check) for the core and every installed backend."""
+    for check in core_checks():
+        yield "herd", check
+    plugins.load(BACKENDS_GROUP)
+    for name, info in sorted(plugins.backends.items()):
+        for check in info.host_checks():
+            yield f"backend {name}", check

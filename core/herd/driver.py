@@ -1,0 +1,422 @@
+"""The driver: one run of one test, from validation to the last cleaned-up link.
+
+Order of a run: resolve every machine's backend and validate its options (nothing has started yet);
+take a run directory; make the networks; run the script, which boots machines (in parallel, through
+`start_all()` or on first use); then tear everything down, whatever happened: machines, bridges,
+firewall rules, cgroups, state. The output directory keeps the log, consoles and journals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from herd import cgroups, hostimage, links, network
+from herd.backend import BackendInfo, ExecResult, LaunchPlan, MachineHandle, StopMode
+from herd.errors import HerdError, MachineError, PluginError, SpecError, TestTimeout
+from herd.firewall import BridgeRules
+from herd.log import RunLog
+from herd.machine import Machine
+from herd.plugins import Plugins
+from herd.rundir import RunDir
+from herd.script import ScriptSource, run_script, script_frames
+
+if TYPE_CHECKING:
+    from herd.spec import TestSpec
+
+STOP_TIMEOUT = 10.0  # seconds a clean stop may take before the backend escalates
+BOOT_CONCURRENCY = max(4, 4 * (os.cpu_count() or 1))
+LINK_CLEANUP_WAIT = 2.0  # seconds the kernel gets to clean up stopped machines' veths
+
+
+@dataclass
+class RunOptions:
+    """How to run a test. `backend` is the default for machines that name none."""
+
+    backend: str | None = None
+    output_dir: Path | None = None
+    keep: bool = False
+    verbose: bool = False
+    terminal: TextIO | None = field(default_factory=lambda: sys.stderr)
+
+
+@dataclass
+class Outcome:
+    """How a run ended. `interrupted` names the signal that ended it early, if one did."""
+
+    passed: bool
+    seconds: float
+    output_dir: Path | None
+    error: BaseException | None = None
+    interrupted: str | None = None
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived: the run stops, and teardown still runs."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+def default_output_dir(test_name: str, run_id: str) -> Path:
+    base = Path("herd-output") / test_name
+    directory = base / f"{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
+    directory.mkdir(parents=True)
+    latest = base / "latest"
+    with contextlib.suppress(OSError):
+        if latest.is_symlink():
+            latest.unlink()
+        latest.symlink_to(directory.name)
+    return directory
+
+
+def resolve_backends(
+    spec: TestSpec, plugins: Plugins, default: str | None
+) -> tuple[TestSpec, dict[str, BackendInfo]]:
+    """Give every machine a backend, load those backends and validate each machine's options.
+
+    Raises `SpecError` naming the test, machine and field for every problem.
+    """
+    problems: list[str] = []
+    default = default or os.environ.get("HERD_BACKEND") or None
+    if default is None and any(m.backend is None for m in spec.machines):
+        try:
+            default = plugins.default_backend()
+        except PluginError as error:
+            raise SpecError([f"test {spec.name!r}: {error}"]) from None
+    spec = spec.with_default_backend(default or "")
+    infos: dict[str, BackendInfo] = {}
+    for machine in spec.machines:
+        assert machine.backend is not None
+        where = f"test {spec.name!r}, machine {machine.name!r}"
+        try:
+            info = plugins.backend(machine.backend)
+        except PluginError as error:
+            problems.append(f"{where}, field 'backend': {error}")
+            continue
+        infos[machine.name] = info
+        for problem in info.validate_options(machine.options):
+            problems.append(f"{where}, field 'options': {problem}")
+    if problems:
+        raise SpecError(problems)
+    return spec, infos
+
+
+class Driver:
+    """Runs one test. Create it, then call `run()` once."""
+
+    def __init__(
+        self,
+        spec: TestSpec,
+        source: ScriptSource,
+        options: RunOptions | None = None,
+        plugins: Plugins | None = None,
+    ) -> None:
+        self.options = options or RunOptions()
+        self.plugins = plugins or Plugins()
+        self.source = source
+        self.spec, self._infos = resolve_backends(spec, self.plugins, self.options.backend)
+        self.machines = [Machine(m, self) for m in self.spec.machines]
+        self._handles: dict[str, MachineHandle] = {}
+        self._plans: dict[str, LaunchPlan] = {}
+        self._lock = threading.Lock()
+        self._network_setup: Future[None] | None = None
+        self.run_dir: RunDir | None = None
+        self.rules: BridgeRules | None = None
+        self.output_dir = Path()
+        self.log = RunLog(None, None)
+
+    # -- what machines use ------------------------------------------------------------------------
+
+    @property
+    def hook(self) -> Any:
+        return self.plugins.hook
+
+    def backend_info(self, machine: Machine) -> BackendInfo:
+        return self._infos[machine.name]
+
+    def is_running(self, machine: Machine) -> bool:
+        return machine.name in self._handles
+
+    def _handle(self, machine: Machine) -> MachineHandle:
+        if machine.name not in self._handles:
+            self.start_machines([machine])
+        return self._handles[machine.name]
+
+    def execute(self, machine: Machine, command: str, timeout: float | None, stdin: bytes) -> ExecResult:
+        handle = self._handle(machine)
+        started = time.monotonic()
+        result = self.hook.herd_machine_execute(handle=handle, command=command, timeout=timeout, stdin=stdin)
+        if result is None:
+            raise PluginError(f"no plugin executed a command on {machine.name} (backend {machine.backend})")
+        self.log.command(
+            machine.name,
+            command,
+            status=result.status,
+            seconds=time.monotonic() - started,
+            stdout=result.stdout,
+            stderr=result.stderr,
+        )
+        return result
+
+    def _plan(self, machine: Machine, index: int) -> LaunchPlan:
+        if machine.name in self._plans:
+            return self._plans[machine.name]
+        assert self.run_dir is not None
+        state_dir = self.run_dir.machine_dir(machine.name)
+        log_dir = self.output_dir / machine.name
+        root = hostimage.prepare(machine.spec, state_dir, self.networks.hosts_file(), log_dir / "journal")
+        plan = LaunchPlan(
+            run_id=self.run_dir.id,
+            machine=machine.spec,
+            index=index,
+            state_dir=state_dir,
+            log_dir=log_dir,
+            root=root,
+            attachments=self.networks.attachments[machine.name],
+            cgroup=cgroups.machine_cgroup(self.run_dir.id, machine.name),
+        )
+        self._plans[machine.name] = plan
+        return plan
+
+    def _boot(self, machine: Machine) -> None:
+        started = time.monotonic()
+        plan = self._plan(machine, self.machines.index(machine))
+        handle = self.hook.herd_machine_start(plan=plan)
+        if handle is None:
+            raise PluginError(f"no plugin started {machine.name}: is backend {machine.backend!r} loaded?")
+        with self._lock:
+            self._handles[machine.name] = handle
+        self.log.info(f"booted in {time.monotonic() - started:.2f} s", machine=machine.name)
+
+    def start_machines(self, machines: Sequence[Machine]) -> None:
+        """Boot the machines that are not running, in parallel; raise if any fails to boot."""
+        pending = [m for m in machines if not self.is_running(m)]
+        if not pending:
+            return
+        if len(pending) == 1:
+            self._boot(pending[0])
+            if self._network_setup is not None:
+                self._network_setup.result()
+            return
+        with ThreadPoolExecutor(
+            max_workers=min(len(pending), BOOT_CONCURRENCY), thread_name_prefix="herd-boot"
+        ) as pool:
+            futures = [pool.submit(self._boot, m) for m in pending]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if self._network_setup is not None:
+            self._network_setup.result()
+        if len(errors) == 1:
+            raise errors[0]  # type: ignore[misc]
+        if errors:
+            raise MachineError(
+                f"{len(errors)} machines failed to boot:\n" + "\n".join(f"  - {e}" for e in errors)
+            )
+
+    def stop_machine(self, machine: Machine, mode: StopMode) -> None:
+        with self._lock:
+            handle = self._handles.pop(machine.name, None)
+        if handle is None:
+            return
+        how = self.hook.herd_machine_stop(handle=handle, mode=mode, timeout=STOP_TIMEOUT)
+        self.log.info(how or f"stopped ({mode.value})", machine=machine.name)
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    def namespace(self) -> dict[str, Any]:
+        """The names a test script sees."""
+        namespace: dict[str, Any] = {m.spec.script_name: m for m in self.machines}
+        namespace.update(
+            driver=self,
+            machines=list(self.machines),
+            start_all=self.start_all,
+            subtest=self.subtest,
+            retry=self.retry,
+            log=self.log.info,
+        )
+        return namespace
+
+    def start_all(self) -> None:
+        """Boot every machine of the test at once and wait until all are ready.
+
+        >>> start_all()
+        """
+        self.start_machines(self.machines)
+
+    @contextlib.contextmanager
+    def subtest(self, name: str) -> Iterator[None]:
+        """A named, timed part of the script; the log nests what happens inside it.
+
+        >>> with subtest("the server answers"):
+        ...     client.succeed("curl -sf http://server")
+        """
+        with self.log.section(f"subtest: {name}"):
+            yield
+
+    def retry(self, function: Any, timeout: float = 900.0) -> None:
+        """Call `function(last_try)` until it returns True; fail after `timeout` seconds.
+
+        >>> retry(lambda last_try: "ready" in server.succeed("cat /run/state"))
+        """
+        from herd.machine import poll
+
+        poll(
+            lambda last_try: bool(function(last_try)),
+            timeout,
+            f"{getattr(function, '__name__', 'the condition')} to hold",
+        )
+
+    def _setup_networks(self) -> None:
+        """Make the run's bridges and firewall rules (in the background, while machines boot)."""
+        assert self.rules is not None
+        for plan in self.networks.networks:
+            links.ensure_bridge(plan.bridge)
+            self.rules.allow(plan.bridge)
+
+    def teardown(self) -> None:
+        """Stop every machine, then remove everything else the run made but its output.
+
+        Machines stop cleanly and in parallel; only then do their networks go, so that services
+        that talk to their peers while stopping still can.
+        """
+        running = [m for m in self.machines if self.is_running(m)]
+        with ThreadPoolExecutor(max_workers=max(1, min(len(running), BOOT_CONCURRENCY))) as pool:
+            for future in [pool.submit(self.stop_machine, m, StopMode.CLEAN) for m in running]:
+                try:
+                    future.result()
+                except Exception as error:  # keep cleaning up: report, do not stop
+                    self.log.info(f"teardown: {error}", color="red")
+        if self._network_setup is not None:
+            with contextlib.suppress(Exception):  # its error was reported where it mattered
+                self._network_setup.result()
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            if self.rules is not None:
+                pool.submit(self.rules.remove_all)
+            for plan in self.networks.networks:
+                pool.submit(links.delete_link, plan.bridge)
+            if self.run_dir is not None:
+                run_cgroup = cgroups.run_cgroup(self.run_dir.id)
+                run_cgroup.kill()
+                run_cgroup.remove()
+        if self.run_dir is not None:
+            for name in links.remove_links(f"{network.LINK_PREFIX}{self.run_dir.id}", wait=LINK_CLEANUP_WAIT):
+                self.log.info(f"teardown: deleted link {name}, which outlived its machine", show=False)
+            self.run_dir.remove()
+            self.run_dir = None
+
+    def _keep_until_interrupted(self) -> None:
+        self.log.info("--keep: the machines stay up until you press Ctrl-C", color="yellow")
+        for machine in self.machines:
+            handle = self._handles.get(machine.name)
+            if handle is not None and handle.access:
+                self.log.info(f"shell: {handle.access}", machine=machine.name)
+        with contextlib.suppress(Interrupted), _signals_interrupt(None):
+            threading.Event().wait()
+
+    def run(self) -> Outcome:
+        started = time.monotonic()
+        self.run_dir = RunDir()
+        self.output_dir = self.options.output_dir or default_output_dir(self.spec.name, self.run_dir.id)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.log = RunLog(self.output_dir / "log.txt", self.options.terminal, self.options.verbose)
+        self.networks = network.plan(self.run_dir.id, self.spec.machines)
+        backends = ", ".join(sorted({m.backend or "?" for m in self.spec.machines}))
+        names = ", ".join(m.name for m in self.machines)
+        self.log.info(f"herd: {self.spec.name} · {names} on {backends} · run {self.run_dir.id}", color="bold")
+        outcome = Outcome(passed=False, seconds=0.0, output_dir=self.output_dir)
+        self.rules = BridgeRules(self.run_dir.id)
+        network_setup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="herd-network")
+        self._network_setup = network_setup.submit(self._setup_networks)
+        network_setup.shutdown(wait=False)
+        try:
+            with _signals_interrupt(self.spec.timeout):
+                run_script(self.spec.script, self.namespace(), self.spec.name, self.source)
+            outcome.passed = True
+        except Interrupted as interruption:
+            outcome.interrupted = interruption.signal_name
+            outcome.error = interruption
+        except Exception as error:
+            outcome.error = error
+            self._report_failure(error)
+            if self.options.keep:
+                self._keep_until_interrupted()
+        finally:
+            with _signals_ignored():
+                self.log.info("tearing down", show=False)
+                self.teardown()
+                outcome.seconds = time.monotonic() - started
+                self._report_end(outcome)
+                self.log.close()
+        return outcome
+
+    def _report_failure(self, error: BaseException) -> None:
+        import traceback
+
+        self.log.write_file("".join(traceback.format_exception(error)))
+        for frame in script_frames(error, self.source):
+            self.log.terminal_line(
+                f"  at {frame.filename}:{frame.lineno}: {(frame.line or '').strip()}", "dim"
+            )
+        message = str(error) if isinstance(error, HerdError) else f"{type(error).__name__}: {error}"
+        self.log.terminal_line(f"  error: {message}", "red")
+
+    def _report_end(self, outcome: Outcome) -> None:
+        where = f" · logs: {self.output_dir}"
+        if outcome.passed:
+            self.log.info(f"PASS {self.spec.name} in {outcome.seconds:.2f} s{where}", color="green")
+        elif outcome.interrupted:
+            self.log.info(
+                f"INTERRUPTED {self.spec.name} by {outcome.interrupted} after {outcome.seconds:.2f} s{where}",
+                color="yellow",
+            )
+        else:
+            self.log.info(f"FAIL {self.spec.name} in {outcome.seconds:.2f} s{where}", color="red")
+
+
+@contextlib.contextmanager
+def _signals_interrupt(timeout: float | None) -> Iterator[None]:
+    """In the main thread: SIGINT/SIGTERM raise `Interrupted`, and the global timeout `TestTimeout`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(number: int, _frame: object) -> None:
+        raise Interrupted(signal.Signals(number).name)
+
+    def expire(_number: int, _frame: object) -> None:
+        raise TestTimeout(f"the test ran past its timeout of {timeout:g} s")
+
+    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, expire)
+    if timeout is not None:
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """In the main thread: SIGINT and SIGTERM wait until teardown, which is bounded, is done."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

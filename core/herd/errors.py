@@ -1,0 +1,50 @@
+"""Every error herd raises on purpose; each message names what it is about."""
+
+from __future__ import annotations
+
+
+class HerdError(Exception):
+    """Base of herd's own errors: the message is meant for the user as it is."""
+
+
+class SpecError(HerdError):
+    """A test declaration is invalid. Lists every problem found, not only the first."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            super().__init__(self.problems[0])
+        else:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            super().__init__(f"{len(self.problems)} problems in the test declaration:\n{lines}")
+
+
+class PluginError(HerdError):
+    """A plugin could not be loaded or broke its contract."""
+
+
+class CapabilityError(HerdError):
+    """A Machine method needs a capability that the machine's backend does not declare."""
+
+
+class MachineError(HerdError):
+    """A machine failed: it did not boot, it is not running, or its backend reported an error."""
+
+
+class CommandFailed(MachineError):
+    """A command given to `succeed` failed, or one given to `fail` succeeded."""
+
+    def __init__(self, message: str, status: int, output: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.output = output
+
+
+class WaitTimeout(MachineError, TimeoutError):
+    """A wait or a command did not finish within its timeout."""
+
+
+class TestTimeout(HerdError):
+    """The whole test ran past its global timeout."""
+
+    __test__ = False  # not a pytest test class

@@ -1,0 +1,137 @@
+"""Every hook a herd plugin can implement: this module is the plugin author's reference.
+
+A plugin is a module (or object) named by an entry point in the group `herd.backends` (machine
+backends) or `herd.plugins` (device, image and network providers). Implement a hook by defining a
+function of the same name decorated with `herd.hookimpl`; take only the parameters you need.
+
+Hooks marked *first result* stop at the first plugin that returns something other than None: a
+backend answers for its own machines (check `plan.backend` or `handle.backend`) and returns None
+for everyone else's. The other hooks are called on every plugin.
+
+A typical backend's life, for one machine:
+
+1. `herd_register_backends` once, when the plugin loads;
+2. `herd_machine_start` with the launch plan (root file system, network attachments, grants);
+3. `herd_machine_execute` for every command of the test script;
+4. `herd_network_attach` / `herd_network_detach` when the script plugs the machine in or out;
+5. `herd_machine_stop`, clean or crash, from the script or at teardown.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from herd.backend import (
+        Attachment,
+        BackendInfo,
+        DeviceGrant,
+        ExecResult,
+        LaunchPlan,
+        MachineHandle,
+        StopMode,
+    )
+    from herd.spec import MachineSpec
+
+__all__ = [
+    "herd_device_grant",
+    "herd_machine_execute",
+    "herd_machine_start",
+    "herd_machine_stop",
+    "herd_network_attach",
+    "herd_network_detach",
+    "herd_register_backends",
+]
+
+hookspec = pluggy.HookspecMarker("herd")
+
+
+@hookspec
+def herd_register_backends(register: Callable[[BackendInfo], None]) -> None:
+    """Describe the backends this plugin provides.
+
+    Called once when the plugin is loaded. Call ``register(BackendInfo(...))`` for each backend:
+    its name (what users write in ``backend=``), its kind (container or VM), its capabilities, the
+    checks ``herd doctor`` runs for it, and the validator of its machine ``options``. A Machine
+    method that needs a capability the backend does not declare fails before doing anything, naming
+    a backend that has it; a backend that declares a capability must pass the conformance kit's
+    cases for it.
+    """
+
+
+@hookspec(firstresult=True)
+def herd_machine_start(plan: LaunchPlan) -> MachineHandle | None:
+    """Boot one machine and return its handle once it is ready to execute commands. *First result.*
+
+    Answer only when ``plan.backend`` is one of yours. ``plan.root`` describes the file system to
+    assemble (a directory for ``/``, read-only binds, copy-on-write overlays, writable binds);
+    ``plan.attachments`` lists the NICs to plug in at creation time, the same operation as
+    `herd_network_attach`; ``plan.grants`` lists device grants to apply. Write the console to
+    ``plan.log_dir / "console.log"``.
+
+    Ready means the machine's init reached herd's boot target (``herd.target``): never sleep a fixed
+    time. Give up after ``plan.machine.boot_timeout`` seconds, raising `herd.MachineError` with the
+    tail of the console in the message. The driver calls this hook for several machines at once from
+    different threads, and calls it again after a clean stop to boot the machine anew on the same
+    root. Whatever you create, remove it in `herd_machine_stop` or keep it under
+    ``plan.state_dir``, which the driver removes at teardown.
+    """
+
+
+@hookspec(firstresult=True)
+def herd_machine_execute(
+    handle: MachineHandle, command: str, timeout: float | None, stdin: bytes
+) -> ExecResult | None:
+    """Run ``command`` with ``/bin/sh -c`` as root in the running machine. *First result.*
+
+    Answer only for your own handles. Return the exact bytes the command wrote to stdout and
+    stderr and its exit status. ``stdin`` is fed to the command (empty: the command reads end of
+    file). Return as soon as the command's shell exits, even when it left processes in the
+    background that still hold its output open. When ``timeout`` (seconds) passes, kill the command's
+    process group and return ``ExecResult(..., timed_out=True)``. Calls may come from several threads
+    at once. Raise `herd.MachineError` when the machine is not running.
+    """
+
+
+@hookspec(firstresult=True)
+def herd_machine_stop(handle: MachineHandle, mode: StopMode, timeout: float) -> str | None:
+    """Stop a machine and release what its start created. *First result.*
+
+    ``StopMode.CLEAN``: ask the machine's init to power off and wait up to ``timeout`` seconds;
+    when it stalls, escalate (terminate, then kill) rather than wait without bound.
+    ``StopMode.CRASH``: kill it at once, as a power cut would. Either way, return only when its
+    processes are gone, and return a few words for the log on how it stopped ("powered off in
+    0.12 s", "killed"). Called for a machine that already died too: then only clean up.
+    """
+
+
+@hookspec(firstresult=True)
+def herd_network_attach(handle: MachineHandle, attachment: Attachment) -> bool | None:
+    """Plug a running machine into a network (hot-plug). *First result.*
+
+    The bridge ``attachment.bridge`` exists already. Create the host side link named
+    ``attachment.host_link`` on the bridge and the interface ``attachment.guest_link`` inside the
+    machine with ``attachment.mac`` and ``attachment.addresses``, up. Return True. Backends that
+    declare the ``hotplug`` capability must implement it; the same operation plugs a machine's
+    networks at creation time (`herd_machine_start`).
+    """
+
+
+@hookspec(firstresult=True)
+def herd_network_detach(handle: MachineHandle, attachment: Attachment) -> bool | None:
+    """Unplug a running machine from a network: remove both sides of the link. *First result.*"""
+
+
+@hookspec(firstresult=True)
+def herd_device_grant(machine: MachineSpec, request: str) -> DeviceGrant | None:
+    """Turn a device request into a neutral grant. *First result.*
+
+    ``request`` is what the user wrote in the machine's ``devices``: a CDI name such as
+    ``"nvidia.com/gpu=0"``, a host path such as ``"/dev/fuse"``, or ``"pci:0000:01:00.0"``. Answer
+    with the device nodes, mounts, environment and PCI functions it stands for, or None when the
+    request is not yours. Backends apply grants; providers never touch machines.
+    """

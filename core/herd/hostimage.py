@@ -1,0 +1,144 @@
+"""The `host` image: a machine that runs the host's own OS, assembled without copying it.
+
+/usr (and /opt, /nix where present) is shared read-only; /etc and /var are copy-on-write overlays of
+the host's, each with a per-machine upper layer. herd writes into the upper layers what makes the
+machine itself (hostname, hosts, machine-id, an empty fstab, the boot target and the test's units and
+files) and hides the host's enabled units by making every `*.wants`/`*.requires` directory of
+/etc/systemd/system opaque. systemd then boots `herd.target`, which pulls in only what the test asks
+for: never the host's enabled services, never a wait on network-online.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+from herd.backend import MachineRoot, Overlay
+from herd.spec import MachineSpec
+
+BOOT_TARGET = "herd.target"
+# Shared read-only when the host has them as directories (bin, sbin and lib are links to usr/ on a
+# merged-/usr system, and the links are then copied as they are).
+SHARED_READ_ONLY = ("usr", "opt", "nix", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
+OVERLAID = ("etc", "var")
+HOST_UNIT_DIR = Path("/etc/systemd/system")
+# Top-level directories every machine has, empty unless something is mounted on them. /root and
+# /home hide the host's private files; /tmp and /run are fresh file systems inside the machine.
+EMPTY_DIRECTORIES = ("root", "home", "tmp", "run", "srv", "mnt", "media", "proc", "sys", "dev")
+
+
+@cache
+def host_top_level() -> tuple[tuple[str, str | None], ...]:
+    """(name, symlink target or None) of the host's top-level directories and links."""
+    entries = []
+    for entry in sorted(os.scandir("/"), key=lambda e: e.name):
+        if entry.is_symlink():
+            entries.append((entry.name, os.readlink(entry.path)))
+        elif entry.is_dir(follow_symlinks=False):
+            entries.append((entry.name, None))
+    return tuple(entries)
+
+
+@cache
+def host_unit_dependency_dirs() -> tuple[str, ...]:
+    """The host's `*.wants` and `*.requires` directories under /etc/systemd/system."""
+    if not HOST_UNIT_DIR.is_dir():
+        return ()
+    return tuple(
+        sorted(
+            entry.name
+            for entry in os.scandir(HOST_UNIT_DIR)
+            if entry.is_dir() and entry.name.endswith((".wants", ".requires"))
+        )
+    )
+
+
+def boot_target(machine: MachineSpec) -> str:
+    wants = " ".join(("network-online.target", *machine.units_to_start()))
+    return (
+        "[Unit]\n"
+        f"Description=herd machine {machine.name}\n"
+        "Requires=basic.target\n"
+        "After=basic.target\n"
+        f"Wants={wants}\n"
+        "AllowIsolate=yes\n"
+    )
+
+
+def _write(path: Path, content: bytes | str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = content.encode() if isinstance(content, str) else content
+    with open(path, "wb") as handle:
+        handle.write(data)
+    os.chmod(path, mode)
+
+
+def _opaque_directory(path: Path) -> None:
+    """An upper-layer directory that hides everything the lower layer has at that path."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.setxattr(path, "trusted.overlay.opaque", b"y")
+
+
+def add_unit(root: MachineRoot, name: str, text: str) -> None:
+    """Place a unit in a prepared machine root and have herd.target pull it in.
+
+    For backends that need a unit of their own in the machine (the nspawn backend's network gate).
+    """
+    etc = next(overlay.upper for overlay in root.overlays if overlay.target == "/etc")
+    units = etc / "systemd" / "system"
+    _write(units / name, text)
+    wants = units / f"{BOOT_TARGET}.wants"
+    wants.mkdir(exist_ok=True)
+    if not (wants / name).is_symlink():
+        os.symlink(f"../{name}", wants / name)
+
+
+def _layer_for(path: str, layers: dict[str, Path], directory: Path) -> Path:
+    """Where a file placed at `path` in the machine is written on the host."""
+    top = path.strip("/").split("/", 1)[0]
+    if top in layers:
+        return layers[top] / os.path.relpath(path, f"/{top}")
+    return directory / path.lstrip("/")
+
+
+def prepare(machine: MachineSpec, state_dir: Path, hosts: str, journal_dir: Path) -> MachineRoot:
+    """Build the machine's root under `state_dir` and describe how to assemble it."""
+    directory = state_dir / "root"
+    directory.mkdir(parents=True)
+    read_only: list[tuple[str, str]] = []
+    for name, link in host_top_level():
+        if link is not None:
+            os.symlink(link, directory / name)
+        elif name in SHARED_READ_ONLY:
+            (directory / name).mkdir()
+            read_only.append((f"/{name}", f"/{name}"))
+    for name in (*OVERLAID, *EMPTY_DIRECTORIES):
+        (directory / name).mkdir(exist_ok=True)
+    (directory / "root").chmod(0o700)
+    (directory / "tmp").chmod(0o1777)
+
+    layers = {name: state_dir / f"{name}-upper" for name in OVERLAID}
+    etc = layers["etc"]
+    units = etc / "systemd" / "system"
+    for name in host_unit_dependency_dirs():
+        _opaque_directory(units / name)
+    _opaque_directory(layers["var"] / "tmp")
+    _write(etc / "hostname", f"{machine.name}\n")
+    _write(etc / "machine-id", f"{os.urandom(16).hex()}\n", 0o444)
+    _write(etc / "hosts", hosts)
+    _write(etc / "fstab", "# herd: the machine mounts nothing from the host's fstab\n")
+    _write(units / BOOT_TARGET, boot_target(machine))
+    os.symlink(BOOT_TARGET, units / "default.target")
+    for unit, text in machine.units.items():
+        _write(units / unit, text)
+    for path, spec in machine.files.items():
+        _write(_layer_for(path, layers, directory), spec.content, spec.mode)
+
+    journal_dir.mkdir(parents=True, exist_ok=True)
+    return MachineRoot(
+        directory=directory,
+        read_only_binds=tuple(read_only),
+        overlays=tuple(Overlay(f"/{name}", layers[name], f"/{name}") for name in OVERLAID),
+        binds=((str(journal_dir), "/var/log/journal"),),
+    )

@@ -1,0 +1,122 @@
+"""A run's log: a nested, timed record in the output directory, and a short view on the terminal.
+
+Every line of `log.txt` starts with the seconds since the run began; sections (a machine's boot, a
+subtest) nest and end with their duration. The terminal gets the same events, one short line each.
+Plugins log through the standard `logging` module under the `herd` logger: those records land in the
+file, and warnings also on the terminal.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+OUTPUT_EXCERPT = 4096  # bytes of a command's output that the log keeps
+
+
+def _excerpt(data: bytes) -> str:
+    text = data[:OUTPUT_EXCERPT].decode(errors="replace")
+    if len(data) > OUTPUT_EXCERPT:
+        text += f"\n… ({len(data) - OUTPUT_EXCERPT} more bytes)"
+    return text
+
+
+class _Forward(logging.Handler):
+    def __init__(self, run_log: RunLog) -> None:
+        super().__init__(logging.DEBUG)
+        self.run_log = run_log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        self.run_log.write_file(f"{record.name}: {message}")
+        if record.levelno >= logging.WARNING:
+            self.run_log.terminal_line(f"warning: {message}", "yellow")
+
+
+class RunLog:
+    """The log of one run. Thread-safe: machines boot and commands run from several threads."""
+
+    def __init__(
+        self, path: Path | None, terminal: TextIO | None = sys.stderr, verbose: bool = False
+    ) -> None:
+        self.start = time.monotonic()
+        self.file = open(path, "w", buffering=1) if path is not None else None  # noqa: SIM115
+        self.terminal = terminal
+        self.verbose = verbose
+        self.color = terminal is not None and terminal.isatty()
+        self.depth = 0
+        self.lock = threading.Lock()
+        self._handler = _Forward(self)
+        logger = logging.getLogger("herd")
+        logger.addHandler(self._handler)
+        if logger.level == logging.NOTSET or logger.level > logging.INFO:
+            logger.setLevel(logging.INFO)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def write_file(self, text: str) -> None:
+        if self.file is None:
+            return
+        stamp = f"[{self.elapsed():8.3f}] "
+        indent = "  " * self.depth
+        with self.lock:
+            for line in text.splitlines() or [""]:
+                self.file.write(f"{stamp}{indent}{line}\n")
+
+    def terminal_line(self, text: str, color: str | None = None) -> None:
+        if self.terminal is None:
+            return
+        if self.color and color:
+            codes = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1"}
+            text = f"\x1b[{codes[color]}m{text}\x1b[0m"
+        with self.lock:
+            self.terminal.write(text + "\n")
+            self.terminal.flush()
+
+    def info(
+        self, text: str, machine: str | None = None, show: bool = True, color: str | None = None
+    ) -> None:
+        """A line for the file and, when `show`, for the terminal."""
+        line = f"{machine}: {text}" if machine else text
+        self.write_file(line)
+        if show:
+            self.terminal_line(f"  {machine:<12} {text}" if machine else text, color)
+
+    def command(
+        self, machine: str, command: str, *, status: int, seconds: float, stdout: bytes, stderr: bytes
+    ) -> None:
+        """A command the script ran: always in the file with its output, on the terminal when verbose."""
+        self.write_file(f"{machine}: $ {command}  -> exit {status} in {seconds:.3f} s")
+        for name, data in (("stdout", stdout), ("stderr", stderr)):
+            if data:
+                self.write_file(f"{machine}: {name}:\n{_excerpt(data)}")
+        if self.verbose:
+            self.terminal_line(f"  {machine:<12} $ {command}  ({status}, {seconds:.2f} s)", "dim")
+
+    @contextmanager
+    def section(self, title: str) -> Iterator[None]:
+        """A nested, timed part of the run (a subtest)."""
+        self.info(title, color="bold")
+        started = time.monotonic()
+        self.depth += 1
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            self.depth -= 1
+            seconds = time.monotonic() - started
+            self.info(f"{'failed' if failed else 'done'}: {title} ({seconds:.2f} s)", show=False)
+
+    def close(self) -> None:
+        logging.getLogger("herd").removeHandler(self._handler)
+        if self.file is not None:
+            self.file.close()
+            self.file = None

@@ -1,0 +1,371 @@
+"""The Machine API a test script uses, with the NixOS test driver's names and semantics.
+
+Every method works on every backend through the hooks `herd_machine_execute`, `herd_machine_start`
+and `herd_machine_stop`; waits are built on `execute` and poll adaptively, starting at a few
+milliseconds, so they return soon after their condition holds. A machine starts on its first use if
+the script did not start it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shlex
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from herd.backend import Capability, StopMode
+from herd.errors import CapabilityError, CommandFailed, WaitTimeout
+
+if TYPE_CHECKING:
+    from herd.driver import Driver
+    from herd.spec import MachineSpec
+
+T = TypeVar("T")
+DEFAULT_TIMEOUT = 900.0  # seconds, as in the NixOS test driver
+FIRST_POLL = 0.002
+LONGEST_POLL = 0.05
+
+
+def poll(condition: Callable[[bool], T | None], timeout: float, what: str, machine: str | None = None) -> T:
+    """Call `condition(last_try)` until it returns something other than None or False.
+
+    The pause between calls starts at 2 ms and grows to 50 ms. Raises `WaitTimeout` naming `what`
+    once `timeout` seconds have passed; the last call gets `last_try=True`.
+    """
+    deadline = time.monotonic() + timeout
+    pause = FIRST_POLL
+    while True:
+        last_try = time.monotonic() + pause >= deadline
+        result = condition(last_try)
+        if result is not None and result is not False:
+            return result
+        if last_try:
+            where = f"{machine}: " if machine else ""
+            raise WaitTimeout(f"{where}timed out after {timeout:g} s waiting for {what}")
+        time.sleep(pause)
+        pause = min(pause * 1.5, LONGEST_POLL)
+
+
+class Machine:
+    """One machine of the test, as the script sees it (`machine1.succeed("true")`)."""
+
+    def __init__(self, spec: MachineSpec, driver: Driver) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self._driver = driver
+
+    def __repr__(self) -> str:
+        return f"<Machine {self.name} ({self.spec.backend})>"
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> str:
+        """The name of the backend that runs this machine."""
+        return self.spec.backend or "?"
+
+    def is_up(self) -> bool:
+        """Whether the machine is running.
+
+        >>> machine.is_up()
+        True
+        """
+        return self._driver.is_running(self)
+
+    def start(self) -> None:
+        """Boot the machine and wait until it is ready; nothing happens if it runs already.
+
+        >>> machine.start()
+        """
+        self._driver.start_machines([self])
+
+    def shutdown(self) -> None:
+        """Power the machine off cleanly and wait until it is down. `start()` boots it again.
+
+        >>> machine.shutdown()
+        """
+        self._driver.stop_machine(self, StopMode.CLEAN)
+
+    def crash(self) -> None:
+        """Kill the machine at once, as a power cut would. `start()` boots it again.
+
+        >>> machine.crash()
+        """
+        self._driver.stop_machine(self, StopMode.CRASH)
+
+    def require_capability(self, capability: Capability, method: str) -> None:
+        """Raise a clear `CapabilityError` unless this machine's backend declares `capability`."""
+        info = self._driver.backend_info(self)
+        if capability in info.capabilities:
+            return
+        others = self._driver.plugins.backends_with(capability)
+        hint = (
+            f"backends that can: {', '.join(others)}"
+            if others
+            else "no installed backend can; a VM backend such as herd-qemu can"
+        )
+        raise CapabilityError(
+            f"{self.name}.{method}() needs the {capability.value!r} capability, which backend "
+            f"{self.backend!r} ({info.kind.value}) does not have; {hint}"
+        )
+
+    # -- commands ---------------------------------------------------------------------------------
+
+    def execute(
+        self, command: str, timeout: float | None = DEFAULT_TIMEOUT, stdin: bytes | str = b""
+    ) -> tuple[int, str]:
+        """Run a shell command as root; return its exit status and standard output.
+
+        Standard error goes to the log. Raises `WaitTimeout` when the command runs past `timeout`
+        seconds (it is killed then).
+
+        >>> status, out = machine.execute("cat /etc/hostname")
+        """
+        result = self._driver.execute(
+            self, command, timeout, stdin.encode() if isinstance(stdin, str) else stdin
+        )
+        if result.timed_out:
+            raise WaitTimeout(f"{self.name}: command `{command}` did not finish within {timeout:g} s")
+        return result.status, result.stdout.decode(errors="replace")
+
+    def succeed(self, *commands: str, timeout: float | None = None) -> str:
+        """Run each command; fail if any exits non-zero. Returns their joined standard output.
+
+        >>> machine.succeed("systemctl is-active nginx", "curl -sf http://localhost")
+        """
+        output = ""
+        for command in commands:
+            status, out = self.execute(command, timeout=timeout or DEFAULT_TIMEOUT)
+            if status != 0:
+                raise CommandFailed(
+                    f"{self.name}: command `{command}` failed (exit status {status})", status, out
+                )
+            output += out
+        return output
+
+    def fail(self, *commands: str, timeout: float | None = None) -> str:
+        """Run each command; fail if any exits zero. Returns their joined standard output.
+
+        >>> machine.fail("curl -sf http://localhost:8080")
+        """
+        output = ""
+        for command in commands:
+            status, out = self.execute(command, timeout=timeout or DEFAULT_TIMEOUT)
+            if status == 0:
+                raise CommandFailed(f"{self.name}: command `{command}` unexpectedly succeeded", status, out)
+            output += out
+        return output
+
+    def _wait_for_status(self, command: str, success: bool, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+
+        def attempt(_last_try: bool) -> str | None:
+            remaining = max(deadline - time.monotonic(), 0.001)
+            try:
+                status, output = self.execute(command, timeout=remaining)
+            except WaitTimeout:
+                return None
+            return output if (status == 0) == success else None
+
+        what = f"`{command}` to {'succeed' if success else 'fail'}"
+        return poll(attempt, timeout, what, self.name)
+
+    def wait_until_succeeds(self, command: str, timeout: float = DEFAULT_TIMEOUT) -> str:
+        """Repeat a command until it succeeds; return its output.
+
+        >>> machine.wait_until_succeeds("curl -sf http://server")
+        """
+        return self._wait_for_status(command, True, timeout)
+
+    def wait_until_fails(self, command: str, timeout: float = DEFAULT_TIMEOUT) -> str:
+        """Repeat a command until it fails; return its output.
+
+        >>> machine.wait_until_fails("pgrep -x sleep")
+        """
+        return self._wait_for_status(command, False, timeout)
+
+    def sleep(self, seconds: float) -> None:
+        """Pause the script (the machine keeps running).
+
+        >>> machine.sleep(0.5)
+        """
+        time.sleep(seconds)
+
+    def log(self, message: str) -> None:
+        """Write a line to the run's log under this machine's name.
+
+        >>> machine.log("now breaking the network")
+        """
+        self._driver.log.info(message, machine=self.name)
+
+    # -- systemd ----------------------------------------------------------------------------------
+
+    def systemctl(self, q: str, user: str | None = None) -> tuple[int, str]:
+        """Run `systemctl q` (for `user`'s manager when given); return status and output.
+
+        >>> machine.systemctl("restart nginx")
+        """
+        if user is not None:
+            inner = f"XDG_RUNTIME_DIR=/run/user/$(id -u) systemctl --user {q}"
+            return self.execute(f"su -l {shlex.quote(user)} --shell /bin/sh -c {shlex.quote(inner)}")
+        return self.execute(f"systemctl {q}")
+
+    def get_unit_info(self, unit: str, user: str | None = None) -> dict[str, str]:
+        """All properties of a unit, from `systemctl show`.
+
+        >>> machine.get_unit_info("nginx.service")["ActiveState"]
+        'active'
+        """
+        status, output = self.systemctl(f"--no-pager show {shlex.quote(unit)}", user)
+        if status != 0:
+            raise CommandFailed(f"{self.name}: cannot read the properties of unit {unit!r}", status, output)
+        return dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
+
+    def get_unit_property(self, unit: str, property: str, user: str | None = None) -> str:
+        """One property of a unit.
+
+        >>> machine.get_unit_property("nginx.service", "MainPID")
+        """
+        return self.get_unit_info(unit, user).get(property, "")
+
+    def require_unit_state(self, unit: str, require_state: str = "active") -> None:
+        """Fail unless the unit's ActiveState is `require_state`.
+
+        >>> machine.require_unit_state("nginx.service", "active")
+        """
+        state = self.get_unit_property(unit, "ActiveState")
+        if state != require_state:
+            raise CommandFailed(
+                f"{self.name}: unit {unit!r} is {state!r}, expected {require_state!r}", 1, state
+            )
+
+    def wait_for_unit(self, unit: str, user: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Wait until a unit is active. Fails at once when it failed, or stays inactive with no job.
+
+        >>> machine.wait_for_unit("nginx.service")
+        """
+        full = unit if "." in unit else f"{unit}.service"
+
+        def active(_last_try: bool) -> bool:
+            info = self.get_unit_info(full, user)
+            state = info.get("ActiveState", "")
+            if info.get("LoadState") == "not-found":
+                raise CommandFailed(f"{self.name}: unit {full!r} does not exist", 1, state)
+            if state == "failed":
+                raise CommandFailed(f"{self.name}: unit {full!r} reached state 'failed'", 1, state)
+            if state == "inactive":
+                _, jobs = self.systemctl("list-jobs --no-legend --full", user)
+                if not jobs.strip() and self.get_unit_property(full, "ActiveState", user) == "inactive":
+                    raise CommandFailed(
+                        f"{self.name}: unit {full!r} is inactive and there are no pending jobs", 1, state
+                    )
+            return state == "active"
+
+        poll(active, timeout, f"unit {full!r} to be active", self.name)
+
+    def start_job(self, job: str, user: str | None = None) -> tuple[int, str]:
+        """`systemctl start job`.
+
+        >>> machine.start_job("nginx.service")
+        """
+        return self.systemctl(f"start {shlex.quote(job)}", user)
+
+    def stop_job(self, job: str, user: str | None = None) -> tuple[int, str]:
+        """`systemctl stop job`.
+
+        >>> machine.stop_job("nginx.service")
+        """
+        return self.systemctl(f"stop {shlex.quote(job)}", user)
+
+    # -- files and ports --------------------------------------------------------------------------
+
+    def wait_for_file(self, filename: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Wait until a file exists in the machine.
+
+        >>> machine.wait_for_file("/run/nginx.pid")
+        """
+        self._wait_for_status(f"test -e {shlex.quote(filename)}", True, timeout)
+
+    def _port_probe(self, port: int, addr: str) -> str:
+        target = f"{shlex.quote(addr)} {int(port)}"
+        return (
+            "if command -v bash >/dev/null; then "
+            f"bash -c 'exec 3<>/dev/tcp/$0/$1' {target} 2>/dev/null; "
+            f"else nc -z {target}; fi"
+        )
+
+    def wait_for_open_port(
+        self, port: int, addr: str = "localhost", timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        """Wait until something accepts TCP connections on `addr`:`port` inside the machine.
+
+        >>> machine.wait_for_open_port(80)
+        """
+        self._wait_for_status(self._port_probe(port, addr), True, timeout)
+
+    def wait_for_closed_port(
+        self, port: int, addr: str = "localhost", timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        """Wait until nothing accepts TCP connections on `addr`:`port` inside the machine.
+
+        >>> machine.wait_for_closed_port(80)
+        """
+        self._wait_for_status(self._port_probe(port, addr), False, timeout)
+
+    def copy_from_host(self, source: str | os.PathLike[str], target: str) -> None:
+        """Copy a file or directory from the host to `target` in the machine (parents are made).
+
+        >>> machine.copy_from_host("fixtures/site.conf", "/etc/nginx/sites-enabled/site.conf")
+        """
+        import tarfile
+
+        source_path = Path(source)
+        if not source_path.exists():
+            raise FileNotFoundError(f"copy_from_host: {source_path} does not exist on the host")
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            archive.add(source_path, arcname=os.path.basename(target.rstrip("/")))
+        parent = os.path.dirname(target.rstrip("/")) or "/"
+        self.succeed_with_input(
+            f"mkdir -p {shlex.quote(parent)} && tar -x --no-same-owner -C {shlex.quote(parent)}",
+            buffer.getvalue(),
+        )
+
+    def copy_from_machine(self, source: str, target_dir: str = "") -> Path:
+        """Copy a file or directory from the machine into the run's output directory.
+
+        Returns the path on the host: `<output>/<target_dir>/<name of source>`.
+
+        >>> machine.copy_from_machine("/var/log/nginx/access.log")
+        """
+        import tarfile
+
+        parent, name = os.path.split(source.rstrip("/"))
+        result = self._driver.execute(
+            self, f"tar -c -C {shlex.quote(parent or '/')} {shlex.quote(name)}", DEFAULT_TIMEOUT, b""
+        )
+        if result.status != 0:
+            message = result.stderr.decode(errors="replace").strip()
+            raise CommandFailed(f"{self.name}: cannot copy {source}: {message}", result.status, "")
+        destination = self._driver.output_dir / target_dir
+        destination.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(result.stdout)) as archive:
+            archive.extractall(destination, filter="tar")
+        return destination / name
+
+    copy_from_vm = copy_from_machine
+
+    def succeed_with_input(self, command: str, stdin: bytes | str, timeout: float = DEFAULT_TIMEOUT) -> str:
+        """Run one command with `stdin` as its input; fail if it exits non-zero.
+
+        >>> machine.succeed_with_input("cat > /etc/motd", "hello\\n")
+        """
+        status, output = self.execute(command, timeout=timeout, stdin=stdin)
+        if status != 0:
+            raise CommandFailed(
+                f"{self.name}: command `{command}` failed (exit status {status})", status, output
+            )
+        return output

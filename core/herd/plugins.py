@@ -1,0 +1,156 @@
+"""Finding and loading plugins: stevedore reads the entry points, pluggy carries the hooks.
+
+Only what a run needs is imported: a backend's plugin loads when a machine names the backend (the
+entry point's name is the backend's name), and all backends load only when a run must pick the
+default one. A plugin that fails to import is recorded with its name, distribution and error, and
+the others keep working.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+from stevedore import ExtensionManager, NamedExtensionManager
+
+from herd import hookspecs
+from herd.backend import BackendInfo
+from herd.errors import PluginError
+
+BACKENDS_GROUP = "herd.backends"
+PLUGINS_GROUP = "herd.plugins"
+GROUPS = (BACKENDS_GROUP, PLUGINS_GROUP)
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """A plugin that could not be imported."""
+
+    group: str
+    name: str
+    target: str  # the entry point's "module:attr"
+    distribution: str
+    error: str
+
+
+def installed(group: str) -> list[importlib.metadata.EntryPoint]:
+    """The entry points of `group`, read from metadata without importing anything."""
+    return ExtensionManager(group).list_entry_points()
+
+
+def distribution_of(entry_point: importlib.metadata.EntryPoint) -> str:
+    """The name of the distribution that ships `entry_point`, or '?' when it cannot be told."""
+    top_level = entry_point.module.split(".")[0]
+    names = importlib.metadata.packages_distributions().get(top_level, [])
+    return ", ".join(sorted(set(names))) or "?"
+
+
+class Plugins:
+    """The plugins loaded into one process, their hooks, and the backends they registered."""
+
+    def __init__(self) -> None:
+        self.manager = pluggy.PluginManager("herd")
+        self.manager.add_hookspecs(hookspecs)
+        self.backends: dict[str, BackendInfo] = {}
+        self.failures: list[LoadFailure] = []
+        self._tried: set[tuple[str, str]] = set()
+        self._registering: str | None = None
+
+    @property
+    def hook(self) -> Any:
+        return self.manager.hook
+
+    def _register_backend(self, info: BackendInfo) -> None:
+        if not isinstance(info, BackendInfo):
+            raise PluginError(f"plugin {self._registering!r} registered {info!r}, which is not a BackendInfo")
+        known = self.backends.get(info.name)
+        if known is not None and known is not info:
+            raise PluginError(f"two plugins register a backend named {info.name!r}")
+        self.backends[info.name] = info
+
+    def register(self, plugin: object, name: str) -> None:
+        """Register a plugin object (a module, usually) and collect the backends it describes."""
+        if self.manager.is_registered(plugin):
+            return
+        self._registering = name
+        try:
+            self.manager.register(plugin, name=name)
+            hook = self.manager.subset_hook_caller(
+                "herd_register_backends",
+                remove_plugins=[p for p in self.manager.get_plugins() if p is not plugin],
+            )
+            hook(register=self._register_backend)
+        finally:
+            self._registering = None
+
+    def load(self, group: str, names: Iterable[str] | None = None) -> None:
+        """Import the named entry points of `group` (all of them when `names` is None)."""
+        wanted = None if names is None else [n for n in names if (group, n) not in self._tried]
+        if wanted == []:
+            return
+
+        def failed(
+            _manager: object, entry_point: importlib.metadata.EntryPoint, error: BaseException
+        ) -> None:
+            self.failures.append(
+                LoadFailure(
+                    group,
+                    entry_point.name,
+                    entry_point.value,
+                    distribution_of(entry_point),
+                    f"{type(error).__name__}: {error}",
+                )
+            )
+
+        if wanted is None:
+            extensions = ExtensionManager(group, on_load_failure_callback=failed)
+        else:
+            extensions = NamedExtensionManager(
+                group, names=wanted, on_load_failure_callback=failed, on_missing_entrypoints_callback=None
+            )
+        for extension in extensions:
+            self._tried.add((group, extension.name))
+            self.register(extension.plugin, name=f"{group}:{extension.name}")
+        for failure in self.failures:
+            self._tried.add((failure.group, failure.name))
+        if wanted is not None:
+            self._tried.update((group, n) for n in wanted)
+
+    def backend(self, name: str) -> BackendInfo:
+        """The backend called `name`, loading its plugin if needed; a clear error if there is none."""
+        if name not in self.backends:
+            self.load(BACKENDS_GROUP, [name])
+        if name in self.backends:
+            return self.backends[name]
+        for failure in self.failures:
+            if failure.group == BACKENDS_GROUP and failure.name == name:
+                raise PluginError(
+                    f"the plugin of backend {name!r} ({failure.target}, from {failure.distribution}) "
+                    f"failed to load: {failure.error}"
+                )
+        names = sorted(ep.name for ep in installed(BACKENDS_GROUP))
+        if name in names:
+            raise PluginError(f"the plugin installed as backend {name!r} registered no backend of that name")
+        listing = ", ".join(names) if names else "none"
+        raise PluginError(
+            f"no backend named {name!r} is installed (installed: {listing}); backends ship as "
+            f"Python packages, by convention 'pip install herd-{name}'"
+        )
+
+    def default_backend(self) -> str:
+        """The installed backend with the highest priority: the one machines get when none is named."""
+        self.load(BACKENDS_GROUP)
+        if not self.backends:
+            problems = "".join(f"; {f.name} failed to load: {f.error}" for f in self.failures)
+            raise PluginError(
+                "no herd backend is installed: install one, for example 'pip install herd-nspawn'" + problems
+            )
+        return max(self.backends.values(), key=lambda info: (info.priority, info.name)).name
+
+    def backends_with(self, capability: str) -> list[str]:
+        """Installed backends that declare `capability` (loads every backend plugin)."""
+        self.load(BACKENDS_GROUP)
+        return sorted(name for name, info in self.backends.items() if capability in info.capabilities)

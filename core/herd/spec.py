@@ -1,0 +1,342 @@
+"""Typed specs of a test and its machines, and the validation that builds them.
+
+A user declares machines as plain dicts (`{"machine1": {"services": ["nginx"]}}`); `parse_test` turns
+the declaration into frozen dataclasses or raises one `SpecError` that lists every problem, each naming
+the test, the machine and the field. Nothing here knows a backend: which backends exist, and what
+their `options` mean, is checked later by the plugins (see `herd.plugins`).
+"""
+
+from __future__ import annotations
+
+import keyword
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from herd.errors import SpecError
+
+# Names the script namespace gives to the driver; a machine may not take them.
+DRIVER_NAMES = frozenset({"driver", "machines", "start_all", "join_all", "subtest", "retry", "log", "test"})
+_HOSTNAME_LABEL = re.compile(r"^[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_UNIT_NAME = re.compile(
+    r"^[A-Za-z0-9:_.\\@-]+\.(service|socket|target|timer|path|mount|automount|swap|slice|scope)$"
+)
+_UNIT_PLAIN_NAME = re.compile(r"^[A-Za-z0-9:_.\\@-]+$")
+_BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+# Top-level directories where `files` may not go: shared read-only, virtual, or fresh at boot.
+UNPLACEABLE = frozenset(
+    {"usr", "opt", "nix", "bin", "sbin", "lib", "lib64", "proc", "sys", "dev", "tmp", "run"}
+)
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """A file herd places in a machine before it boots."""
+
+    content: bytes
+    mode: int = 0o644
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    """One machine of a test, validated. `backend` is None until the run picks its default."""
+
+    name: str
+    backend: str | None = None
+    image: str = "host"
+    services: tuple[str, ...] = ()
+    units: Mapping[str, str] = field(default_factory=dict)
+    files: Mapping[str, FileSpec] = field(default_factory=dict)
+    boot_timeout: float = 60.0
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def script_name(self) -> str:
+        """The Python name under which the test script sees this machine."""
+        return self.name.replace("-", "_")
+
+    def units_to_start(self) -> tuple[str, ...]:
+        """Every unit the machine's boot target pulls in: named services, then inline units."""
+        return self.services + tuple(name for name in self.units if name not in self.services)
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    """A whole test: its machines (in declaration order) and its script."""
+
+    __test__ = False  # not a pytest test class
+
+    name: str
+    machines: tuple[MachineSpec, ...]
+    script: str | Callable[..., Any]
+    timeout: float | None = None
+
+    def machine(self, name: str) -> MachineSpec:
+        for machine in self.machines:
+            if machine.name == name:
+                return machine
+        raise KeyError(name)
+
+    def with_default_backend(self, backend: str) -> TestSpec:
+        """The same test with `backend` given to every machine that names none."""
+        machines = tuple(m if m.backend is not None else replace(m, backend=backend) for m in self.machines)
+        return replace(self, machines=machines)
+
+
+MACHINE_FIELDS = tuple(f.name for f in fields(MachineSpec) if f.name != "name")
+
+
+class _Problems:
+    """Collects messages that all start with where they were found."""
+
+    def __init__(self, test: str) -> None:
+        self.test = test
+        self.items: list[str] = []
+
+    def add(self, message: str, machine: str | None = None, field_name: str | None = None) -> None:
+        where = [f"test {self.test!r}"]
+        if machine is not None:
+            where.append(f"machine {machine!r}")
+        if field_name is not None:
+            where.append(f"field {field_name!r}")
+        self.items.append(f"{', '.join(where)}: {message}")
+
+
+def _suggest(name: str, choices: list[str] | tuple[str, ...]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def _check_services(value: object, report: Callable[[str], None]) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        report(f"expected a list of unit names, got {_type_name(value)}")
+        return ()
+    names: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or not _UNIT_PLAIN_NAME.match(item):
+            report(f"{item!r} is not a unit name")
+            continue
+        unit = item if _UNIT_NAME.match(item) else f"{item}.service"
+        if unit in names:
+            report(f"{item!r} is listed twice")
+            continue
+        names.append(unit)
+    return tuple(names)
+
+
+def _check_units(value: object, report: Callable[[str], None]) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        report(f"expected a mapping of unit file names to unit text, got {_type_name(value)}")
+        return {}
+    units: dict[str, str] = {}
+    for name, text in value.items():
+        if not isinstance(name, str) or not _UNIT_NAME.match(name):
+            report(f"{name!r} is not a unit file name (such as 'web.service' or 'web.socket')")
+        elif not isinstance(text, str) or not text.strip():
+            report(f"unit {name!r}: expected the unit file's text, got {text!r}")
+        else:
+            units[name] = text
+    return units
+
+
+def _file_spec(path: str, value: object, report: Callable[[str], None]) -> FileSpec | None:
+    if isinstance(value, str):
+        return FileSpec(value.encode())
+    if isinstance(value, bytes):
+        return FileSpec(value)
+    if not isinstance(value, Mapping):
+        report(f"{path}: expected text, bytes or a mapping, got {_type_name(value)}")
+        return None
+    unknown = set(value) - {"content", "source", "mode"}
+    if unknown:
+        report(f"{path}: unknown key(s) {sorted(unknown)} (keys: content, source, mode)")
+        return None
+    mode = value.get("mode", 0o644)
+    if not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o7777:
+        report(f"{path}: mode must be an integer such as 0o644, got {mode!r}")
+        return None
+    if ("content" in value) == ("source" in value):
+        report(f"{path}: give exactly one of 'content' and 'source'")
+        return None
+    if "source" in value:
+        source = value["source"]
+        if not isinstance(source, str | os.PathLike):
+            report(f"{path}: source must be a path on the host, got {_type_name(source)}")
+            return None
+        try:
+            with open(source, "rb") as handle:
+                return FileSpec(handle.read(), mode)
+        except OSError as error:
+            report(f"{path}: cannot read source {os.fspath(source)!r}: {error.strerror}")
+            return None
+    content = value["content"]
+    if isinstance(content, str):
+        content = content.encode()
+    if not isinstance(content, bytes):
+        report(f"{path}: content must be text or bytes, got {_type_name(content)}")
+        return None
+    return FileSpec(content, mode)
+
+
+def _check_files(value: object, report: Callable[[str], None]) -> dict[str, FileSpec]:
+    if not isinstance(value, Mapping):
+        report(f"expected a mapping of absolute paths to contents, got {_type_name(value)}")
+        return {}
+    files: dict[str, FileSpec] = {}
+    for path, content in value.items():
+        if not isinstance(path, str) or not path.startswith("/") or path.endswith("/"):
+            report(f"{path!r} is not an absolute file path")
+            continue
+        normal = os.path.normpath(path)
+        top = normal.split("/")[1]
+        if top in UNPLACEABLE or normal == "/":
+            report(
+                f"{path!r} is on a file system herd cannot place files on before boot "
+                f"(/{top} is shared read-only from the host, virtual, or fresh at every boot)"
+            )
+            continue
+        spec = _file_spec(path, content, report)
+        if spec is not None:
+            files[normal] = spec
+    return files
+
+
+def _check_backend(value: object, report: Callable[[str], None]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _BACKEND_NAME.match(value):
+        report(f"expected a backend name such as 'nspawn', got {value!r}")
+        return None
+    return value
+
+
+def _check_image(value: object, report: Callable[[str], None]) -> str:
+    if value != "host":
+        report(f"unknown image {value!r}: the only image herd has is 'host' (the host's own OS)")
+    return "host"
+
+
+def _check_timeout(value: object, report: Callable[[str], None]) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        report(f"expected a positive number of seconds, got {value!r}")
+        return 60.0
+    return float(value)
+
+
+def _check_options(value: object, report: Callable[[str], None]) -> dict[str, Any]:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        report(f"expected a mapping of option names to values, got {_type_name(value)}")
+        return {}
+    return dict(value)
+
+
+_CHECKERS: dict[str, Callable[[object, Callable[[str], None]], Any]] = {
+    "backend": _check_backend,
+    "image": _check_image,
+    "services": _check_services,
+    "units": _check_units,
+    "files": _check_files,
+    "boot_timeout": _check_timeout,
+    "options": _check_options,
+}
+
+
+def _parse_machine(name: str, declaration: object, problems: _Problems) -> MachineSpec | None:
+    if not isinstance(declaration, Mapping):
+        problems.add(f"expected a mapping of fields, got {_type_name(declaration)}", name)
+        return None
+    values: dict[str, Any] = {}
+    for key, value in declaration.items():
+        if key not in _CHECKERS:
+            hint = _suggest(str(key), MACHINE_FIELDS)
+            problems.add(f"unknown field{hint}; fields: {', '.join(MACHINE_FIELDS)}", name, key)
+            continue
+
+        def report(message: str, key: str = key) -> None:
+            problems.add(message, name, key)
+
+        values[key] = _CHECKERS[key](value, report)
+    return MachineSpec(name=name, **values)
+
+
+def _check_machine_name(name: object, seen: dict[str, str], problems: _Problems) -> bool:
+    if not isinstance(name, str) or not _HOSTNAME_LABEL.match(name):
+        problems.add(
+            f"machine name {name!r} is not a valid hostname: a letter, then letters, digits "
+            "or '-', at most 63 characters, not ending in '-'"
+        )
+        return False
+    python_name = name.replace("-", "_")
+    if python_name in DRIVER_NAMES or keyword.iskeyword(python_name):
+        problems.add(f"machine name {name!r} is taken by the test script's own names", name)
+        return False
+    if python_name in seen:
+        problems.add(f"machine name {name!r} clashes with {seen[python_name]!r} in the script", name)
+        return False
+    seen[python_name] = name
+    return True
+
+
+def _check_script(script: object, machine_names: set[str], problems: _Problems) -> None:
+    if isinstance(script, str):
+        try:
+            compile(script, f"<test {problems.test} script>", "exec")
+        except SyntaxError as error:
+            problems.add(f"the script has a syntax error on its line {error.lineno}: {error.msg}")
+        return
+    if not callable(script):
+        problems.add(f"script: expected a string or a function, got {_type_name(script)}")
+        return
+    import inspect
+
+    for parameter in inspect.signature(script).parameters.values():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        known = machine_names | DRIVER_NAMES
+        if parameter.name not in known and parameter.default is parameter.empty:
+            hint = _suggest(parameter.name, sorted(known))
+            problems.add(f"script parameter {parameter.name!r} is neither a machine nor a driver name{hint}")
+
+
+def parse_test(
+    name: object,
+    machines: object,
+    script: object,
+    timeout: object = None,
+) -> TestSpec:
+    """Validate a test declaration and return its spec, or raise `SpecError` listing every problem."""
+    test_name = name if isinstance(name, str) and name.strip() else "?"
+    problems = _Problems(test_name)
+    if test_name == "?":
+        problems.add(f"the test needs a non-empty name, got {name!r}")
+    parsed: list[MachineSpec] = []
+    if not isinstance(machines, Mapping) or not machines:
+        problems.add("machines: expected a non-empty mapping of machine names to their fields")
+        machines = {}
+    seen: dict[str, str] = {}
+    for machine_name, declaration in machines.items():
+        if _check_machine_name(machine_name, seen, problems):
+            machine = _parse_machine(machine_name, declaration, problems)
+            if machine is not None:
+                parsed.append(machine)
+    _check_script(script, {m.script_name for m in parsed}, problems)
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    ):
+        problems.add(f"timeout: expected a positive number of seconds, got {timeout!r}")
+    if problems.items:
+        raise SpecError(problems.items)
+    return TestSpec(
+        name=test_name,
+        machines=tuple(parsed),
+        script=script,  # type: ignore[arg-type]
+        timeout=float(timeout) if timeout is not None else None,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,58 @@
+"""`herd.Test`: the declaration a user writes, validated as soon as it is made."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from herd.script import ScriptSource
+from herd.spec import parse_test
+
+
+class Test:
+    """A test: machines, the networks between them, and a script that drives them.
+
+    >>> test = herd.Test(
+    ...     name="ping",
+    ...     machines={"machine1": {}, "machine2": {}},
+    ...     script='''
+    ... start_all()
+    ... machine1.succeed("ping -c 1 machine2")
+    ... ''',
+    ... )
+
+    `machines` maps each machine's name to its fields (all optional): `backend`, `image`,
+    `services`, `units`, `files`, `boot_timeout`, `options`. `script` is Python source run with
+    the machines and the driver's names in scope, or a function whose parameters name them.
+    `timeout` bounds the whole run in seconds.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        name: str,
+        machines: Mapping[str, Mapping[str, Any]],
+        script: str | Callable[..., Any],
+        timeout: float | None = None,
+    ) -> None:
+        self.spec = parse_test(name, machines, script, timeout)
+        caller = sys._getframe(1)
+        filename = caller.f_code.co_filename
+        path = str(Path(filename).resolve()) if not filename.startswith("<") else None
+        self.source = ScriptSource(path, caller.f_lineno)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def __repr__(self) -> str:
+        return f"<herd.Test {self.name}: {', '.join(m.name for m in self.spec.machines)}>"
+
+    def run(self, **options: Any) -> Any:
+        """Run this test now and return its `Outcome` (options as `herd.RunOptions`)."""
+        from herd.driver import Driver, RunOptions
+
+        return Driver(self.spec, self.source, RunOptions(**options)).run()

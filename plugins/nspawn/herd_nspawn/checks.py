@@ -1,0 +1,52 @@
+"""What `herd doctor` checks for the nspawn backend, with the fix for each missing piece."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+
+from herd.backend import HostCheck
+
+# --network-namespace-path and X_NSPAWN_LEADER_PID notifications need systemd 243 or newer.
+MINIMUM_SYSTEMD = 243
+
+
+def _nspawn_version() -> int | None:
+    try:
+        output = subprocess.run(
+            ["systemd-nspawn", "--version"], capture_output=True, text=True, check=False
+        ).stdout
+    except OSError:
+        return None
+    match = re.search(r"systemd (\d+)", output)
+    return int(match.group(1)) if match else None
+
+
+def host_checks() -> Iterator[HostCheck]:
+    path = shutil.which("systemd-nspawn")
+    yield HostCheck(
+        "systemd-nspawn",
+        path is not None,
+        path or "not found",
+        None if path else "apt-get install systemd-container",
+    )
+    if path:
+        version = _nspawn_version()
+        yield HostCheck(
+            "systemd version",
+            version is not None and version >= MINIMUM_SYSTEMD,
+            f"systemd {version}" if version else "unknown",
+            None
+            if version and version >= MINIMUM_SYSTEMD
+            else f"systemd {MINIMUM_SYSTEMD} or newer is needed",
+        )
+    with open("/proc/filesystems") as filesystems:
+        overlay = any(line.split()[-1] == "overlay" for line in filesystems if line.strip())
+    yield HostCheck(
+        "overlayfs",
+        overlay,
+        "available" if overlay else "the kernel does not offer overlayfs",
+        None if overlay else "modprobe overlay",
+    )

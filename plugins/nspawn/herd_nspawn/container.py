@@ -1,0 +1,313 @@
+"""One machine as a systemd-nspawn container: boot, commands, network plugs, stop.
+
+Boot: herd makes an empty network namespace and starts systemd-nspawn in it at once, inside the
+machine's own cgroup (there is no systemd on the host to ask for a scope, hence `--register=no
+--keep-unit`), with `--notify-ready=yes`: nspawn reports the container's leader PID, then READY=1
+once systemd has reached herd.target, on a notify socket of herd's. No polling, no fixed sleep.
+
+While the container boots, herd plugs its veths in, then opens the network gate: a FIFO that the
+unit `herd-network.service` reads from, ordered before network.target. So every unit ordered after
+network.target finds the network up, and plugging costs the boot nothing. The command agent also
+starts while the container boots, and enters it once it is ready.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from herd import hostimage, links
+from herd.backend import Attachment, ExecResult, LaunchPlan, MachineHandle, StopMode
+from herd.cgroups import Cgroup
+from herd.channel import Channel, ChannelClosed, spawn_agent
+from herd.errors import MachineError
+
+NSPAWN = "systemd-nspawn"
+CONSOLE_TAIL_LINES = 25
+# After a second SIGTERM nspawn kills the container at once; this long we wait for it to do so.
+TERMINATE_GRACE = 3.0
+# Runs systemd-nspawn in the machine's cgroup: a process can only be moved into a cgroup by a write
+# of its PID, which Python's subprocess cannot do between fork and exec without preexec_fn.
+JOIN_CGROUP_AND_EXEC = 'for procs in $HERD_CGROUP_PROCS; do echo $$ > "$procs" || exit 125; done; exec "$@"'
+GATE_DIRECTORY = "/run/herd"
+GATE_UNIT = "herd-network.service"
+GATE_UNIT_TEXT = f"""[Unit]
+Description=herd: wait until the machine's network is plugged in
+DefaultDependencies=no
+Before=network-pre.target network.target network-online.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'read -r _ < {GATE_DIRECTORY}/network'
+"""
+
+
+def console_tail(path: Path, lines: int = CONSOLE_TAIL_LINES) -> str:
+    try:
+        text = path.read_bytes()[-16384:].decode(errors="replace")
+    except FileNotFoundError:
+        return "(no console output)"
+    return "\n".join("    " + line for line in text.splitlines()[-lines:])
+
+
+def nspawn_argv(plan: LaunchPlan, netns: int, gate: Path) -> list[str]:
+    root = plan.root
+    argv = [
+        NSPAWN,
+        "--quiet",
+        "--register=no",
+        "--keep-unit",
+        "--notify-ready=yes",
+        "--settings=no",
+        "--link-journal=no",
+        "--resolv-conf=off",
+        "--timezone=off",
+        f"--directory={root.directory}",
+        f"--machine={plan.machine.name}",
+        f"--network-namespace-path=/proc/self/fd/{netns}",
+        "--setenv=SYSTEMD_COLORS=0",
+    ]
+    argv += [f"--bind-ro={host}:{guest}" for host, guest in root.read_only_binds]
+    argv += [f"--overlay={o.lower}:{o.upper}:{o.target}" for o in root.overlays]
+    argv += [f"--bind={host}:{guest}" for host, guest in root.binds]
+    argv.append(f"--bind-ro={gate}:{GATE_DIRECTORY}")
+    argv += list(plan.machine.options.get("extra_args", []))
+    argv.append("--boot")
+    return argv
+
+
+def _plant_os_release(directory: Path) -> None:
+    """nspawn refuses a root without os-release, and /etc is only mounted inside the container."""
+    target = directory / "etc" / "os-release"
+    if target.exists():
+        return
+    for source in (Path("/etc/os-release"), Path("/usr/lib/os-release")):
+        if source.exists():
+            target.write_bytes(source.read_bytes())
+            return
+
+
+@dataclass(eq=False)
+class Container(MachineHandle):
+    plan: LaunchPlan = field(repr=False, kw_only=True)
+    process: subprocess.Popen[bytes] = field(repr=False, kw_only=True)
+    channel: Channel = field(repr=False, kw_only=True)
+    netns: int = field(kw_only=True)
+    leader: int = field(kw_only=True)
+    attachments: list[Attachment] = field(default_factory=list, kw_only=True)
+
+    @property
+    def console(self) -> Path:
+        return self.plan.log_dir / "console.log"
+
+    def exit_description(self) -> str:
+        status = self.process.poll()
+        if status is None:
+            return self.channel.closed or "its command agent stopped"
+        if status < 0:
+            return f"systemd-nspawn was killed by {signal.Signals(-status).name}"
+        return f"its container exited with status {status}"
+
+    def not_running(self) -> MachineError:
+        return MachineError(f"machine {self.name} is not running ({self.exit_description()})")
+
+    def execute(self, command: str, timeout: float | None, stdin: bytes) -> ExecResult:
+        if self.process.poll() is not None:
+            raise self.not_running()
+        try:
+            return self.channel.run(command, timeout, stdin)
+        except ChannelClosed:
+            raise self.not_running() from None
+
+    def attach(self, attachment: Attachment) -> None:
+        links.plug_veth(self.netns, attachment)
+        self.attachments.append(attachment)
+
+    def detach(self, attachment: Attachment) -> None:
+        links.delete_link(attachment.host_link)
+        self.attachments = [a for a in self.attachments if a.host_link != attachment.host_link]
+
+    def _wait(self, seconds: float) -> bool:
+        try:
+            self.process.wait(seconds)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def _kill_all(self) -> None:
+        """SIGKILL the container's init (its PID namespace dies with it), then the whole cgroup."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.leader, signal.SIGKILL)
+        if not self._wait(TERMINATE_GRACE):
+            self.plan.cgroup.kill()
+            self.process.wait()
+
+    def stop(self, mode: StopMode, timeout: float) -> str:
+        started = time.monotonic()
+        if self.process.poll() is not None:
+            how = f"had stopped already: {self.exit_description()}"
+        elif mode is StopMode.CRASH:
+            self._kill_all()
+            how = "crashed (killed)"
+        else:
+            self.process.send_signal(signal.SIGTERM)  # nspawn asks the container's systemd to halt
+            if self._wait(timeout):
+                how = f"powered off in {time.monotonic() - started:.2f} s"
+            else:
+                self.process.send_signal(signal.SIGTERM)  # a second one terminates at once
+                if self._wait(TERMINATE_GRACE):
+                    how = f"did not power off within {timeout:g} s: terminated"
+                else:
+                    self._kill_all()
+                    how = f"did not power off within {timeout:g} s: killed"
+        self.release()
+        return how
+
+    def release(self) -> None:
+        """Free what the container held on the host; its processes are gone by now.
+
+        Its veths go with its network namespace once the agent and our descriptor let go of it.
+        """
+        self.channel.close()
+        self.attachments.clear()
+        if self.netns >= 0:
+            os.close(self.netns)
+            self.netns = -1
+        self.plan.cgroup.kill()
+        self.plan.cgroup.remove()
+
+
+def _notify_socket(plan: LaunchPlan) -> tuple[socket.socket, str]:
+    """An abstract datagram socket for nspawn's sd_notify messages: nothing to clean up on disk."""
+    name = f"@herd/{plan.run_id}/{plan.index}/notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    sock.bind("\0" + name[1:])
+    return sock, name
+
+
+def _wait_until_ready(
+    plan: LaunchPlan, process: subprocess.Popen[bytes], notify: socket.socket, console: Path
+) -> int:
+    """Read nspawn's notifications until READY=1; return the leader PID. Raise if it never comes."""
+    timeout = plan.machine.boot_timeout
+    deadline = time.monotonic() + timeout
+    leader = None
+    pidfd = os.pidfd_open(process.pid)
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(notify, selectors.EVENT_READ)
+            selector.register(pidfd, selectors.EVENT_READ)
+            while True:
+                remaining = deadline - time.monotonic()
+                events = selector.select(max(remaining, 0)) if remaining > 0 else []
+                if not events:
+                    raise MachineError(
+                        f"machine {plan.machine.name} did not boot within {timeout:g} s; "
+                        f"the end of its console ({console}):\n{console_tail(console)}"
+                    )
+                for key, _ in events:
+                    if key.fileobj == pidfd:
+                        status = process.wait()
+                        raise MachineError(
+                            f"machine {plan.machine.name} did not boot: systemd-nspawn exited with status "
+                            f"{status}; the end of its console ({console}):\n{console_tail(console)}"
+                        )
+                    message = notify.recv(4096).decode(errors="replace")
+                    for line in message.splitlines():
+                        if line.startswith("X_NSPAWN_LEADER_PID="):
+                            leader = int(line.split("=", 1)[1])
+                        elif line == "READY=1" and leader is not None:
+                            return leader
+    finally:
+        os.close(pidfd)
+
+
+class _Gate:
+    """The FIFO herd-network.service waits on. Held open for reading and writing by herd, so that
+    neither side blocks on open; one line written releases the unit."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(exist_ok=True)
+        fifo = directory / "network"
+        if not fifo.exists():
+            os.mkfifo(fifo, 0o600)
+        self.fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def open(self) -> None:
+        os.write(self.fd, b"plugged\n")
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def start(plan: LaunchPlan) -> Container:
+    """Boot the machine of `plan` and return once its systemd reached herd.target."""
+    hostimage.add_unit(plan.root, GATE_UNIT, GATE_UNIT_TEXT)
+    _plant_os_release(plan.root.directory)
+    netns = links.new_netns()
+    gate = _Gate(plan.state_dir / "gate")
+    plan.cgroup.create()
+    agent_cgroup = Cgroup(f"{plan.cgroup.relative}/agent")
+    agent_cgroup.create()
+    channel = spawn_agent(plan.machine.name)
+    process: subprocess.Popen[bytes] | None = None
+    attached: list[Attachment] = []
+    try:
+        notify, notify_name = _notify_socket(plan)
+        console = plan.log_dir / "console.log"
+        with notify, open(console, "ab") as console_file:
+            environment = dict(
+                os.environ,
+                NOTIFY_SOCKET=notify_name,
+                TERM="dumb",
+                HERD_CGROUP_PROCS=" ".join(plan.cgroup.procs_files),
+            )
+            process = subprocess.Popen(
+                ["/bin/sh", "-c", JOIN_CGROUP_AND_EXEC, NSPAWN, *nspawn_argv(plan, netns, gate.directory)],
+                stdin=subprocess.DEVNULL,
+                stdout=console_file,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                pass_fds=(netns,),
+                start_new_session=True,
+            )
+            links.loopback_up(netns)
+            for attachment in plan.attachments:
+                links.plug_veth(netns, attachment)
+                attached.append(attachment)
+            gate.open()
+            leader = _wait_until_ready(plan, process, notify, console)
+        channel.enter(leader, agent_cgroup.procs_files)
+    except BaseException:
+        if process is not None and process.poll() is None:
+            plan.cgroup.kill()
+            process.wait()
+        channel.close()
+        for attachment in attached:
+            links.delete_link(attachment.host_link)
+        os.close(netns)
+        plan.cgroup.kill()
+        plan.cgroup.remove()
+        raise
+    finally:
+        gate.close()
+    return Container(
+        backend=plan.backend,
+        name=plan.machine.name,
+        access=f"nsenter --target {leader} --all /bin/sh -l",
+        plan=plan,
+        process=process,
+        channel=channel,
+        netns=netns,
+        leader=leader,
+        attachments=attached,
+    )
