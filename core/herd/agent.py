@@ -209,6 +209,8 @@ class Agent:
         self.selector.unregister(command.pidfd)
         os.close(command.pidfd)
         del self.commands[command.id]
+        if not self.open:  # the host hung up: nobody is waiting for the answer
+            return
         stdout, stderr = command.output["stdout"], command.output["stderr"]
         self.send(
             {"id": command.id, "status": status, "stdout": len(stdout), "timed_out": command.timed_out},

@@ -56,6 +56,7 @@ class Outcome:
     passed: bool
     seconds: float
     output_dir: Path | None
+    run_id: str
     error: BaseException | None = None
     interrupted: str | None = None
 
@@ -333,7 +334,7 @@ class Driver:
         backends = ", ".join(sorted({m.backend or "?" for m in self.spec.machines}))
         names = ", ".join(m.name for m in self.machines)
         self.log.info(f"herd: {self.spec.name} · {names} on {backends} · run {self.run_dir.id}", color="bold")
-        outcome = Outcome(passed=False, seconds=0.0, output_dir=self.output_dir)
+        outcome = Outcome(passed=False, seconds=0.0, output_dir=self.output_dir, run_id=self.run_dir.id)
         self.rules = BridgeRules(self.run_dir.id)
         network_setup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="herd-network")
         self._network_setup = network_setup.submit(self._setup_networks)

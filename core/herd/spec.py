@@ -278,10 +278,10 @@ def _check_machine_name(name: object, seen: dict[str, str], problems: _Problems)
     if python_name in DRIVER_NAMES or keyword.iskeyword(python_name):
         problems.add(f"machine name {name!r} is taken by the test script's own names", name)
         return False
-    if python_name in seen:
-        problems.add(f"machine name {name!r} clashes with {seen[python_name]!r} in the script", name)
+    if name.lower() in seen:
+        problems.add(f"machine name {name!r} is the same hostname as {seen[name.lower()]!r}", name)
         return False
-    seen[python_name] = name
+    seen[name.lower()] = name
     return True
 
 

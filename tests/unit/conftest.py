@@ -1,0 +1,85 @@
+"""Fixtures for unit tests: fake plugin distributions on a temporary sys.path entry."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from stevedore import ExtensionManager
+
+GOOD_BACKEND = """
+import herd
+from herd.backend import BackendInfo, Capability, HostCheck, Kind
+
+def checks():
+    yield HostCheck("good thing", True, "present")
+
+def validate(options):
+    return [f"unknown option {name!r}" for name in options if name != "speed"]
+
+@herd.hookimpl
+def herd_register_backends(register):
+    register(BackendInfo(
+        name="good", kind=Kind.VM, capabilities=frozenset({Capability.SCREENSHOT}),
+        description="a backend for tests", priority={priority}, host_checks=checks, validate_options=validate,
+    ))
+"""
+
+BROKEN_BACKEND = """
+raise ImportError("No module named 'libfoo' (a dependency the broken plugin lacks)")
+"""
+
+
+@pytest.fixture
+def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """Make installable-looking distributions under sys.path entries; returns a factory.
+
+    stevedore caches entry points per sys.path in the process, so a distribution added after a
+    lookup goes into a new entry (`site=`) to be seen.
+    """
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    ExtensionManager.ENTRY_POINT_CACHE.clear()
+
+    def add(
+        distribution: str,
+        package: str,
+        source: str,
+        entry_points: dict[str, dict[str, str]],
+        site: str = "site",
+    ) -> Path:
+        site_dir = tmp_path / site
+        if not site_dir.exists():
+            site_dir.mkdir()
+            monkeypatch.syspath_prepend(str(site_dir))
+        (site_dir / package).mkdir()
+        (site_dir / package / "__init__.py").write_text(textwrap.dedent(source))
+        info = site_dir / f"{distribution.replace('-', '_')}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 1.0\n")
+        (info / "top_level.txt").write_text(f"{package}\n")
+        lines = []
+        for group, names in entry_points.items():
+            lines.append(f"[{group}]")
+            lines += [f"{name} = {target}" for name, target in names.items()]
+        (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+        ExtensionManager.ENTRY_POINT_CACHE.clear()
+        return site_dir
+
+    return add
+
+
+@pytest.fixture
+def good_and_broken(plugin_site: Callable[..., Path]) -> Iterator[Path]:
+    plugin_site(
+        "herd-good",
+        "good_backend",
+        GOOD_BACKEND.replace("{priority}", "5"),
+        {"herd.backends": {"good": "good_backend"}},
+    )
+    site = plugin_site(
+        "herd-broken", "broken_backend", BROKEN_BACKEND, {"herd.backends": {"broken": "broken_backend"}}
+    )
+    yield site
+    ExtensionManager.ENTRY_POINT_CACHE.clear()

@@ -1,0 +1,117 @@
+"""Plugin discovery and loading: stevedore finds entry points, a broken plugin breaks nothing else."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from herd import PluginError, SpecError
+from herd.backend import Capability, Kind
+from herd.driver import resolve_backends
+from herd.plugins import BACKENDS_GROUP, Plugins, installed
+from herd.spec import parse_test
+
+from .conftest import GOOD_BACKEND
+
+
+def test_installed_lists_entry_points_without_importing_them(good_and_broken: Path) -> None:
+    names = {ep.name for ep in installed(BACKENDS_GROUP)}
+    assert {"good", "broken", "nspawn"} <= names
+    assert "broken_backend" not in sys.modules
+
+
+def test_only_the_named_backend_is_imported(good_and_broken: Path) -> None:
+    plugins = Plugins()
+    info = plugins.backend("good")
+    assert info.kind is Kind.VM and Capability.SCREENSHOT in info.capabilities
+    assert list(info.host_checks())[0].name == "good thing"
+    assert plugins.failures == []
+    assert "broken_backend" not in sys.modules
+
+
+def test_a_broken_plugin_is_reported_and_the_others_still_load(good_and_broken: Path) -> None:
+    plugins = Plugins()
+    plugins.load(BACKENDS_GROUP)
+    assert "good" in plugins.backends and "nspawn" in plugins.backends
+    [failure] = plugins.failures
+    assert (failure.name, failure.distribution, failure.target) == ("broken", "herd-broken", "broken_backend")
+    assert "ImportError: No module named 'libfoo'" in failure.error
+    with pytest.raises(
+        PluginError, match=r"backend 'broken' \(broken_backend, from herd-broken\) failed to load"
+    ):
+        plugins.backend("broken")
+
+
+def test_an_unknown_backend_lists_the_installed_ones_and_the_package_to_install(
+    good_and_broken: Path,
+) -> None:
+    with pytest.raises(PluginError) as caught:
+        Plugins().backend("qemu")
+    message = str(caught.value)
+    assert "no backend named 'qemu' is installed (installed: broken, good, nspawn" in message
+    assert "pip install herd-qemu" in message
+
+
+def test_the_default_backend_is_the_installed_one_with_the_highest_priority(
+    plugin_site: Callable[..., Path],
+) -> None:
+    plugins = Plugins()
+    assert plugins.default_backend() == "nspawn"
+    plugin_site(
+        "herd-better",
+        "better_backend",
+        GOOD_BACKEND.replace("{priority}", "500"),
+        {"herd.backends": {"good": "better_backend"}},
+        site="later",
+    )
+    assert Plugins().default_backend() == "good"
+
+
+def test_backend_resolution_validates_options_and_names_the_field(good_and_broken: Path) -> None:
+    spec = parse_test(
+        "t",
+        {"a": {"backend": "good", "options": {"speed": 1, "colour": "red"}}, "b": {"backend": "qemu"}},
+        "pass",
+    )
+    with pytest.raises(SpecError) as caught:
+        resolve_backends(spec, Plugins(), None)
+    problems = caught.value.problems
+    assert problems[0] == "test 't', machine 'a', field 'options': unknown option 'colour'"
+    assert problems[1].startswith("test 't', machine 'b', field 'backend': no backend named 'qemu'")
+
+
+def test_the_run_default_applies_to_machines_that_name_no_backend(good_and_broken: Path) -> None:
+    spec = parse_test("t", {"a": {}, "b": {"backend": "nspawn"}}, "pass")
+    resolved, infos = resolve_backends(spec, Plugins(), "good")
+    assert [m.backend for m in resolved.machines] == ["good", "nspawn"]
+    assert infos["a"].name == "good"
+
+
+def test_a_plugin_must_register_backend_info(plugin_site: Callable[..., Path]) -> None:
+    plugin_site(
+        "herd-liar",
+        "liar_backend",
+        "import herd\n@herd.hookimpl\ndef herd_register_backends(register):\n    register('not info')\n",
+        {"herd.backends": {"liar": "liar_backend"}},
+    )
+    with pytest.raises(PluginError, match="registered 'not info', which is not a BackendInfo"):
+        Plugins().backend("liar")
+
+
+def test_herd_plugins_shows_what_loaded_and_what_failed(good_and_broken: Path) -> None:
+    env = dict(
+        os.environ, PYTHONPATH=str(good_and_broken), XDG_CACHE_HOME=str(good_and_broken.parent / "cache2")
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "herd", "plugins"], capture_output=True, text=True, env=env, check=True
+    )
+    lines = result.stdout.splitlines()
+    assert any(line.split()[:2] == ["good", "loaded"] and "(herd-good)" in line for line in lines)
+    assert any(line.split()[:2] == ["nspawn", "loaded"] for line in lines)
+    broken = [line for line in lines if line.split()[:2] == ["broken", "FAILED"]]
+    assert broken and "(herd-broken)" in broken[0] and "libfoo" in broken[0]

@@ -1,0 +1,45 @@
+"""Scripts run with the driver's names in scope, and failures point at the script's own line."""
+
+from __future__ import annotations
+
+import pytest
+
+from herd.script import ScriptSource, compile_script, run_script, script_frames
+
+SCRIPT = """
+x = 1
+raise RuntimeError("boom")
+"""
+
+
+def test_a_string_script_is_compiled_at_its_place_in_the_declaring_file() -> None:
+    source = ScriptSource(__file__, 1)
+    with pytest.raises(RuntimeError) as caught:
+        run_script(SCRIPT, {}, "t", source)
+    frame = script_frames(caught.value, source)[-1]  # the frames before it are this test's own
+    assert frame.filename == __file__
+    assert frame.line == 'raise RuntimeError("boom")'
+    with open(__file__) as handle:
+        assert handle.read().splitlines()[frame.lineno - 1] == 'raise RuntimeError("boom")'
+    assert frame.lineno < 20  # the SCRIPT constant near the top, not this test's own raise
+
+
+def test_a_script_not_found_in_a_file_still_shows_its_lines() -> None:
+    source = ScriptSource(None, None)
+    code = compile_script("a = 1\nb = a.nope\n", "demo", source)
+    with pytest.raises(AttributeError) as caught:
+        exec(code, {})
+    [frame] = script_frames(caught.value, source)
+    assert frame.filename == "<herd script of demo>" and frame.lineno == 2 and frame.line == "b = a.nope"
+
+
+def test_a_function_script_gets_the_names_it_asks_for() -> None:
+    seen = {}
+
+    def script(machine1, start_all) -> None:  # type: ignore[no-untyped-def]
+        seen.update(machine1=machine1, start_all=start_all)
+
+    run_script(
+        script, {"machine1": "m", "start_all": "s", "machine2": "other"}, "t", ScriptSource(None, None)
+    )
+    assert seen == {"machine1": "m", "start_all": "s"}
