@@ -1,0 +1,39 @@
+"""Bridged traffic flows even when the host's FORWARD chain drops, as it does under Docker."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from herd import Test
+from herd.firewall import filtering_commands
+
+from .conftest import ROOT, run
+
+
+def test_ping_passes_a_forward_chain_that_drops(tmp_path: Path) -> None:
+    if shutil.which("iptables") is None:
+        pytest.skip("iptables is not installed")
+    if "iptables" not in filtering_commands():
+        pytest.skip("br_netfilter is not loaded: bridged frames do not pass iptables here")
+    before = subprocess.run(
+        ["iptables", "-w", "-S", "FORWARD"], capture_output=True, text=True, check=True
+    ).stdout
+    policy = before.splitlines()[0].split()[-1]
+    subprocess.run(["iptables", "-w", "-P", "FORWARD", "DROP"], check=True)
+    try:
+        namespace: dict[str, object] = {}
+        exec((ROOT / "examples" / "ping.py").read_text(), namespace)
+        test = namespace["test"]
+        assert isinstance(test, Test)
+        outcome = run(test, tmp_path)
+        after = subprocess.run(
+            ["iptables", "-w", "-S", "FORWARD"], capture_output=True, text=True, check=True
+        ).stdout
+    finally:
+        subprocess.run(["iptables", "-w", "-P", "FORWARD", policy], check=True)
+    assert outcome.passed, outcome.error
+    assert after == before.replace(f"-P FORWARD {policy}", "-P FORWARD DROP")
