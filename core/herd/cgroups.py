@@ -32,6 +32,12 @@ def hierarchies() -> tuple[Path, ...]:
     return tuple(found)
 
 
+def unified_mounted() -> bool:
+    """Whether the unified (cgroup2) hierarchy is mounted, alone or beside v1 controllers."""
+    with open("/proc/self/mountinfo") as mountinfo:
+        return any(line.split(" - ")[1].startswith("cgroup2 ") for line in mountinfo if " - " in line)
+
+
 class Cgroup:
     """One cgroup, present in each hierarchy at the same relative path."""
 

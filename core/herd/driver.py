@@ -14,9 +14,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -284,36 +285,53 @@ class Driver:
             links.ensure_bridge(plan.bridge)
             self.rules.allow(plan.bridge)
 
+    def _guarded(self, what: str, step: Callable[[], object]) -> None:
+        """One step of teardown: a failure is logged and the other steps still run."""
+        try:
+            step()
+        except Exception as error:
+            self.log.info(f"teardown: {what} failed: {error}", color="red")
+
     def teardown(self) -> None:
         """Stop every machine, then remove everything else the run made but its output.
 
         Machines stop cleanly and in parallel; only then do their networks go, so that services
-        that talk to their peers while stopping still can.
+        that talk to their peers while stopping still can. A step that fails is reported and the
+        others still run.
         """
         running = [m for m in self.machines if self.is_running(m)]
         with ThreadPoolExecutor(max_workers=max(1, min(len(running), BOOT_CONCURRENCY))) as pool:
-            for future in [pool.submit(self.stop_machine, m, StopMode.CLEAN) for m in running]:
-                try:
-                    future.result()
-                except Exception as error:  # keep cleaning up: report, do not stop
-                    self.log.info(f"teardown: {error}", color="red")
+            for machine in running:
+                pool.submit(
+                    self._guarded,
+                    f"stopping {machine.name}",
+                    partial(self.stop_machine, machine, StopMode.CLEAN),
+                )
         if self._network_setup is not None:
             with contextlib.suppress(Exception):  # its error was reported where it mattered
                 self._network_setup.result()
+        assert self.run_dir is not None
+        run_cgroup = cgroups.run_cgroup(self.run_dir.id)
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("removing the run's cgroups", lambda: (run_cgroup.kill(), run_cgroup.remove())),
+        ]
+        if self.rules is not None:
+            steps.append(("removing firewall rules", self.rules.remove_all))
+        steps += [
+            (f"deleting bridge {p.bridge}", partial(links.delete_link, p.bridge))
+            for p in self.networks.networks
+        ]
         with ThreadPoolExecutor(max_workers=2) as pool:
-            if self.rules is not None:
-                pool.submit(self.rules.remove_all)
-            for plan in self.networks.networks:
-                pool.submit(links.delete_link, plan.bridge)
-            if self.run_dir is not None:
-                run_cgroup = cgroups.run_cgroup(self.run_dir.id)
-                run_cgroup.kill()
-                run_cgroup.remove()
-        if self.run_dir is not None:
-            for name in links.remove_links(f"{network.LINK_PREFIX}{self.run_dir.id}", wait=LINK_CLEANUP_WAIT):
-                self.log.info(f"teardown: deleted link {name}, which outlived its machine", show=False)
-            self.run_dir.remove()
-            self.run_dir = None
+            for what, step in steps:
+                pool.submit(self._guarded, what, step)
+        self._guarded("deleting leftover links", self._remove_leftover_links)
+        self._guarded("removing the run directory", self.run_dir.remove)
+        self.run_dir = None
+
+    def _remove_leftover_links(self) -> None:
+        assert self.run_dir is not None
+        for name in links.remove_links(f"{network.LINK_PREFIX}{self.run_dir.id}", wait=LINK_CLEANUP_WAIT):
+            self.log.info(f"teardown: deleted link {name}, which outlived its machine", show=False)
 
     def _keep_until_interrupted(self) -> None:
         self.log.info("--keep: the machines stay up until you press Ctrl-C", color="yellow")
@@ -326,6 +344,7 @@ class Driver:
 
     def run(self) -> Outcome:
         started = time.monotonic()
+        links.start_helper()
         self.run_dir = RunDir()
         self.output_dir = self.options.output_dir or default_output_dir(self.spec.name, self.run_dir.id)
         self.output_dir.mkdir(parents=True, exist_ok=True)

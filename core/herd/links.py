@@ -1,119 +1,138 @@
-"""Bridges, veth pairs and network namespaces, made with pyroute2 (never by shelling out to `ip`).
+"""Bridges, veth pairs and network namespaces (all netlink work by pyroute2, never by shelling out).
 
-A machine's network namespace is created by a short-lived thread that unshares its own: the
+The netlink operations run in herd's link helper (`herd.linkd`), a process of its own started on
+first use, or early with `start_helper()`: it imports pyroute2 on another core while herd starts.
+
+A machine's network namespace is created here, by a short-lived thread that unshares its own: the
 namespace lives as long as someone holds the returned descriptor or a process runs in it, so it needs
 no bind mount under /run/netns and vanishes, with its veths, when the machine and herd are gone.
-Netlink sockets inside a namespace are opened the same way, from a thread that joined it.
 """
 
 from __future__ import annotations
 
 import ctypes
-import errno
+import dataclasses
+import json
 import os
+import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import Any
 
+from herd import linkd
 from herd.backend import Attachment
-
-if TYPE_CHECKING:
-    from pyroute2 import IPRoute
+from herd.errors import HerdError
 
 CLONE_NEWNET = 0x40000000
-T = TypeVar("T")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _iproute() -> IPRoute:
-    from pyroute2 import IPRoute  # imported on first use: it takes a tenth of a second
+class _Helper:
+    """The connection to the link helper: one request at a time, restarted if it died."""
 
-    return IPRoute()
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connection: socket.socket | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def _start(self) -> socket.socket:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._process = subprocess.Popen(
+            [sys.executable, linkd.__file__, str(theirs.fileno())],
+            stdin=subprocess.DEVNULL,
+            pass_fds=(theirs.fileno(),),
+            start_new_session=True,  # Ctrl-C reaches herd, which then tears down in order
+        )
+        theirs.close()
+        return ours
+
+    def start(self) -> None:
+        with self._lock:
+            if self._connection is None or (self._process is not None and self._process.poll() is not None):
+                self._connection = self._start()
+
+    def call(self, operation: str, fds: tuple[int, ...] = (), **arguments: Any) -> Any:
+        self.start()
+        with self._lock:
+            assert self._connection is not None
+            try:
+                socket.send_fds(
+                    self._connection, [json.dumps({"op": operation, **arguments}).encode()], list(fds)
+                )
+                data = self._connection.recv(linkd.MAX_MESSAGE)
+            except OSError as error:
+                data = b""
+                reason = str(error)
+            else:
+                reason = "it exited"
+            if not data:
+                raise HerdError(f"herd's link helper failed during {operation}: {reason}")
+        answer = json.loads(data)
+        if "error" in answer:
+            raise OSError(answer.get("errno") or 0, f"{operation}: {answer['error']}")
+        return answer["result"]
 
 
-def _in_thread(function: Callable[[], T]) -> T:
-    """Run `function` in a new thread, which may change its network namespace and then ends."""
-    outcome: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            outcome["result"] = function()
-        except BaseException as error:  # handed to the caller below
-            outcome["error"] = error
-
-    thread = threading.Thread(target=run, name="herd-netns")
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["result"]  # type: ignore[return-value]
+_helper = _Helper()
 
 
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"{what}: {os.strerror(code)}")
-
-
-def _link_index(ipr: IPRoute, name: str) -> int:
-    found = ipr.link_lookup(ifname=name)
-    if not found:
-        raise OSError(f"network link {name} does not exist")
-    return int(found[0])
-
-
-def _disable_ipv6(name: str) -> None:
-    """Keep the host off a test network: no link-local address on herd's host-side links."""
-    try:
-        with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as sysctl:
-            sysctl.write("1")
-    except FileNotFoundError:  # IPv6 is off on this host
-        pass
+def start_helper() -> None:
+    """Start the link helper now, so that it is ready when the first link is needed."""
+    _helper.start()
 
 
 def new_netns() -> int:
     """A new, empty network namespace; returns a descriptor that keeps it alive.
 
-    Its loopback is still down: an init system brings it up, as systemd does when it boots.
+    Its loopback is still down: see `loopback_up`.
     """
+    outcome: dict[str, Any] = {}
 
-    def create() -> int:
-        _check(_libc.unshare(CLONE_NEWNET), "cannot create a network namespace")
-        return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    def create() -> None:
+        if _libc.unshare(CLONE_NEWNET) != 0:
+            code = ctypes.get_errno()
+            outcome["error"] = OSError(code, f"cannot create a network namespace: {os.strerror(code)}")
+            return
+        outcome["fd"] = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
 
-    return _in_thread(create)
-
-
-_bridges_lock = threading.Lock()
+    thread = threading.Thread(target=create, name="herd-netns")  # ends, with its namespace change
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return int(outcome["fd"])
 
 
 def ensure_bridge(name: str) -> None:
-    """Create the bridge `name` unless it exists: one that forwards at once (no STP, no forward
-    delay) and has no host address. Safe to call from several threads."""
-    with _bridges_lock, _iproute() as ipr:
-        if ipr.link_lookup(ifname=name):
-            return
-        ipr.link("add", ifname=name, kind="bridge", br_stp_state=0, br_forward_delay=0)
-        _disable_ipv6(name)
-        ipr.link("set", index=_link_index(ipr, name), state="up")
+    """Create the bridge `name` unless it exists: it forwards at once (no STP, no forward delay)
+    and has no host address."""
+    _helper.call("ensure_bridge", name=name)
 
 
 def delete_link(name: str) -> bool:
     """Delete a link by name; False when it was already gone."""
-    from pyroute2.netlink.exceptions import NetlinkError
+    return bool(_helper.call("delete_link", name=name))
 
-    with _iproute() as ipr:
-        found = ipr.link_lookup(ifname=name)
-        if not found:
-            return False
-        try:
-            ipr.link("del", index=found[0])
-        except NetlinkError as error:
-            if error.code == errno.ENODEV:  # it went away meanwhile
-                return False
-            raise
-        return True
+
+def link_names(prefix: str) -> list[str]:
+    """Names of the host's links that start with `prefix`."""
+    return list(_helper.call("link_names", prefix=prefix))
+
+
+def loopback_up(netns: int) -> None:
+    """Bring up the loopback interface of the namespace `netns`."""
+    _helper.call("loopback_up", (netns,))
+
+
+def plug_veth(netns: int, attachment: Attachment) -> None:
+    """A veth pair from the attachment's bridge into the namespace `netns`, configured and up.
+
+    Creates the bridge if the run has not made it yet, so that a machine can plug in while the
+    run's network setup is still going on.
+    """
+    _helper.call("plug_veth", (netns,), attachment=dataclasses.asdict(attachment))
 
 
 def remove_links(prefix: str, wait: float) -> list[str]:
@@ -129,58 +148,3 @@ def remove_links(prefix: str, wait: float) -> list[str]:
         time.sleep(pause)
         pause = min(pause * 2, 0.05)
     return [name for name in left if delete_link(name)]
-
-
-def link_names(prefix: str) -> list[str]:
-    """Names of the host's links that start with `prefix`."""
-    with _iproute() as ipr:
-        names = (link.get("ifname") for link in ipr.get_links())
-        return sorted(name for name in names if name and name.startswith(prefix))
-
-
-def _configure_in(netns: int, configure: Callable[[IPRoute], None]) -> None:
-    """Run `configure` with a netlink socket inside the namespace `netns`."""
-
-    def run() -> None:
-        _check(_libc.setns(netns, CLONE_NEWNET), "cannot enter the machine's network namespace")
-        with _iproute() as ipr:
-            configure(ipr)
-
-    _in_thread(run)
-
-
-def loopback_up(netns: int) -> None:
-    """Bring up the loopback interface of the namespace `netns`."""
-    _configure_in(netns, lambda ipr: ipr.link("set", index=_link_index(ipr, "lo"), state="up"))
-
-
-def plug_veth(netns: int, attachment: Attachment) -> None:
-    """A veth pair from the attachment's bridge into the namespace `netns`, configured and up.
-
-    Creates the bridge if the run has not made it yet, so that a machine can plug in while the
-    run's network setup is still going on.
-    """
-    ensure_bridge(attachment.bridge)
-    with _iproute() as ipr:
-        ipr.link(
-            "add",
-            ifname=attachment.host_link,
-            kind="veth",
-            peer={"ifname": attachment.guest_link, "net_ns_fd": netns, "address": attachment.mac},
-        )
-        _disable_ipv6(attachment.host_link)
-        ipr.link(
-            "set",
-            index=_link_index(ipr, attachment.host_link),
-            master=_link_index(ipr, attachment.bridge),
-            state="up",
-        )
-
-    def configure(ipr: IPRoute) -> None:
-        index = _link_index(ipr, attachment.guest_link)
-        for address in attachment.addresses:
-            ip, prefix = address.split("/")
-            ipr.addr("add", index=index, address=ip, prefixlen=int(prefix))
-        ipr.link("set", index=index, state="up")
-
-    _configure_in(netns, configure)

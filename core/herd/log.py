@@ -77,8 +77,11 @@ class RunLog:
             codes = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1"}
             text = f"\x1b[{codes[color]}m{text}\x1b[0m"
         with self.lock:
-            self.terminal.write(text + "\n")
-            self.terminal.flush()
+            try:
+                self.terminal.write(text + "\n")
+                self.terminal.flush()
+            except OSError:  # the terminal went away (a closed pipe): the log file still has it all
+                self.terminal = None
 
     def info(
         self, text: str, machine: str | None = None, show: bool = True, color: str | None = None

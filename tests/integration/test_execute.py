@@ -42,7 +42,7 @@ def test_commands_and_files(tmp_path: Path) -> None:
         assert m.succeed("pgrep -x sleep").strip()
         m.succeed("pkill -x sleep")
         # a command past its timeout is killed, with what it started
-        with pytest.raises(WaitTimeout, match="did not finish within 0.5 s"):
+        with pytest.raises(WaitTimeout, match=r"did not finish within 0\.5 s"):
             m.execute("sh -c 'sleep 200' & sleep 100", timeout=0.5)
         m.wait_until_fails("pgrep -x sleep", timeout=5)
         # input, and files in and out, byte for byte

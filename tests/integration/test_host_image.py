@@ -23,9 +23,6 @@ def test_machines_run_the_host_os_with_their_own_identity(tmp_path: Path) -> Non
         assert alpha.succeed("cat /etc/os-release") == Path("/etc/os-release").read_text()
         assert alpha.fail(f"test -e {marker}") == ""  # /root is the machine's own, empty
         assert alpha.succeed("getent hosts beta").split()[0] == "192.168.1.2"
-        assert socket.gethostname() not in alpha.succeed(
-            "cat /etc/hosts"
-        ).split() or socket.gethostname() in ("alpha", "beta")
         alpha.fail("touch /usr/herd-was-here")  # /usr is the host's, read-only
         alpha.succeed("echo changed > /etc/issue")  # /etc is copy-on-write
         assert Path("/etc/issue").read_text() != "changed\n"
@@ -38,3 +35,5 @@ def test_machines_run_the_host_os_with_their_own_identity(tmp_path: Path) -> Non
     finally:
         marker.unlink()
     assert outcome.passed, outcome.error
+    # the user session `su` opened does not stall the machine's power-off
+    assert "alpha: powered off in" in (tmp_path / "out" / "log.txt").read_text()

@@ -47,7 +47,7 @@ def test_declared_units_files_and_ports(tmp_path: Path) -> None:
         # stopping the service closes its port
         server.systemctl("stop web.service")
         server.wait_for_closed_port(8000, timeout=10)
-        with pytest.raises(WaitTimeout, match="waiting for .*8000"):
+        with pytest.raises(WaitTimeout, match=r"waiting for .*8000"):
             server.wait_for_open_port(8000, timeout=0.2)
         server.start_job("web.service")
         server.wait_for_open_port(8000, timeout=20)

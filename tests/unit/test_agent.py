@@ -104,9 +104,15 @@ def test_commands_run_concurrently(channel: Channel) -> None:
 def test_closing_the_channel_kills_running_commands(tmp_path: Path) -> None:
     opened = spawn_agent("host")
     pid_file = tmp_path / "pid"
-    waiter = threading.Thread(
-        target=lambda: pytest.raises(ChannelClosed, opened.run, f"echo $$ > {pid_file}; exec sleep 60", 60)
-    )
+    errors: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            opened.run(f"echo $$ > {pid_file}; exec sleep 60", 60)
+        except ChannelClosed as error:
+            errors.append(error)
+
+    waiter = threading.Thread(target=wait)
     waiter.start()
     deadline = time.monotonic() + 5
     while not pid_file.exists() and time.monotonic() < deadline:
@@ -114,6 +120,7 @@ def test_closing_the_channel_kills_running_commands(tmp_path: Path) -> None:
     pid = int(pid_file.read_text())
     opened.close()
     waiter.join(5)
+    assert errors, "the waiting call did not learn that the channel closed"
     deadline = time.monotonic() + 5
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -29,7 +29,7 @@ def test_only_the_named_backend_is_imported(good_and_broken: Path) -> None:
     plugins = Plugins()
     info = plugins.backend("good")
     assert info.kind is Kind.VM and Capability.SCREENSHOT in info.capabilities
-    assert list(info.host_checks())[0].name == "good thing"
+    assert next(iter(info.host_checks())).name == "good thing"
     assert plugins.failures == []
     assert "broken_backend" not in sys.modules
 

@@ -20,7 +20,6 @@ from herd.backend import (
     MachineHandle,
     StopMode,
 )
-
 from herd_nspawn import container
 from herd_nspawn.checks import host_checks
 

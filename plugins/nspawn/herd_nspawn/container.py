@@ -25,7 +25,7 @@ from pathlib import Path
 
 from herd import hostimage, links
 from herd.backend import Attachment, ExecResult, LaunchPlan, MachineHandle, StopMode
-from herd.cgroups import Cgroup
+from herd.cgroups import Cgroup, unified_mounted
 from herd.channel import Channel, ChannelClosed, spawn_agent
 from herd.errors import MachineError
 
@@ -271,6 +271,10 @@ def start(plan: LaunchPlan) -> Container:
                 TERM="dumb",
                 HERD_CGROUP_PROCS=" ".join(plan.cgroup.procs_files),
             )
+            if unified_mounted():
+                # On a hybrid host nspawn would give the container v1 hierarchies, where systemd
+                # never learns that a cgroup emptied: stopping a user session then stalls.
+                environment["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"] = "1"
             process = subprocess.Popen(
                 ["/bin/sh", "-c", JOIN_CGROUP_AND_EXEC, NSPAWN, *nspawn_argv(plan, netns, gate.directory)],
                 stdin=subprocess.DEVNULL,
@@ -289,6 +293,7 @@ def start(plan: LaunchPlan) -> Container:
         channel.enter(leader, agent_cgroup.procs_files)
     except BaseException:
         if process is not None and process.poll() is None:
+            process.kill()  # the cgroup wrapper, if it has not joined the cgroup yet
             plan.cgroup.kill()
             process.wait()
         channel.close()

@@ -1,0 +1,21 @@
+"""Every file in examples/ runs and passes, so the examples stay true."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, assert_nothing_left, herd_cli
+
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.stem for e in EXAMPLES])
+def test_example_passes(example: Path, tmp_path: Path) -> None:
+    result = herd_cli("run", str(example), "--output-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("PASS ")
+    for run_id in re.findall(r"· run ([a-z0-9]{5})", result.stderr):
+        assert_nothing_left(run_id)
