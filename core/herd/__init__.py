@@ -2,23 +2,32 @@
 
 Declare a `herd.Test`; run it with `herd run FILE`, from pytest, or with `Test.run()`. Plugin
 authors: see `herd.hookspecs` and implement hooks with `@herd.hookimpl`.
+
+The names below load on first use, so that `herd` starts its helper processes before it imports
+the rest of itself.
 """
 
-import pluggy
+from __future__ import annotations
 
-from herd.errors import (
-    CapabilityError,
-    CommandFailed,
-    HerdError,
-    MachineError,
-    PluginError,
-    SpecError,
-    TestTimeout,
-    WaitTimeout,
-)
-from herd.testdef import Test
+import importlib
+from typing import TYPE_CHECKING, Any
 
-hookimpl = pluggy.HookimplMarker("herd")
+if TYPE_CHECKING:
+    import pluggy
+
+    from herd.errors import (
+        CapabilityError,
+        CommandFailed,
+        HerdError,
+        MachineError,
+        PluginError,
+        SpecError,
+        TestTimeout,
+        WaitTimeout,
+    )
+    from herd.testdef import Test
+
+    hookimpl: pluggy.HookimplMarker
 
 __all__ = [
     "CapabilityError",
@@ -32,3 +41,18 @@ __all__ = [
     "WaitTimeout",
     "hookimpl",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__ and name.endswith(("Error", "Failed", "Timeout")):
+        value = getattr(importlib.import_module("herd.errors"), name)
+    elif name == "Test":
+        value = importlib.import_module("herd.testdef").Test
+    elif name == "hookimpl":
+        import pluggy
+
+        value = pluggy.HookimplMarker("herd")
+    else:
+        raise AttributeError(f"module 'herd' has no attribute {name!r}")
+    globals()[name] = value
+    return value

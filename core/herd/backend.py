@@ -139,7 +139,8 @@ class LaunchPlan:
     `state_dir` is the machine's scratch directory (removed at teardown); `log_dir` is its directory
     in the run's output (kept): a backend writes the console there, and the journal lands there
     through `root.binds`. A backend that runs the machine as host processes starts them inside
-    `cgroup` (created for it), so that the run's cleanup finds every one of them.
+    `cgroup` (the driver creates it before the start hook), so that the run's cleanup finds every
+    one of them.
     """
 
     run_id: str

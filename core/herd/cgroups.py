@@ -11,10 +11,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from functools import cache
 from pathlib import Path
 
+from herd.errors import HerdError
+
 ROOT_NAME = "herd"
+KILL_WAIT = 10.0  # seconds killed processes get to leave their cgroup
 
 
 @cache
@@ -66,14 +70,24 @@ class Cgroup:
                     continue
         return found
 
-    def kill(self) -> None:
-        """SIGKILL every process in this cgroup and below it."""
-        for pid in self.pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    def kill(self, wait: float = KILL_WAIT) -> None:
+        """SIGKILL every process in this cgroup and below it, and wait until they are gone.
+
+        Raises `HerdError` naming the survivors if some are still there after `wait` seconds.
+        """
+        deadline = time.monotonic() + wait
+        pause = 0.001
+        while pids := self.pids():
+            if time.monotonic() > deadline:
+                raise HerdError(f"processes {sorted(pids)} of cgroup {self.relative} survived SIGKILL")
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     def remove(self) -> None:
-        """Remove the cgroup's directories, deepest first. Fails while processes remain."""
+        """Remove the cgroup's directories, deepest first; `kill()` first if processes remain."""
         for path in self.paths:
             if not path.exists():
                 continue

@@ -141,17 +141,29 @@ class _Spawner:
         theirs.close()
         return ours
 
+    def _ensure_started(self) -> socket.socket:
+        if self._control is None or (self._process is not None and self._process.poll() is not None):
+            self._control = self._start()
+        return self._control
+
+    def start(self) -> None:
+        with self._lock:
+            self._ensure_started()
+
     def spawn(self, name: str) -> Channel:
         host_end, agent_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         with self._lock:
-            if self._control is None or (self._process is not None and self._process.poll() is not None):
-                self._control = self._start()
-            socket.send_fds(self._control, [b"agent"], [agent_end.fileno()])
+            socket.send_fds(self._ensure_started(), [b"agent"], [agent_end.fileno()])
         agent_end.close()
         return Channel(name, host_end)
 
 
 _spawner = _Spawner()
+
+
+def start_spawner() -> None:
+    """Start the process that forks agents now, so that it is ready when the first machine is."""
+    _spawner.start()
 
 
 def spawn_agent(name: str) -> Channel:

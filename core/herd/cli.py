@@ -24,9 +24,11 @@ def _style(text: str, code: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from herd import links
+    from herd import channel, links
 
-    links.start_helper()  # it imports pyroute2 on another core while herd loads the test
+    # Both helpers start on other cores while herd loads the test and the plugins.
+    links.start_helper()
+    channel.start_spawner()
     from herd.driver import Driver, RunOptions
     from herd.errors import HerdError
     from herd.loader import load_tests

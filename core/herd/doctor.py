@@ -12,18 +12,6 @@ from herd.cgroups import hierarchies
 from herd.errors import HerdError
 from herd.plugins import BACKENDS_GROUP, Plugins
 
-INOTIFY_LIMIT = "/proc/sys/fs/inotify/max_user_instances"
-# A booting container's systemd takes about five inotify instances (DESIGN §10).
-INOTIFY_PER_MACHINE = 5
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as handle:
-            return handle.read().strip()
-    except OSError:
-        return None
-
 
 def core_checks() -> Iterator[HostCheck]:
     root = os.geteuid() == 0
@@ -39,14 +27,6 @@ def core_checks() -> Iterator[HostCheck]:
     )
     yield _bridge_check()
     yield from _firewall_checks()
-    limit = _read(INOTIFY_LIMIT)
-    if limit is not None:
-        machines = int(limit) // INOTIFY_PER_MACHINE
-        yield HostCheck(
-            "inotify instances",
-            True,
-            f"fs.inotify.max_user_instances={limit}: about {machines} containers boot at once",
-        )
 
 
 def _bridge_check() -> HostCheck:

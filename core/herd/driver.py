@@ -128,6 +128,8 @@ class Driver:
         self.plugins = plugins or Plugins()
         self.source = source
         self.spec, self._infos = resolve_backends(spec, self.plugins, self.options.backend)
+        if problems := network.capacity_problems(self.spec):
+            raise SpecError(problems)
         self.machines = [Machine(m, self) for m in self.spec.machines]
         self._handles: dict[str, MachineHandle] = {}
         self._plans: dict[str, LaunchPlan] = {}
@@ -136,9 +138,17 @@ class Driver:
         self.run_dir: RunDir | None = None
         self.rules: BridgeRules | None = None
         self.output_dir = Path()
+        self._network_plan: network.RunNetworks | None = None
         self.log = RunLog(None, None)
 
     # -- what machines use ------------------------------------------------------------------------
+
+    @property
+    def networks(self) -> network.RunNetworks:
+        """The run's network plan (made when the run starts)."""
+        if self._network_plan is None:
+            raise HerdError("the run has not started: its networks are not planned yet")
+        return self._network_plan
 
     @property
     def hook(self) -> Any:
@@ -194,6 +204,7 @@ class Driver:
     def _boot(self, machine: Machine) -> None:
         started = time.monotonic()
         plan = self._plan(machine, self.machines.index(machine))
+        plan.cgroup.create()
         handle = self.hook.herd_machine_start(plan=plan)
         if handle is None:
             raise PluginError(f"no plugin started {machine.name}: is backend {machine.backend!r} loaded?")
@@ -317,10 +328,8 @@ class Driver:
         ]
         if self.rules is not None:
             steps.append(("removing firewall rules", self.rules.remove_all))
-        steps += [
-            (f"deleting bridge {p.bridge}", partial(links.delete_link, p.bridge))
-            for p in self.networks.networks
-        ]
+        planned = self._network_plan.networks if self._network_plan is not None else ()
+        steps += [(f"deleting bridge {p.bridge}", partial(links.delete_link, p.bridge)) for p in planned]
         with ThreadPoolExecutor(max_workers=2) as pool:
             for what, step in steps:
                 pool.submit(self._guarded, what, step)
@@ -346,19 +355,9 @@ class Driver:
         started = time.monotonic()
         links.start_helper()
         self.run_dir = RunDir()
-        self.output_dir = self.options.output_dir or default_output_dir(self.spec.name, self.run_dir.id)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        self.log = RunLog(self.output_dir / "log.txt", self.options.terminal, self.options.verbose)
-        self.networks = network.plan(self.run_dir.id, self.spec.machines)
-        backends = ", ".join(sorted({m.backend or "?" for m in self.spec.machines}))
-        names = ", ".join(m.name for m in self.machines)
-        self.log.info(f"herd: {self.spec.name} · {names} on {backends} · run {self.run_dir.id}", color="bold")
-        outcome = Outcome(passed=False, seconds=0.0, output_dir=self.output_dir, run_id=self.run_dir.id)
-        self.rules = BridgeRules(self.run_dir.id)
-        network_setup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="herd-network")
-        self._network_setup = network_setup.submit(self._setup_networks)
-        network_setup.shutdown(wait=False)
+        outcome = Outcome(passed=False, seconds=0.0, output_dir=None, run_id=self.run_dir.id)
         try:
+            self._prepare_run(outcome)
             with _signals_interrupt(self.spec.timeout):
                 run_script(self.spec.script, self.namespace(), self.spec.name, self.source)
             outcome.passed = True
@@ -378,6 +377,25 @@ class Driver:
                 self._report_end(outcome)
                 self.log.close()
         return outcome
+
+    def _prepare_run(self, outcome: Outcome) -> None:
+        """Output directory, log, network plan; then the bridges start coming up in the background."""
+        assert self.run_dir is not None
+        if self.options.output_dir is not None:
+            self.output_dir = Path(self.options.output_dir)
+        else:
+            self.output_dir = default_output_dir(self.spec.name, self.run_dir.id)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        outcome.output_dir = self.output_dir
+        self.log = RunLog(self.output_dir / "log.txt", self.options.terminal, self.options.verbose)
+        self._network_plan = network.plan(self.run_dir.id, self.spec.machines)
+        backends = ", ".join(sorted({m.backend or "?" for m in self.spec.machines}))
+        names = ", ".join(m.name for m in self.machines)
+        self.log.info(f"herd: {self.spec.name} · {names} on {backends} · run {self.run_dir.id}", color="bold")
+        self.rules = BridgeRules(self.run_dir.id)
+        network_setup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="herd-network")
+        self._network_setup = network_setup.submit(self._setup_networks)
+        network_setup.shutdown(wait=False)
 
     def _report_failure(self, error: BaseException) -> None:
         import traceback

@@ -23,6 +23,22 @@ BOOT_TARGET = "herd.target"
 SHARED_READ_ONLY = ("usr", "opt", "nix", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
 OVERLAID = ("etc", "var")
 HOST_UNIT_DIR = Path("/etc/systemd/system")
+# systemd's generators that have nothing to do in a herd machine (its fstab and crypttab are empty,
+# it has no disks, consoles or firmware of its own). Masked, they save tens of milliseconds of boot.
+# Generators that packages ship (postgresql's, for one) still run, and so do the SysV and
+# rc.local compatibility generators, which make units a machine may be asked to start.
+IDLE_GENERATORS = (
+    "systemd-bless-boot-generator",
+    "systemd-cryptsetup-generator",
+    "systemd-fstab-generator",
+    "systemd-getty-generator",
+    "systemd-gpt-auto-generator",
+    "systemd-hibernate-resume-generator",
+    "systemd-integritysetup-generator",
+    "systemd-system-update-generator",
+    "systemd-veritysetup-generator",
+)
+DEFAULT_LOCALE = "LANG=C.UTF-8\n"
 # Top-level directories every machine has, empty unless something is mounted on them. /root and
 # /home hide the host's private files; /tmp and /run are fresh file systems inside the machine.
 EMPTY_DIRECTORIES = ("root", "home", "tmp", "run", "srv", "mnt", "media", "proc", "sys", "dev")
@@ -128,6 +144,12 @@ def prepare(machine: MachineSpec, state_dir: Path, hosts: str, journal_dir: Path
     _write(etc / "machine-id", f"{os.urandom(16).hex()}\n", 0o444)
     _write(etc / "hosts", hosts)
     _write(etc / "fstab", "# herd: the machine mounts nothing from the host's fstab\n")
+    if not Path("/etc/locale.conf").exists():  # so that nothing asks for one at first boot
+        _write(etc / "locale.conf", DEFAULT_LOCALE)
+    generators = etc / "systemd" / "system-generators"
+    generators.mkdir(parents=True)
+    for generator in IDLE_GENERATORS:
+        os.symlink("/dev/null", generators / generator)
     _write(units / BOOT_TARGET, boot_target(machine))
     os.symlink(BOOT_TARGET, units / "default.target")
     for unit, text in machine.units.items():

@@ -105,7 +105,7 @@ class Machine:
         hint = (
             f"backends that can: {', '.join(others)}"
             if others
-            else "no installed backend can; a VM backend such as herd-qemu can"
+            else "no installed backend can (see `herd plugins`)"
         )
         raise CapabilityError(
             f"{self.name}.{method}() needs the {capability.value!r} capability, which backend "

@@ -12,7 +12,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from herd.backend import Attachment
-from herd.spec import MachineSpec
+from herd.spec import MachineSpec, TestSpec
 
 DEFAULT_NETWORK = "default"
 DEFAULT_SUBNET = ipaddress.IPv4Network("192.168.1.0/24")
@@ -70,6 +70,15 @@ class RunNetworks:
             for attachment in attachments:
                 lines.append(f"{attachment.addresses[0].split('/')[0]}\t{machine}")
         return "\n".join(lines) + "\n"
+
+
+def capacity_problems(spec: TestSpec) -> list[str]:
+    """Problems that would keep the test's machines from getting an address each."""
+    room = DEFAULT_SUBNET.num_addresses - 2
+    if len(spec.machines) > room:
+        count = len(spec.machines)
+        return [f"test {spec.name!r}: {count} machines do not fit the default network {DEFAULT_SUBNET}"]
+    return []
 
 
 def plan(run_id: str, machines: tuple[MachineSpec, ...]) -> RunNetworks:

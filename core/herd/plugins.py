@@ -146,9 +146,10 @@ class Plugins:
         if not self.backends:
             problems = "".join(f"; {f.name} failed to load: {f.error}" for f in self.failures)
             raise PluginError(
-                "no herd backend is installed: install one, for example 'pip install herd-nspawn'" + problems
+                "no herd backend is installed: backends ship as Python packages named herd-<backend>"
+                + problems
             )
-        return max(self.backends.values(), key=lambda info: (info.priority, info.name)).name
+        return min(self.backends.values(), key=lambda info: (-info.priority, info.name)).name
 
     def backends_with(self, capability: str) -> list[str]:
         """Installed backends that declare `capability` (loads every backend plugin)."""

@@ -9,6 +9,7 @@ module can still show.
 from __future__ import annotations
 
 import linecache
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,5 +62,9 @@ def script_frames(error: BaseException, source: ScriptSource) -> list[traceback.
 
     tb: TracebackType | None = error.__traceback__
     frames = traceback.extract_tb(tb)
-    own = [f for f in frames if f.filename == source.path or f.filename.startswith("<herd script")]
+    own = [
+        f
+        for f in frames
+        if f.filename.startswith("<herd script") or os.path.realpath(f.filename) == source.path
+    ]
     return own or frames[-1:]

@@ -18,7 +18,7 @@ from typing import Any
 from herd.errors import SpecError
 
 # Names the script namespace gives to the driver; a machine may not take them.
-DRIVER_NAMES = frozenset({"driver", "machines", "start_all", "join_all", "subtest", "retry", "log", "test"})
+DRIVER_NAMES = frozenset({"driver", "machines", "start_all", "subtest", "retry", "log"})
 _HOSTNAME_LABEL = re.compile(r"^[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _UNIT_NAME = re.compile(
     r"^[A-Za-z0-9:_.\\@-]+\.(service|socket|target|timer|path|mount|automount|swap|slice|scope)$"
@@ -27,7 +27,22 @@ _UNIT_PLAIN_NAME = re.compile(r"^[A-Za-z0-9:_.\\@-]+$")
 _BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 # Top-level directories where `files` may not go: shared read-only, virtual, or fresh at boot.
 UNPLACEABLE = frozenset(
-    {"usr", "opt", "nix", "bin", "sbin", "lib", "lib64", "proc", "sys", "dev", "tmp", "run"}
+    {
+        "usr",
+        "opt",
+        "nix",
+        "bin",
+        "sbin",
+        "lib",
+        "lib32",
+        "lib64",
+        "libx32",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "run",
+    }
 )
 
 
@@ -213,7 +228,7 @@ def _check_backend(value: object, report: Callable[[str], None]) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not _BACKEND_NAME.match(value):
-        report(f"expected a backend name such as 'nspawn', got {value!r}")
+        report(f"expected the name of an installed backend (see `herd plugins`), got {value!r}")
         return None
     return value
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from herd.script import ScriptSource
+
+if TYPE_CHECKING:
+    from herd.driver import Outcome
 from herd.spec import parse_test
 
 
 class Test:
-    """A test: machines, the networks between them, and a script that drives them.
+    """A test: machines, and a script that drives them.
 
     >>> test = herd.Test(
     ...     name="ping",
@@ -51,8 +54,11 @@ class Test:
     def __repr__(self) -> str:
         return f"<herd.Test {self.name}: {', '.join(m.name for m in self.spec.machines)}>"
 
-    def run(self, **options: Any) -> Any:
-        """Run this test now and return its `Outcome` (options as `herd.RunOptions`)."""
+    def run(self, **options: Any) -> Outcome:
+        """Run this test now and return its `herd.driver.Outcome`.
+
+        Options are those of `herd.driver.RunOptions`: backend, output_dir, keep, verbose, terminal.
+        """
         from herd.driver import Driver, RunOptions
 
         return Driver(self.spec, self.source, RunOptions(**options)).run()

@@ -43,3 +43,15 @@ def test_a_function_script_gets_the_names_it_asks_for() -> None:
         script, {"machine1": "m", "start_all": "s", "machine2": "other"}, "t", ScriptSource(None, None)
     )
     assert seen == {"machine1": "m", "start_all": "s"}
+
+
+def test_frames_match_a_file_named_by_a_relative_path(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "case.py").write_text("def script():\n    raise KeyError('here')\n")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(compile((tmp_path / "case.py").read_text(), "case.py", "exec"), namespace)  # as runpy does
+    source = ScriptSource(str(tmp_path / "case.py"), 1)
+    with pytest.raises(KeyError) as caught:
+        run_script(namespace["script"], {}, "t", source)  # type: ignore[arg-type]
+    [frame] = [f for f in script_frames(caught.value, source) if f.name == "script"]
+    assert frame.lineno == 2

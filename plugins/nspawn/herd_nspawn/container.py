@@ -22,12 +22,14 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from herd import hostimage, links
 from herd.backend import Attachment, ExecResult, LaunchPlan, MachineHandle, StopMode
 from herd.cgroups import Cgroup, unified_mounted
 from herd.channel import Channel, ChannelClosed, spawn_agent
 from herd.errors import MachineError
+from herd.process import wait_for_exit
 
 NSPAWN = "systemd-nspawn"
 CONSOLE_TAIL_LINES = 25
@@ -136,11 +138,7 @@ class Container(MachineHandle):
         self.attachments = [a for a in self.attachments if a.host_link != attachment.host_link]
 
     def _wait(self, seconds: float) -> bool:
-        try:
-            self.process.wait(seconds)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
+        return wait_for_exit(self.process, seconds)
 
     def _kill_all(self) -> None:
         """SIGKILL the container's init (its PID namespace dies with it), then the whole cgroup."""
@@ -249,56 +247,60 @@ class _Gate:
         os.close(self.fd)
 
 
+def _spawn_nspawn(
+    plan: LaunchPlan, netns: int, gate: Path, notify_name: str, console: BinaryIO
+) -> subprocess.Popen[bytes]:
+    environment = dict(
+        os.environ,
+        NOTIFY_SOCKET=notify_name,
+        TERM="dumb",
+        HERD_CGROUP_PROCS=" ".join(plan.cgroup.procs_files),
+    )
+    if unified_mounted():
+        # On a hybrid host nspawn would give the container v1 hierarchies, where systemd never
+        # learns that a cgroup emptied: stopping a user session then stalls.
+        environment["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"] = "1"
+    return subprocess.Popen(
+        ["/bin/sh", "-c", JOIN_CGROUP_AND_EXEC, NSPAWN, *nspawn_argv(plan, netns, gate)],
+        stdin=subprocess.DEVNULL,
+        stdout=console,
+        stderr=subprocess.STDOUT,
+        env=environment,
+        pass_fds=(netns,),
+        start_new_session=True,
+    )
+
+
 def start(plan: LaunchPlan) -> Container:
     """Boot the machine of `plan` and return once its systemd reached herd.target."""
     hostimage.add_unit(plan.root, GATE_UNIT, GATE_UNIT_TEXT)
     _plant_os_release(plan.root.directory)
-    netns = links.new_netns()
-    gate = _Gate(plan.state_dir / "gate")
-    plan.cgroup.create()
     agent_cgroup = Cgroup(f"{plan.cgroup.relative}/agent")
     agent_cgroup.create()
-    channel = spawn_agent(plan.machine.name)
-    process: subprocess.Popen[bytes] | None = None
-    attached: list[Attachment] = []
+    console = plan.log_dir / "console.log"
+    netns = links.new_netns()
+    gate = _Gate(plan.state_dir / "gate")
+    channel: Channel | None = None
     try:
         notify, notify_name = _notify_socket(plan)
-        console = plan.log_dir / "console.log"
         with notify, open(console, "ab") as console_file:
-            environment = dict(
-                os.environ,
-                NOTIFY_SOCKET=notify_name,
-                TERM="dumb",
-                HERD_CGROUP_PROCS=" ".join(plan.cgroup.procs_files),
-            )
-            if unified_mounted():
-                # On a hybrid host nspawn would give the container v1 hierarchies, where systemd
-                # never learns that a cgroup emptied: stopping a user session then stalls.
-                environment["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"] = "1"
-            process = subprocess.Popen(
-                ["/bin/sh", "-c", JOIN_CGROUP_AND_EXEC, NSPAWN, *nspawn_argv(plan, netns, gate.directory)],
-                stdin=subprocess.DEVNULL,
-                stdout=console_file,
-                stderr=subprocess.STDOUT,
-                env=environment,
-                pass_fds=(netns,),
-                start_new_session=True,
-            )
-            links.loopback_up(netns)
-            for attachment in plan.attachments:
-                links.plug_veth(netns, attachment)
-                attached.append(attachment)
-            gate.open()
-            leader = _wait_until_ready(plan, process, notify, console)
-        channel.enter(leader, agent_cgroup.procs_files)
+            process = _spawn_nspawn(plan, netns, gate.directory, notify_name, console_file)
+            try:
+                channel = spawn_agent(plan.machine.name)
+                links.loopback_up(netns)
+                for attachment in plan.attachments:
+                    links.plug_veth(netns, attachment)
+                gate.open()
+                leader = _wait_until_ready(plan, process, notify, console)
+                channel.enter(leader, agent_cgroup.procs_files)
+            except BaseException:
+                process.kill()  # the cgroup wrapper, if it has not joined the cgroup yet
+                plan.cgroup.kill()
+                process.wait()
+                raise
     except BaseException:
-        if process is not None and process.poll() is None:
-            process.kill()  # the cgroup wrapper, if it has not joined the cgroup yet
-            plan.cgroup.kill()
-            process.wait()
-        channel.close()
-        for attachment in attached:
-            links.delete_link(attachment.host_link)
+        if channel is not None:
+            channel.close()
         os.close(netns)
         plan.cgroup.kill()
         plan.cgroup.remove()
@@ -314,5 +316,5 @@ def start(plan: LaunchPlan) -> Container:
         channel=channel,
         netns=netns,
         leader=leader,
-        attachments=attached,
+        attachments=list(plan.attachments),
     )
