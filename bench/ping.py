@@ -35,6 +35,18 @@ def timed(argv: list[str], output_dir: Path) -> float:
     return time.perf_counter() - started
 
 
+def machine_description() -> str:
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as meminfo:
+        memory_gib = int(meminfo.readline().split()[1]) / 2**20
+    return f"{os.cpu_count()} cores ({model}), {memory_gib:.0f} GiB, Linux {platform.release()}"
+
+
 def summary(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     return {
@@ -58,7 +70,7 @@ def main() -> None:
         raw.append(timed(RAW, output_dir))
     result = {
         "date": datetime.now().isoformat(timespec="seconds"),
-        "machine": f"{platform.node()}: {os.cpu_count()} cores, {platform.release()}",
+        "machine": machine_description(),
         "runs": args.runs,
         "herd": summary(herd),
         "raw": summary(raw),

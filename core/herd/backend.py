@@ -25,6 +25,7 @@ class Kind(enum.StrEnum):
 class Capability(enum.StrEnum):
     """What a backend can do beyond booting, executing, shutting down and crashing a machine."""
 
+    SYSTEMD = "systemd"  # systemd is the machine's init: services, units, wait_for_unit, systemctl
     REBOOT = "reboot"  # machine.reboot()
     CONSOLE = "console"  # wait_for_console_text, send_chars
     KEYBOARD = "keyboard"  # send_key

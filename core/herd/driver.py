@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from herd import cgroups, hostimage, links, network
-from herd.backend import BackendInfo, ExecResult, LaunchPlan, MachineHandle, StopMode
+from herd.backend import BackendInfo, Capability, ExecResult, LaunchPlan, MachineHandle, StopMode
 from herd.errors import HerdError, MachineError, PluginError, SpecError, TestTimeout
 from herd.firewall import BridgeRules
 from herd.log import RunLog
@@ -109,6 +109,13 @@ def resolve_backends(
         infos[machine.name] = info
         for problem in info.validate_options(machine.options):
             problems.append(f"{where}, field 'options': {problem}")
+        if Capability.SYSTEMD not in info.capabilities:
+            for field_name in ("services", "units"):
+                if getattr(machine, field_name):
+                    problems.append(
+                        f"{where}, field {field_name!r}: backend {info.name!r} does not run systemd in its "
+                        f"machines (capability 'systemd'), so it cannot start units"
+                    )
     if problems:
         raise SpecError(problems)
     return spec, infos
@@ -138,6 +145,7 @@ class Driver:
         self.run_dir: RunDir | None = None
         self.rules: BridgeRules | None = None
         self.output_dir = Path()
+        self._started = time.monotonic()
         self._network_plan: network.RunNetworks | None = None
         self.log = RunLog(None, None)
 
@@ -159,6 +167,10 @@ class Driver:
 
     def is_running(self, machine: Machine) -> bool:
         return machine.name in self._handles
+
+    def handle_of(self, machine: Machine) -> MachineHandle | None:
+        """The backend's handle of a running machine, or None."""
+        return self._handles.get(machine.name)
 
     def _handle(self, machine: Machine) -> MachineHandle:
         if machine.name not in self._handles:
@@ -342,7 +354,7 @@ class Driver:
         for name in links.remove_links(f"{network.LINK_PREFIX}{self.run_dir.id}", wait=LINK_CLEANUP_WAIT):
             self.log.info(f"teardown: deleted link {name}, which outlived its machine", show=False)
 
-    def _keep_until_interrupted(self) -> None:
+    def keep_until_interrupted(self) -> None:
         self.log.info("--keep: the machines stay up until you press Ctrl-C", color="yellow")
         for machine in self.machines:
             handle = self._handles.get(machine.name)
@@ -351,13 +363,38 @@ class Driver:
         with contextlib.suppress(Interrupted), _signals_interrupt(None):
             threading.Event().wait()
 
-    def run(self) -> Outcome:
-        started = time.monotonic()
+    def open(self) -> Outcome:
+        """Start the run: its directory, output, log and networks; no machine boots yet.
+
+        Every `open()` that returns must be paired with `close()`; one that raises has already
+        cleaned up. `run()` does both around the test's script; the pytest plugin around a test.
+        """
+        self._started = time.monotonic()
         links.start_helper()
         self.run_dir = RunDir()
         outcome = Outcome(passed=False, seconds=0.0, output_dir=None, run_id=self.run_dir.id)
         try:
             self._prepare_run(outcome)
+        except BaseException:
+            self.close(outcome)
+            raise
+        return outcome
+
+    def close(self, outcome: Outcome) -> None:
+        """Tear the run down (see `teardown`), then log how it ended."""
+        with _signals_ignored():
+            self.log.info("tearing down", show=False)
+            self.teardown()
+            outcome.seconds = time.monotonic() - self._started
+            self._report_end(outcome)
+            self.log.close()
+
+    def run(self) -> Outcome:
+        """Run the test's script; return how it went. Teardown happens whatever the script does."""
+        if self.spec.script is None:
+            raise HerdError(f"test {self.spec.name!r} has no script to run")
+        outcome = self.open()
+        try:
             with _signals_interrupt(self.spec.timeout):
                 run_script(self.spec.script, self.namespace(), self.spec.name, self.source)
             outcome.passed = True
@@ -366,16 +403,11 @@ class Driver:
             outcome.error = interruption
         except Exception as error:
             outcome.error = error
-            self._report_failure(error)
+            self.report_failure(error)
             if self.options.keep:
-                self._keep_until_interrupted()
+                self.keep_until_interrupted()
         finally:
-            with _signals_ignored():
-                self.log.info("tearing down", show=False)
-                self.teardown()
-                outcome.seconds = time.monotonic() - started
-                self._report_end(outcome)
-                self.log.close()
+            self.close(outcome)
         return outcome
 
     def _prepare_run(self, outcome: Outcome) -> None:
@@ -397,7 +429,7 @@ class Driver:
         self._network_setup = network_setup.submit(self._setup_networks)
         network_setup.shutdown(wait=False)
 
-    def _report_failure(self, error: BaseException) -> None:
+    def report_failure(self, error: BaseException) -> None:
         import traceback
 
         self.log.write_file("".join(traceback.format_exception(error)))
@@ -431,19 +463,32 @@ def _signals_interrupt(timeout: float | None) -> Iterator[None]:
     def interrupt(number: int, _frame: object) -> None:
         raise Interrupted(signal.Signals(number).name)
 
+    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with global_timeout(timeout):
+            yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@contextlib.contextmanager
+def global_timeout(timeout: float | None) -> Iterator[None]:
+    """In the main thread: raise `TestTimeout` in it once `timeout` seconds have passed."""
+    if timeout is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
     def expire(_number: int, _frame: object) -> None:
         raise TestTimeout(f"the test ran past its timeout of {timeout:g} s")
 
-    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
-    previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, expire)
-    if timeout is not None:
-        signal.setitimer(signal.ITIMER_REAL, timeout)
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @contextlib.contextmanager

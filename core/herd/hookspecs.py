@@ -45,6 +45,7 @@ __all__ = [
     "herd_network_attach",
     "herd_network_detach",
     "herd_register_backends",
+    "herd_run_leftovers",
 ]
 
 hookspec = pluggy.HookspecMarker("herd")
@@ -134,4 +135,15 @@ def herd_device_grant(machine: MachineSpec, request: str) -> DeviceGrant | None:
     ``"nvidia.com/gpu=0"``, a host path such as ``"/dev/fuse"``, or ``"pci:0000:01:00.0"``. Answer
     with the device nodes, mounts, environment and PCI functions it stands for, or None when the
     request is not yours. Backends apply grants; providers never touch machines.
+    """
+
+
+@hookspec
+def herd_run_leftovers(run_id: str) -> list[str]:
+    """Report what this plugin made for run ``run_id`` that still exists on the host.
+
+    The core finds what it can by the run's markers (links, state directory, cgroups, mounts,
+    firewall rules, processes); a plugin that makes things the core cannot see (containers of a
+    Docker engine, libvirt domains) returns one short description for each of them still there.
+    The conformance kit fails a backend whose runs leave anything behind.
     """

@@ -8,15 +8,16 @@ the script did not start it.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from herd.backend import Capability, StopMode
+from herd.backend import Capability, ExecResult, StopMode
 from herd.errors import CapabilityError, CommandFailed, WaitTimeout
 
 if TYPE_CHECKING:
@@ -24,9 +25,11 @@ if TYPE_CHECKING:
     from herd.spec import MachineSpec
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_TIMEOUT = 900.0  # seconds, as in the NixOS test driver
 FIRST_POLL = 0.002
 LONGEST_POLL = 0.05
+STDERR_TAIL_LINES = 10  # lines of a failed command's standard error quoted in the error
 
 
 def poll(condition: Callable[[bool], T | None], timeout: float, what: str, machine: str | None = None) -> T:
@@ -47,6 +50,20 @@ def poll(condition: Callable[[bool], T | None], timeout: float, what: str, machi
             raise WaitTimeout(f"{where}timed out after {timeout:g} s waiting for {what}")
         time.sleep(pause)
         pause = min(pause * 1.5, LONGEST_POLL)
+
+
+def needs(capability: Capability) -> Callable[[F], F]:
+    """Mark a Machine method that needs `capability`: it fails clearly, and at once, without it."""
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def checked(self: Machine, *args: Any, **kwargs: Any) -> Any:
+            self.require_capability(capability, method.__name__)
+            return method(self, *args, **kwargs)
+
+        return checked  # type: ignore[return-value]
+
+    return decorate
 
 
 class Machine:
@@ -114,6 +131,13 @@ class Machine:
 
     # -- commands ---------------------------------------------------------------------------------
 
+    def _run(self, command: str, timeout: float | None, stdin: bytes | str = b"") -> ExecResult:
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        result = self._driver.execute(self, command, timeout, data)
+        if result.timed_out:
+            raise WaitTimeout(f"{self.name}: command `{command}` did not finish within {timeout:g} s")
+        return result
+
     def execute(
         self, command: str, timeout: float | None = DEFAULT_TIMEOUT, stdin: bytes | str = b""
     ) -> tuple[int, str]:
@@ -124,40 +148,38 @@ class Machine:
 
         >>> status, out = machine.execute("cat /etc/hostname")
         """
-        result = self._driver.execute(
-            self, command, timeout, stdin.encode() if isinstance(stdin, str) else stdin
-        )
-        if result.timed_out:
-            raise WaitTimeout(f"{self.name}: command `{command}` did not finish within {timeout:g} s")
+        result = self._run(command, timeout, stdin)
         return result.status, result.stdout.decode(errors="replace")
+
+    def _expect(self, command: str, success: bool, timeout: float | None, stdin: bytes | str = b"") -> str:
+        """Run `command`; return its output if it succeeded (or failed, when `success` is False)."""
+        result = self._run(command, timeout or DEFAULT_TIMEOUT, stdin)
+        output = result.stdout.decode(errors="replace")
+        if (result.status == 0) == success:
+            return output
+        if success:
+            message = f"{self.name}: command `{command}` failed (exit status {result.status})"
+        else:
+            message = f"{self.name}: command `{command}` unexpectedly succeeded"
+        errors = result.stderr.decode(errors="replace").strip().splitlines()
+        if errors:
+            quoted = "\n".join(f"    {line}" for line in errors[-STDERR_TAIL_LINES:])
+            message += f"; its standard error ends with:\n{quoted}"
+        raise CommandFailed(message, result.status, output)
 
     def succeed(self, *commands: str, timeout: float | None = None) -> str:
         """Run each command; fail if any exits non-zero. Returns their joined standard output.
 
         >>> machine.succeed("systemctl is-active nginx", "curl -sf http://localhost")
         """
-        output = ""
-        for command in commands:
-            status, out = self.execute(command, timeout=timeout or DEFAULT_TIMEOUT)
-            if status != 0:
-                raise CommandFailed(
-                    f"{self.name}: command `{command}` failed (exit status {status})", status, out
-                )
-            output += out
-        return output
+        return "".join(self._expect(command, True, timeout) for command in commands)
 
     def fail(self, *commands: str, timeout: float | None = None) -> str:
         """Run each command; fail if any exits zero. Returns their joined standard output.
 
         >>> machine.fail("curl -sf http://localhost:8080")
         """
-        output = ""
-        for command in commands:
-            status, out = self.execute(command, timeout=timeout or DEFAULT_TIMEOUT)
-            if status == 0:
-                raise CommandFailed(f"{self.name}: command `{command}` unexpectedly succeeded", status, out)
-            output += out
-        return output
+        return "".join(self._expect(command, False, timeout) for command in commands)
 
     def _wait_for_status(self, command: str, success: bool, timeout: float) -> str:
         deadline = time.monotonic() + timeout
@@ -203,6 +225,7 @@ class Machine:
 
     # -- systemd ----------------------------------------------------------------------------------
 
+    @needs(Capability.SYSTEMD)
     def systemctl(self, q: str, user: str | None = None) -> tuple[int, str]:
         """Run `systemctl q` (for `user`'s manager when given); return status and output.
 
@@ -213,6 +236,7 @@ class Machine:
             return self.execute(f"su -l {shlex.quote(user)} --shell /bin/sh -c {shlex.quote(inner)}")
         return self.execute(f"systemctl {q}")
 
+    @needs(Capability.SYSTEMD)
     def get_unit_info(self, unit: str, user: str | None = None) -> dict[str, str]:
         """All properties of a unit, from `systemctl show`.
 
@@ -224,6 +248,7 @@ class Machine:
             raise CommandFailed(f"{self.name}: cannot read the properties of unit {unit!r}", status, output)
         return dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
 
+    @needs(Capability.SYSTEMD)
     def get_unit_property(self, unit: str, property: str, user: str | None = None) -> str:
         """One property of a unit.
 
@@ -231,6 +256,7 @@ class Machine:
         """
         return self.get_unit_info(unit, user).get(property, "")
 
+    @needs(Capability.SYSTEMD)
     def require_unit_state(self, unit: str, require_state: str = "active") -> None:
         """Fail unless the unit's ActiveState is `require_state`.
 
@@ -242,6 +268,7 @@ class Machine:
                 f"{self.name}: unit {unit!r} is {state!r}, expected {require_state!r}", 1, state
             )
 
+    @needs(Capability.SYSTEMD)
     def wait_for_unit(self, unit: str, user: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Wait until a unit is active. Fails at once when it failed, or stays inactive with no job.
 
@@ -266,6 +293,7 @@ class Machine:
 
         poll(active, timeout, f"unit {full!r} to be active", self.name)
 
+    @needs(Capability.SYSTEMD)
     def start_job(self, job: str, user: str | None = None) -> tuple[int, str]:
         """`systemctl start job`.
 
@@ -273,6 +301,7 @@ class Machine:
         """
         return self.systemctl(f"start {shlex.quote(job)}", user)
 
+    @needs(Capability.SYSTEMD)
     def stop_job(self, job: str, user: str | None = None) -> tuple[int, str]:
         """`systemctl stop job`.
 
@@ -363,9 +392,4 @@ class Machine:
 
         >>> machine.succeed_with_input("cat > /etc/motd", "hello\\n")
         """
-        status, output = self.execute(command, timeout=timeout, stdin=stdin)
-        if status != 0:
-            raise CommandFailed(
-                f"{self.name}: command `{command}` failed (exit status {status})", status, output
-            )
-        return output
+        return self._expect(command, True, timeout, stdin)

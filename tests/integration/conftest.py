@@ -16,11 +16,9 @@ from typing import Any
 import pytest
 
 from herd import Test
-from herd.cgroups import hierarchies
 from herd.driver import Outcome
-from herd.links import link_names
-from herd.network import LINK_PREFIX
-from herd.rundir import state_root
+from herd.plugins import Plugins
+from herd.residue import leftovers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,33 +36,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
-def leftovers(run_id: str) -> list[str]:
-    """Everything of run `run_id` that still exists on the host."""
-    found = [f"link {name}" for name in link_names(f"{LINK_PREFIX}{run_id}")]
-    state = state_root() / run_id
-    if state.exists():
-        found.append(f"state directory {state}")
-    found += [
-        f"cgroup {root / 'herd' / run_id}" for root in hierarchies() if (root / "herd" / run_id).exists()
-    ]
-    with open("/proc/self/mountinfo") as mountinfo:
-        found += [f"mount {line.split()[4]}" for line in mountinfo if str(state) in line]
-    for command in ("iptables", "ip6tables"):
-        if shutil.which(command):
-            rules = subprocess.run([command, "-w", "-S"], capture_output=True, text=True, check=False).stdout
-            found += [f"{command} rule {rule}" for rule in rules.splitlines() if f"herd:{run_id}" in rule]
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                if str(state).encode() in cmdline.read():
-                    found.append(f"process {pid}")
-        except OSError:
-            continue
-    return found
-
-
 def assert_nothing_left(run_id: str) -> None:
-    left = leftovers(run_id)
+    left = leftovers(run_id, Plugins())
     assert not left, f"run {run_id} left: {left}"
 
 

@@ -1,0 +1,230 @@
+"""herd's pytest plugin: herd tests written as pytest tests.
+
+    @pytest.mark.herd(machines={"server": {"services": ["nginx"]}, "client": {}})
+    def test_web(herd, server, client):
+        herd.start_all()
+        server.wait_for_unit("nginx")
+        client.succeed("curl -sf http://server")
+
+The `herd` marker declares the machines (and optionally `timeout`, the whole test's limit in
+seconds). Each machine arrives as the test argument of its name (with '-' as '_'), and through the
+`herd` fixture, which also carries the driver's functions (`start_all`, `subtest`, `retry`, `log`).
+Machines boot on `herd.start_all()` or on first use, and are torn down when the test ends.
+
+Options: `--herd-backend NAME` (the default backend for machines that name none), `--herd-keep`
+(after a failure, keep the test's machines up until the session ends), `--herd-output-dir DIR`
+(logs, consoles and journals under DIR/<test>; by default under the test's tmp_path). A failed test's
+report carries the end of each machine's journal and where the full logs are.
+
+Registered through the `pytest11` entry point, so it loads in every pytest session of an
+environment where herd is installed; it imports the rest of herd only when a test uses it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from herd.driver import Driver, Outcome
+    from herd.machine import Machine
+
+MARKER = "herd"
+JOURNAL_TAIL_LINES = 20
+DRIVER_KEY = pytest.StashKey["Driver"]()
+REPORT_KEY = pytest.StashKey[pytest.TestReport]()
+KEPT_KEY = pytest.StashKey[list[tuple["Driver", "Outcome"]]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("herd", "herd: multi-machine tests")
+    group.addoption("--herd-backend", metavar="NAME", help="backend for machines that name none")
+    group.addoption("--herd-keep", action="store_true", help="after a failure, keep the test's machines up")
+    group.addoption("--herd-output-dir", metavar="DIR", type=Path, help="where each test's logs go")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(machines, timeout=None): the machines this test's `herd` fixture boots",
+    )
+    config.stash[KEPT_KEY] = []
+
+
+def _machine_arguments(item: pytest.Item) -> list[str]:
+    marker = item.get_closest_marker(MARKER)
+    machines = marker.kwargs.get("machines", {}) if marker else {}
+    names = {str(name).replace("-", "_") for name in machines}
+    return [name for name in getattr(item, "fixturenames", ()) if name in names]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marked tests get the `herd` fixture first, which hands out their machine arguments."""
+    for item in items:
+        if item.get_closest_marker(MARKER) is None or not hasattr(item, "fixturenames"):
+            continue
+        names = item.fixturenames
+        if "herd" in names:
+            names.remove("herd")
+        names.insert(0, "herd")
+
+
+class Herd:
+    """What the `herd` fixture gives a test: its machines and the driver's functions."""
+
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
+        self.machines: dict[str, Machine] = {m.spec.script_name: m for m in driver.machines}
+        self.start_all = driver.start_all
+        self.subtest = driver.subtest
+        self.retry = driver.retry
+        self.log = driver.log.info
+
+    @property
+    def output_dir(self) -> Path:
+        return self.driver.output_dir
+
+    def __getattr__(self, name: str) -> Machine:
+        machines = self.__dict__.get("machines", {})
+        if name in machines:
+            return machines[name]
+        raise AttributeError(f"this test has no machine {name!r} (machines: {', '.join(machines)})")
+
+    def __getitem__(self, name: str) -> Machine:
+        return self.machines[name.replace("-", "_")]
+
+
+def _test_name(item: pytest.Item) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", item.name).strip("-") or "test"
+
+
+@pytest.fixture
+def herd(request: pytest.FixtureRequest) -> Iterator[Herd]:
+    """The machines of a test marked `@pytest.mark.herd(machines=...)`, torn down when it ends."""
+    from herd.driver import Driver, RunOptions
+    from herd.errors import SpecError
+    from herd.script import ScriptSource
+    from herd.spec import parse_test
+
+    item = request.node
+    marker = item.get_closest_marker(MARKER)
+    if marker is None:
+        raise pytest.UsageError(
+            f"{item.nodeid} uses the herd fixture without @pytest.mark.{MARKER}(machines=...)"
+        )
+    config = request.config
+    try:
+        spec = parse_test(_test_name(item), marker.kwargs.get("machines"), None, marker.kwargs.get("timeout"))
+    except SpecError as error:
+        pytest.fail(str(error), pytrace=False)
+    output_root = config.getoption("herd_output_dir")
+    if output_root is not None:
+        output_dir = Path(output_root) / re.sub(r"[^A-Za-z0-9_.-]+", "-", item.nodeid).strip("-")
+    else:
+        output_dir = request.getfixturevalue("tmp_path") / "herd"
+    options = RunOptions(
+        backend=config.getoption("herd_backend"),
+        output_dir=output_dir,
+        terminal=None,
+    )
+    path = getattr(item, "path", None)
+    source = ScriptSource(str(Path(path).resolve()) if path else None, None)
+    try:
+        driver = Driver(spec, source, options)
+    except SpecError as error:
+        pytest.fail(str(error), pytrace=False)
+    outcome = driver.open()
+    item.stash[DRIVER_KEY] = driver
+    try:
+        session = Herd(driver)
+        for name in _machine_arguments(item):
+            item.funcargs[name] = session.machines[name]
+        yield session
+    finally:
+        report = item.stash.get(REPORT_KEY, None)
+        outcome.passed = report is not None and report.passed
+        if not outcome.passed and config.getoption("herd_keep"):
+            config.stash[KEPT_KEY].append((driver, outcome))
+        else:
+            driver.close(outcome)
+
+
+def _journal_tail(directory: Path) -> str:
+    """The end of a machine's journal, read with the host's journalctl, or of its console."""
+    journal = directory / "journal"
+    if journal.is_dir():
+        try:
+            result = subprocess.run(
+                ["journalctl", f"--directory={journal}", "--no-pager", "-n", str(JOURNAL_TAIL_LINES)],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+            if result.stdout.strip():
+                return result.stdout
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    console = directory / "console.log"
+    if console.exists():
+        lines = console.read_bytes()[-16384:].decode(errors="replace").splitlines()
+        return "\n".join(lines[-JOURNAL_TAIL_LINES:])
+    return "(no journal or console output)"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A marked test's `timeout` bounds its body, as a script's bounds the script."""
+    driver = item.stash.get(DRIVER_KEY, None)
+    if driver is None or driver.spec.timeout is None:
+        return (yield)
+    from herd.driver import global_timeout
+
+    with global_timeout(driver.spec.timeout):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report: pytest.TestReport = yield
+    driver = item.stash.get(DRIVER_KEY, None)
+    if call.when == "call":
+        item.stash[REPORT_KEY] = report
+    if driver is None or not report.failed or call.when == "teardown":
+        return report
+    longrepr = report.longrepr
+    if hasattr(longrepr, "addsection"):
+        for machine in driver.machines:
+            directory = driver.output_dir / machine.name
+            longrepr.addsection(f"herd: the end of {machine.name}'s journal", _journal_tail(directory))
+        longrepr.addsection("herd: logs", f"log, consoles and journals of this test: {driver.output_dir}")
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Tear down the machines `--herd-keep` kept, after the user has had a look at them."""
+    kept = session.config.stash.get(KEPT_KEY, [])
+    if not kept:
+        return
+    writer = session.config.get_terminal_writer()
+    writer.line("")
+    writer.line("herd: --herd-keep kept the machines of failed tests:", yellow=True)
+    for driver, _ in kept:
+        for machine in driver.machines:
+            handle = driver.handle_of(machine)
+            if handle is not None and handle.access:
+                writer.line(f"  {driver.spec.name} / {machine.name}: {handle.access}")
+    if sys.stdin.isatty():
+        writer.line("press Enter to tear them down")
+        with contextlib.suppress(KeyboardInterrupt):
+            sys.stdin.readline()
+    for driver, outcome in kept:
+        driver.close(outcome)
+    kept.clear()
