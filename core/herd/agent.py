@@ -2,7 +2,7 @@
 
 The NixOS driver starts a new `nsenter` and a login shell for every command; herd keeps this agent
 running instead, so a command costs one fork and exec (about a millisecond). The agent reads
-requests from stdin and writes responses to stdout, each a frame: a header of two big-endian
+requests from a connected socket and writes responses to it, each a frame: a header of two big-endian
 32-bit lengths, a JSON object of the first length, then a body of the second length.
 
     request  {"id": 1, "command": "echo hi", "timeout": 5.0}   body: the command's stdin

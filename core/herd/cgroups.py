@@ -19,6 +19,7 @@ from herd.errors import HerdError
 
 ROOT_NAME = "herd"
 KILL_WAIT = 10.0  # seconds killed processes get to leave their cgroup
+JOIN_AND_EXEC = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
 
 
 @cache
@@ -52,6 +53,15 @@ class Cgroup:
     def create(self) -> None:
         for path in self.paths:
             path.mkdir(parents=True, exist_ok=True)
+
+    def command_in(self, argv: list[str]) -> list[str]:
+        """`argv`, wrapped so that it runs inside this cgroup.
+
+        A process can only be moved into a cgroup by a write of its PID, which Python's subprocess
+        cannot do between fork and exec without preexec_fn (unsafe in a threaded program): a shell
+        writes its own PID, then executes `argv`.
+        """
+        return ["/bin/sh", "-c", JOIN_AND_EXEC, "herd-cgroup", *self.procs_files, "--", *argv]
 
     @property
     def procs_files(self) -> tuple[str, ...]:

@@ -46,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
             driver.options.output_dir = (
                 args.output_dir / driver.spec.name if len(drivers) > 1 else args.output_dir
             )
-        outcome = driver.run()
+        try:
+            outcome = driver.run()
+        except HerdError as error:
+            print(f"herd: {error}", file=sys.stderr)
+            return EXIT_INVALID
         if outcome.interrupted:
             return 128 + signal.Signals[outcome.interrupted].value
         if not outcome.passed:
@@ -161,6 +165,8 @@ def entry() -> None:
     """
     try:
         main()
+        code = 0
+    except BrokenPipeError:  # `herd plugins | head`: the reader has what it wanted
         code = 0
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)

@@ -82,6 +82,18 @@ def default_output_dir(test_name: str, run_id: str) -> Path:
     return directory
 
 
+def with_backends(spec: TestSpec, plugins: Plugins, default: str | None) -> TestSpec:
+    """The spec with a backend named for every machine: its own, else the run's default, else
+    $HERD_BACKEND, else the installed backend with the highest priority."""
+    default = default or os.environ.get("HERD_BACKEND") or None
+    if default is None and any(m.backend is None for m in spec.machines):
+        try:
+            default = plugins.default_backend()
+        except PluginError as error:
+            raise SpecError([f"test {spec.name!r}: {error}"]) from None
+    return spec.with_default_backend(default or "")
+
+
 def resolve_backends(
     spec: TestSpec, plugins: Plugins, default: str | None
 ) -> tuple[TestSpec, dict[str, BackendInfo]]:
@@ -90,13 +102,7 @@ def resolve_backends(
     Raises `SpecError` naming the test, machine and field for every problem.
     """
     problems: list[str] = []
-    default = default or os.environ.get("HERD_BACKEND") or None
-    if default is None and any(m.backend is None for m in spec.machines):
-        try:
-            default = plugins.default_backend()
-        except PluginError as error:
-            raise SpecError([f"test {spec.name!r}: {error}"]) from None
-    spec = spec.with_default_backend(default or "")
+    spec = with_backends(spec, plugins, default)
     infos: dict[str, BackendInfo] = {}
     for machine in spec.machines:
         assert machine.backend is not None
@@ -146,6 +152,7 @@ class Driver:
         self.rules: BridgeRules | None = None
         self.output_dir = Path()
         self._started = time.monotonic()
+        self.run_id = ""  # set when the run opens, kept after it closed
         self._network_plan: network.RunNetworks | None = None
         self.log = RunLog(None, None)
 
@@ -372,7 +379,8 @@ class Driver:
         self._started = time.monotonic()
         links.start_helper()
         self.run_dir = RunDir()
-        outcome = Outcome(passed=False, seconds=0.0, output_dir=None, run_id=self.run_dir.id)
+        self.run_id = self.run_dir.id
+        outcome = Outcome(passed=False, seconds=0.0, output_dir=None, run_id=self.run_id)
         try:
             self._prepare_run(outcome)
         except BaseException:

@@ -13,7 +13,7 @@ A typical backend's life, for one machine:
 1. `herd_register_backends` once, when the plugin loads;
 2. `herd_machine_start` with the launch plan (root file system, network attachments, grants);
 3. `herd_machine_execute` for every command of the test script;
-4. `herd_network_attach` / `herd_network_detach` when the script plugs the machine in or out;
+4. `herd_network_attach` / `herd_network_detach` to plug a running machine in or out;
 5. `herd_machine_stop`, clean or crash, from the script or at teardown.
 """
 

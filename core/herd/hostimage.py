@@ -83,9 +83,13 @@ def boot_target(machine: MachineSpec) -> str:
 
 
 def _write(path: Path, content: bytes | str, mode: int = 0o644) -> None:
+    """Write a file into a layer, replacing whatever was at that path, never through a link."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink():
+        path.unlink()
     data = content.encode() if isinstance(content, str) else content
-    with open(path, "wb") as handle:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    with os.fdopen(descriptor, "wb") as handle:
         handle.write(data)
     os.chmod(path, mode)
 

@@ -8,7 +8,7 @@ Each request is one datagram on a SOCK_SEQPACKET socket: a JSON object `{"op": .
 operations inside a machine's network namespace, that namespace's descriptor attached. Each answer
 is one datagram: `{"result": ...}` or `{"error": "...", "errno": N}`.
 
-Executed as a script (`python linkd.py FD`): it imports pyroute2 and the standard library, not herd.
+Executed as a script (`python -I linkd.py FD`): it imports pyroute2 and the standard library, not herd.
 pyroute2 is imported when the helper starts serving, so that herd can import this module for its
 constants at no cost.
 """
@@ -139,14 +139,16 @@ def serve(connection: socket.socket) -> None:
             return
         if not data:
             return
-        request = json.loads(data)
-        operation = operations[request.pop("op")]
         try:
+            request = json.loads(data)
+            operation = operations[request.pop("op")]
             answer: dict[str, Any] = {"result": operation(*fds, **request)}
         except NetlinkError as error:
             answer = {"error": f"netlink: {os.strerror(error.code)}", "errno": error.code}
         except OSError as error:
             answer = {"error": error.strerror or str(error), "errno": error.errno}
+        except Exception as error:  # a bad request or a bug: answer it, keep serving
+            answer = {"error": f"{type(error).__name__}: {error}", "errno": None}
         finally:
             for fd in fds:
                 os.close(fd)

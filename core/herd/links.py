@@ -40,7 +40,7 @@ class _Helper:
     def _start(self) -> socket.socket:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._process = subprocess.Popen(
-            [sys.executable, linkd.__file__, str(theirs.fileno())],
+            [sys.executable, "-I", linkd.__file__, str(theirs.fileno())],
             stdin=subprocess.DEVNULL,
             pass_fds=(theirs.fileno(),),
             start_new_session=True,  # Ctrl-C reaches herd, which then tears down in order

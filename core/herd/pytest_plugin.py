@@ -6,9 +6,11 @@
         server.wait_for_unit("nginx")
         client.succeed("curl -sf http://server")
 
-The `herd` marker declares the machines (and optionally `timeout`, the whole test's limit in
-seconds). Each machine arrives as the test argument of its name (with '-' as '_'), and through the
-`herd` fixture, which also carries the driver's functions (`start_all`, `subtest`, `retry`, `log`).
+The `herd` marker declares the machines, and optionally `timeout` (the whole test's limit in
+seconds) and `requires` (capabilities, such as "systemd": the test is skipped, with the capability
+named, when a machine's backend does not declare one). Each machine arrives as the test argument of
+its name (with '-' as '_'), and through the `herd` fixture, which also carries the driver's
+functions (`start_all`, `subtest`, `retry`, `log`).
 Machines boot on `herd.start_all()` or on first use, and are torn down when the test ends.
 
 Options: `--herd-backend NAME` (the default backend for machines that name none), `--herd-keep`
@@ -26,7 +28,7 @@ import contextlib
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +37,7 @@ import pytest
 if TYPE_CHECKING:
     from herd.driver import Driver, Outcome
     from herd.machine import Machine
+    from herd.spec import TestSpec
 
 MARKER = "herd"
 JOURNAL_TAIL_LINES = 20
@@ -53,7 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(machines, timeout=None): the machines this test's `herd` fixture boots",
+        f"{MARKER}(machines, timeout=None, requires=()): the machines this test's `herd` fixture boots",
     )
     config.stash[KEPT_KEY] = []
 
@@ -66,14 +69,18 @@ def _machine_arguments(item: pytest.Item) -> list[str]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Marked tests get the `herd` fixture first, which hands out their machine arguments."""
+    """Marked tests get the `herd` fixture, set up just before their machine arguments: it hands
+    them out, since no fixture of their names exists. Fixtures set up earlier (autouse ones) stay
+    earlier, so they are torn down after the machines."""
     for item in items:
         if item.get_closest_marker(MARKER) is None or not hasattr(item, "fixturenames"):
             continue
         names = item.fixturenames
         if "herd" in names:
             names.remove("herd")
-        names.insert(0, "herd")
+        machines = set(_machine_arguments(item))
+        position = next((i for i, name in enumerate(names) if name in machines), len(names))
+        names.insert(position, "herd")
 
 
 class Herd:
@@ -99,6 +106,30 @@ class Herd:
 
     def __getitem__(self, name: str) -> Machine:
         return self.machines[name.replace("-", "_")]
+
+
+def _skip_without_capabilities(spec: TestSpec, required: Iterable[str], default_backend: str | None) -> None:
+    """Skip the test, naming what is missing, when a machine's backend lacks a capability it needs."""
+    from herd.backend import Capability
+    from herd.driver import with_backends
+    from herd.errors import HerdError
+    from herd.plugins import Plugins
+
+    capabilities = [Capability(name) for name in required]
+    if not capabilities:
+        return
+    plugins = Plugins()
+    try:
+        machines = with_backends(spec, plugins, default_backend).machines
+        infos = {m.name: plugins.backend(m.backend or "") for m in machines}
+    except HerdError as error:
+        pytest.fail(str(error), pytrace=False)
+    for machine, info in infos.items():
+        for capability in capabilities:
+            if capability not in info.capabilities:
+                pytest.skip(
+                    f"backend {info.name!r} of machine {machine!r} lacks the {capability.value!r} capability"
+                )
 
 
 def _test_name(item: pytest.Item) -> str:
@@ -136,6 +167,7 @@ def herd(request: pytest.FixtureRequest) -> Iterator[Herd]:
     )
     path = getattr(item, "path", None)
     source = ScriptSource(str(Path(path).resolve()) if path else None, None)
+    _skip_without_capabilities(spec, marker.kwargs.get("requires", ()), options.backend)
     try:
         driver = Driver(spec, source, options)
     except SpecError as error:

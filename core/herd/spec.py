@@ -25,6 +25,18 @@ _UNIT_NAME = re.compile(
 )
 _UNIT_PLAIN_NAME = re.compile(r"^[A-Za-z0-9:_.\\@-]+$")
 _BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+# Files herd writes into every machine; a test declares what goes into them through its fields.
+HERD_WRITES = frozenset(
+    {
+        "/etc/hostname",
+        "/etc/machine-id",
+        "/etc/hosts",
+        "/etc/fstab",
+        "/etc/systemd/system/default.target",
+        "/etc/systemd/system/herd.target",
+    }
+)
+HERD_WRITES_UNDER = ("/etc/systemd/system-generators/", "/etc/systemd/system/herd.target.wants/")
 # Top-level directories where `files` may not go: shared read-only, virtual, or fresh at boot.
 UNPLACEABLE = frozenset(
     {
@@ -217,6 +229,9 @@ def _check_files(value: object, report: Callable[[str], None]) -> dict[str, File
                 f"{path!r} is on a file system herd cannot place files on before boot "
                 f"(/{top} is shared read-only from the host, virtual, or fresh at every boot)"
             )
+            continue
+        if normal in HERD_WRITES or normal.startswith(HERD_WRITES_UNDER):
+            report(f"{path!r} is written by herd itself (it makes the machine what the test declares)")
             continue
         spec = _file_spec(path, content, report)
         if spec is not None:

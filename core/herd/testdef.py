@@ -11,6 +11,7 @@ from herd.script import ScriptSource
 
 if TYPE_CHECKING:
     from herd.driver import Outcome
+from herd.errors import SpecError
 from herd.spec import parse_test
 
 
@@ -41,6 +42,8 @@ class Test:
         script: str | Callable[..., Any],
         timeout: float | None = None,
     ) -> None:
+        if script is None:
+            raise SpecError([f"test {name!r}: the test needs a script (a string or a function)"])
         self.spec = parse_test(name, machines, script, timeout)
         caller = sys._getframe(1)
         filename = caller.f_code.co_filename

@@ -35,9 +35,6 @@ NSPAWN = "systemd-nspawn"
 CONSOLE_TAIL_LINES = 25
 # After a second SIGTERM nspawn kills the container at once; this long we wait for it to do so.
 TERMINATE_GRACE = 3.0
-# Runs systemd-nspawn in the machine's cgroup: a process can only be moved into a cgroup by a write
-# of its PID, which Python's subprocess cannot do between fork and exec without preexec_fn.
-JOIN_CGROUP_AND_EXEC = 'for procs in $HERD_CGROUP_PROCS; do echo $$ > "$procs" || exit 125; done; exec "$@"'
 GATE_DIRECTORY = "/run/herd"
 GATE_UNIT = "herd-network.service"
 GATE_UNIT_TEXT = f"""[Unit]
@@ -254,14 +251,13 @@ def _spawn_nspawn(
         os.environ,
         NOTIFY_SOCKET=notify_name,
         TERM="dumb",
-        HERD_CGROUP_PROCS=" ".join(plan.cgroup.procs_files),
     )
     if unified_mounted():
         # On a hybrid host nspawn would give the container v1 hierarchies, where systemd never
         # learns that a cgroup emptied: stopping a user session then stalls.
         environment["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"] = "1"
     return subprocess.Popen(
-        ["/bin/sh", "-c", JOIN_CGROUP_AND_EXEC, NSPAWN, *nspawn_argv(plan, netns, gate)],
+        plan.cgroup.command_in(nspawn_argv(plan, netns, gate)),
         stdin=subprocess.DEVNULL,
         stdout=console,
         stderr=subprocess.STDOUT,
@@ -279,9 +275,10 @@ def start(plan: LaunchPlan) -> Container:
     agent_cgroup.create()
     console = plan.log_dir / "console.log"
     netns = links.new_netns()
-    gate = _Gate(plan.state_dir / "gate")
+    gate: _Gate | None = None
     channel: Channel | None = None
     try:
+        gate = _Gate(plan.state_dir / "gate")
         notify, notify_name = _notify_socket(plan)
         with notify, open(console, "ab") as console_file:
             process = _spawn_nspawn(plan, netns, gate.directory, notify_name, console_file)
@@ -306,7 +303,8 @@ def start(plan: LaunchPlan) -> Container:
         plan.cgroup.remove()
         raise
     finally:
-        gate.close()
+        if gate is not None:
+            gate.close()
     return Container(
         backend=plan.backend,
         name=plan.machine.name,

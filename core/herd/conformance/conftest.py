@@ -1,0 +1,21 @@
+"""The conformance kit's own check: after every case, nothing of its run is left on the host."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from herd.pytest_plugin import DRIVER_KEY
+from herd.residue import leftovers
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Set up before `herd`, torn down after it: checks the run left nothing on the host."""
+    yield
+    driver = request.node.stash.get(DRIVER_KEY, None)
+    if driver is None or not driver.run_id:
+        return
+    left = leftovers(driver.run_id, driver.plugins)
+    assert not left, f"the run {driver.run_id} left: {left}"

@@ -1,0 +1,218 @@
+"""The `unshare` backend: a machine is a set of fresh namespaces around a small shell init.
+
+It uses only herd's public API: the launch plan, the link helpers for the network, a cgroup for
+its processes, and the command agent for execution.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import herd
+from herd import links
+from herd.backend import (
+    BackendInfo,
+    Capability,
+    ExecResult,
+    HostCheck,
+    Kind,
+    LaunchPlan,
+    MachineHandle,
+    StopMode,
+)
+from herd.channel import Channel, ChannelClosed, spawn_agent
+from herd.process import wait_for_exit
+
+NAME = "unshare"
+# The machine's init: mount its view of the file system, say it is ready, then wait for the end.
+INIT = r"""
+set -e
+name=$1; shift
+while [ "$1" != -- ]; do
+    case $1 in
+        overlay) mount -t overlay "herd-$name" -o "lowerdir=$2,upperdir=$3,workdir=$4" "$5"; shift 5 ;;
+        bind) mount --bind "$2" "$3"; shift 3 ;;
+    esac
+done
+mount -t tmpfs tmpfs /tmp
+hostname "$name"
+trap 'kill -TERM -1 2>/dev/null; exit 0' TERM
+echo ready
+exec >/dev/null
+while :; do sleep 3600 & wait $! || true; done
+"""
+PRIVATE = ("root", "home", "srv", "mnt", "media")  # the machine's own, empty unless files are placed
+
+
+def host_checks() -> list[HostCheck]:
+    from shutil import which
+
+    found = which("unshare")
+    return [
+        HostCheck(
+            "unshare",
+            found is not None,
+            found or "not found",
+            None if found else "apt-get install util-linux",
+        )
+    ]
+
+
+@dataclass(eq=False)
+class Namespaces(MachineHandle):
+    plan: LaunchPlan = field(repr=False, kw_only=True)
+    process: subprocess.Popen[bytes] = field(repr=False, kw_only=True)
+    channel: Channel = field(repr=False, kw_only=True)
+    netns: int = field(kw_only=True)
+    leader: int = field(kw_only=True)
+
+
+def _mounts(plan: LaunchPlan) -> list[str]:
+    arguments: list[str] = []
+    for overlay in plan.root.overlays:
+        work = plan.state_dir / f"{overlay.target.strip('/').replace('/', '-')}-work"
+        work.mkdir(exist_ok=True)
+        arguments += ["overlay", overlay.lower, str(overlay.upper), str(work), overlay.target]
+    for name in PRIVATE:
+        source = plan.root.directory / name
+        if source.is_dir() and os.path.isdir(f"/{name}"):
+            arguments += ["bind", str(source), f"/{name}"]
+    return [*arguments, "--"]
+
+
+def _leader_of(unshare_pid: int) -> int:
+    """The process `unshare --fork` started: the machine's init, PID 1 of its namespace."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        if parent == unshare_pid:
+            return int(pid)
+    raise herd.MachineError(f"unshare (process {unshare_pid}) has no child")
+
+
+def start(plan: LaunchPlan) -> Namespaces:
+    netns = links.new_netns()
+    console = open(plan.log_dir / "console.log", "ab")  # noqa: SIM115 - the child keeps it
+    argv = [
+        "nsenter", f"--net=/proc/self/fd/{netns}", "--",
+        "unshare", "--fork", "--pid", "--mount-proc", "--mount", "--uts", "--ipc", "--propagation", "private",
+        "/bin/sh", "-c", INIT, "herd-init", plan.machine.name, *_mounts(plan),
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        plan.cgroup.command_in(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=console,
+        pass_fds=(netns,),
+        start_new_session=True,
+    )
+    console.close()
+    channel = spawn_agent(plan.machine.name)
+    try:
+        links.loopback_up(netns)
+        for attachment in plan.attachments:
+            links.plug_veth(netns, attachment)
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], plan.machine.boot_timeout)
+        line = process.stdout.readline() if ready else b""
+        if line.strip() != b"ready":
+            tail = (plan.log_dir / "console.log").read_text(errors="replace")[-2000:]
+            raise herd.MachineError(f"machine {plan.machine.name} did not come up; its console:\n{tail}")
+        leader = _leader_of(process.pid)
+        channel.enter(leader, plan.cgroup.procs_files)
+    except BaseException:
+        process.kill()
+        plan.cgroup.kill()
+        process.wait()
+        channel.close()
+        os.close(netns)
+        raise
+    return Namespaces(
+        backend=NAME,
+        name=plan.machine.name,
+        access=f"nsenter --target {leader} --all /bin/sh",
+        plan=plan,
+        process=process,
+        channel=channel,
+        netns=netns,
+        leader=leader,
+    )
+
+
+def stop(handle: Namespaces, mode: StopMode, timeout: float) -> str:
+    started = time.monotonic()
+    if handle.process.poll() is not None:
+        how = "had stopped already"
+    elif mode is StopMode.CRASH:
+        os.kill(handle.leader, signal.SIGKILL)
+        wait_for_exit(handle.process, timeout)
+        how = "crashed (killed)"
+    else:
+        os.kill(handle.leader, signal.SIGTERM)
+        if wait_for_exit(handle.process, timeout):
+            how = f"stopped in {time.monotonic() - started:.2f} s"
+        else:
+            os.kill(handle.leader, signal.SIGKILL)
+            how = f"did not stop within {timeout:g} s: killed"
+    handle.channel.close()
+    handle.plan.cgroup.kill()
+    if handle.process.poll() is None:
+        handle.process.wait()
+    if handle.process.stdout is not None:
+        handle.process.stdout.close()
+    os.close(handle.netns)
+    handle.plan.cgroup.remove()
+    return how
+
+
+def validate_options(options: Mapping[str, Any]) -> list[str]:
+    return [f"unknown option {name!r}: the unshare backend takes none" for name in options]
+
+
+@herd.hookimpl
+def herd_register_backends(register: Any) -> None:
+    register(
+        BackendInfo(
+            name=NAME,
+            kind=Kind.CONTAINER,
+            capabilities=frozenset({Capability.SUID}),
+            description="plain Linux namespaces made by unshare(1), no systemd (an example backend)",
+            priority=10,
+            host_checks=host_checks,
+            validate_options=validate_options,
+        )
+    )
+
+
+@herd.hookimpl
+def herd_machine_start(plan: LaunchPlan) -> MachineHandle | None:
+    return start(plan) if plan.backend == NAME else None
+
+
+@herd.hookimpl
+def herd_machine_execute(
+    handle: MachineHandle, command: str, timeout: float | None, stdin: bytes
+) -> ExecResult | None:
+    if not isinstance(handle, Namespaces):
+        return None
+    if handle.process.poll() is not None:
+        raise herd.MachineError(f"machine {handle.name} is not running")
+    try:
+        return handle.channel.run(command, timeout, stdin)
+    except ChannelClosed as error:
+        raise herd.MachineError(f"machine {handle.name} is not running ({error})") from None
+
+
+@herd.hookimpl
+def herd_machine_stop(handle: MachineHandle, mode: StopMode, timeout: float) -> str | None:
+    return stop(handle, mode, timeout) if isinstance(handle, Namespaces) else None
