@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, assert_nothing_left, herd_cli
+from herd.backend import Capability
+from herd.loader import load_tests
+from tests.conftest import ROOT, assert_nothing_left
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.stem for e in EXAMPLES])
-def test_example_passes(example: Path, tmp_path: Path) -> None:
+def test_example_passes(example: Path, tmp_path: Path, herd_cli: Callable, require: Callable) -> None:  # type: ignore[type-arg]
+    if any(m.units or m.services for t in load_tests(example) for m in t.spec.machines):
+        require(Capability.SYSTEMD)
     result = herd_cli("run", str(example), "--output-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("PASS ")

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-from herd import Test
 from herd.firewall import filtering_commands
+from herd.loader import load_tests
+from tests.conftest import ROOT
 
-from .conftest import ROOT, run
 
-
-def test_ping_passes_a_forward_chain_that_drops(tmp_path: Path) -> None:
+def test_ping_passes_a_forward_chain_that_drops(run_test: Callable) -> None:  # type: ignore[type-arg]
     if shutil.which("iptables") is None:
         pytest.skip("iptables is not installed")
     if "iptables" not in filtering_commands():
@@ -25,11 +24,8 @@ def test_ping_passes_a_forward_chain_that_drops(tmp_path: Path) -> None:
     policy = before.splitlines()[0].split()[-1]
     subprocess.run(["iptables", "-w", "-P", "FORWARD", "DROP"], check=True)
     try:
-        namespace: dict[str, object] = {}
-        exec((ROOT / "examples" / "ping.py").read_text(), namespace)
-        test = namespace["test"]
-        assert isinstance(test, Test)
-        outcome = run(test, tmp_path)
+        [test] = load_tests(ROOT / "examples" / "ping.py")
+        outcome = run_test(test)
         after = subprocess.run(
             ["iptables", "-w", "-S", "FORWARD"], capture_output=True, text=True, check=True
         ).stdout

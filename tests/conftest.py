@@ -1,0 +1,88 @@
+"""What herd's own tests share.
+
+tests/unit needs neither root nor a backend. tests/integration boots real machines on the backend
+that `--herd-backend` (or $HERD_BACKEND, or the installed default) selects, and skips what needs a
+capability that backend lacks; tests/nspawn and tests/external test one backend each. Every test
+that runs machines checks afterwards that the run left nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from herd import Test
+from herd.backend import BackendInfo, Capability
+from herd.driver import Outcome
+from herd.plugins import Plugins
+from herd.residue import leftovers
+
+ROOT = Path(__file__).resolve().parents[1]
+NEEDS_ROOT = ("integration", "nspawn", "external")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="boots real machines: needs root")
+    for item in items:
+        if Path(item.path).relative_to(ROOT / "tests").parts[0] in NEEDS_ROOT:
+            item.add_marker(skip)
+
+
+def assert_nothing_left(run_id: str) -> None:
+    left = leftovers(run_id, Plugins())
+    assert not left, f"run {run_id} left: {left}"
+
+
+@pytest.fixture(scope="session")
+def backend(pytestconfig: pytest.Config) -> BackendInfo:
+    """The backend the integration tests run on."""
+    plugins = Plugins()
+    name = (
+        pytestconfig.getoption("herd_backend") or os.environ.get("HERD_BACKEND") or plugins.default_backend()
+    )
+    return plugins.backend(name)
+
+
+@pytest.fixture
+def require(backend: BackendInfo) -> Callable[[Capability], None]:
+    """Call with a capability to skip the test unless the backend under test declares it."""
+
+    def check(capability: Capability) -> None:
+        if capability not in backend.capabilities:
+            pytest.skip(f"backend {backend.name!r} lacks the {capability.value!r} capability")
+
+    return check
+
+
+@pytest.fixture
+def run_test(backend: BackendInfo, tmp_path: Path) -> Callable[..., Outcome]:
+    """Run a herd.Test quietly on the backend under test, output under tmp_path/out; check that it
+    left nothing behind."""
+
+    def run(test: Test, **options: Any) -> Outcome:
+        outcome = test.run(backend=backend.name, output_dir=tmp_path / "out", terminal=None, **options)
+        assert_nothing_left(outcome.run_id)
+        return outcome
+
+    return run
+
+
+@pytest.fixture
+def herd_cli(backend: BackendInfo) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the `herd` command (`herd run` on the backend under test)."""
+
+    def call(*args: str, cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        argv = [str(Path(sys.executable).with_name("herd")), *args]
+        if args and args[0] == "run":
+            argv += ["--backend", backend.name]
+        return subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=timeout, check=False)
+
+    return call
