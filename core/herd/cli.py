@@ -114,6 +114,28 @@ def doctor(_args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def clean(args: argparse.Namespace) -> int:
+    from herd.plugins import BACKENDS_GROUP, PLUGINS_GROUP, Plugins
+    from herd.residue import is_live, known_runs, leftovers, reap_dead
+
+    plugins = Plugins()
+    for group in (BACKENDS_GROUP, PLUGINS_GROUP):
+        plugins.load(group)
+    if args.dry_run:
+        for run_id in sorted(known_runs()):
+            state = "live" if is_live(run_id) else "dead"
+            print(f"run {run_id} ({state}): {', '.join(leftovers(run_id, plugins)) or 'nothing left'}")
+        return 0
+    reaped = reap_dead(plugins)
+    for run_id, removed in reaped.items():
+        print(f"run {run_id}: removed {len(removed)}")
+        for item in removed:
+            print(f"  {item}")
+    if not reaped:
+        print("nothing to clean: no dead run left anything")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="herd", description="Multi-machine integration tests on containers and VMs."
@@ -148,6 +170,13 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("doctor", help="check this host; print the fix for each missing piece").set_defaults(
         handler=doctor
     )
+    clean_parser = commands.add_parser(
+        "clean", help="remove what dead runs left: processes, links, rules, state"
+    )
+    clean_parser.add_argument(
+        "--dry-run", "-n", action="store_true", help="only list runs and what they left"
+    )
+    clean_parser.set_defaults(handler=clean)
     return top
 
 

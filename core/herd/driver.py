@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from herd import cgroups, hostimage, links, network
+from herd import cgroups, hostimage, links, network, residue
 from herd.backend import BackendInfo, Capability, ExecResult, LaunchPlan, MachineHandle, StopMode
 from herd.errors import HerdError, MachineError, PluginError, SpecError, TestTimeout
 from herd.firewall import BridgeRules
@@ -309,8 +309,12 @@ class Driver:
         )
 
     def _setup_networks(self) -> None:
-        """Make the run's bridges and firewall rules (in the background, while machines boot)."""
+        """Reap what dead runs left, then make this run's bridges and firewall rules (in the
+        background, while machines boot)."""
         assert self.rules is not None
+        for run_id, removed in residue.reap_dead(self.plugins).items():
+            self.log.info(f"removed what dead run {run_id} left: {', '.join(removed)}", show=False)
+            self.log.info(f"removed {len(removed)} things a dead run ({run_id}) left behind", color="yellow")
         for plan in self.networks.networks:
             links.ensure_bridge(plan.bridge)
             self.rules.allow(plan.bridge)

@@ -44,6 +44,7 @@ __all__ = [
     "herd_machine_stop",
     "herd_network_attach",
     "herd_network_detach",
+    "herd_reap",
     "herd_register_backends",
     "herd_run_leftovers",
 ]
@@ -146,4 +147,16 @@ def herd_run_leftovers(run_id: str) -> list[str]:
     firewall rules, processes); a plugin that makes things the core cannot see (containers of a
     Docker engine, libvirt domains) returns one short description for each of them still there.
     The conformance kit fails a backend whose runs leave anything behind.
+    """
+
+
+@hookspec
+def herd_reap(run_id: str) -> list[str]:
+    """Remove what this plugin made for the dead run ``run_id``; return a description of each item.
+
+    Called by ``herd clean`` and at the start of every run, for runs whose process died without
+    tearing down (a SIGKILL, an out-of-memory kill, a power loss). By then the core has killed
+    the run's processes (its cgroups) and deleted its links; remove what the core cannot see (a
+    Docker engine's containers, libvirt domains), found by the run id you tagged them with. Never
+    called for a live run.
     """

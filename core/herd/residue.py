@@ -1,32 +1,54 @@
-"""What a run left on the host, found by the run's own markers.
+"""What runs left on the host, found by the runs' own markers, and its removal.
 
-A run names everything it makes after its id: links `herd<id>…`, the state directory
-`/run/herd/<id>`, cgroups `herd/<id>` in each hierarchy, firewall rules commented `herd:<id>`.
-Processes are found by their cgroup and by the state directory on their command line. Plugins
-report what they made by other means through the `herd_run_leftovers` hook.
+A run names everything it makes after its id: the lock `/run/herd/<id>.lock` it holds while it
+lives, the state directory `/run/herd/<id>`, links `herd<id>…`, cgroups `herd/<id>` in each
+hierarchy, firewall rules commented `herd:<id>`. Its processes are found by their cgroup and by the
+state directory on their command line. Plugins report and remove what they made by other means
+through the `herd_run_leftovers` and `herd_reap` hooks.
+
+A run is dead when nobody holds its lock: `herd clean` and the start of every run reap dead runs.
+A live run's resources are never touched.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
+from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from herd import cgroups, links, network
-from herd.rundir import state_root
+from herd.rundir import ID_LENGTH, LOCK_SUFFIX, lock_path, state_root, try_lock
 
 if TYPE_CHECKING:
     from herd.plugins import Plugins
 
+FIREWALL_COMMANDS = ("iptables", "ip6tables")
+MNT_DETACH = 2
+CLAIM_PREFIX = ".claim-"
 
-def _processes(run_id: str, marker: bytes) -> list[str]:
-    run_cgroup = f"/{cgroups.ROOT_NAME}/{run_id}"
-    found = []
+
+def _run_cgroup_marker(run_id: str) -> str:
+    return f"/{cgroups.ROOT_NAME}/{run_id}"
+
+
+def _processes(run_id: str) -> dict[int, str]:
+    """PID and command of every process of the run: in its cgroup, or naming its state directory."""
+    marker = str(state_root() / run_id).encode()
+    run_cgroup = _run_cgroup_marker(run_id)
+    found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         if int(pid) == os.getpid():
             continue
         try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue  # a zombie holds nothing but its number, until its parent reaps it
             with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
                 command = cmdline.read()
             with open(f"/proc/{pid}/cgroup") as cgroup:
@@ -36,19 +58,26 @@ def _processes(run_id: str, marker: bytes) -> list[str]:
         except OSError:  # gone meanwhile
             continue
         if in_run or marker in command:
-            name = command.split(b"\0")[0].decode(errors="replace")
-            found.append(f"process {pid} ({name})")
+            found[int(pid)] = command.split(b"\0")[0].decode(errors="replace")
     return found
 
 
-def _firewall_rules(run_id: str) -> list[str]:
+def _firewall_rules(run_id: str | None = None) -> list[tuple[str, str]]:
+    """(command, rule as `-S` prints it) of herd's rules, of one run or of all."""
     found = []
-    for command in ("iptables", "ip6tables"):
+    for command in FIREWALL_COMMANDS:
         if shutil.which(command) is None:
             continue
         listing = subprocess.run([command, "-w", "-S"], capture_output=True, text=True, check=False).stdout
-        found += [f"{command} rule: {rule}" for rule in listing.splitlines() if f"herd:{run_id}" in rule]
+        tag = f"herd:{run_id}" if run_id else "herd:"
+        found += [(command, rule) for rule in listing.splitlines() if tag in rule]
     return found
+
+
+def _mounts(run_id: str) -> list[str]:
+    state = str(state_root() / run_id)
+    with open("/proc/self/mountinfo") as mountinfo:
+        return [line.split()[4] for line in mountinfo if state in line]
 
 
 def leftovers(run_id: str, plugins: Plugins | None = None) -> list[str]:
@@ -57,12 +86,116 @@ def leftovers(run_id: str, plugins: Plugins | None = None) -> list[str]:
     found = [f"link {name}" for name in links.link_names(f"{network.LINK_PREFIX}{run_id}")]
     if state.exists():
         found.append(f"state directory {state}")
+    if lock_path(run_id).exists():
+        found.append(f"lock {lock_path(run_id)}")
     found += [f"cgroup {path}" for path in cgroups.run_cgroup(run_id).paths if path.exists()]
-    with open("/proc/self/mountinfo") as mountinfo:
-        found += [f"mount {line.split()[4]}" for line in mountinfo if str(state) in line]
-    found += _firewall_rules(run_id)
-    found += _processes(run_id, str(state).encode())
+    found += [f"mount {point}" for point in _mounts(run_id)]
+    found += [f"{command} rule: {rule}" for command, rule in _firewall_rules(run_id)]
+    found += [f"process {pid} ({command})" for pid, command in _processes(run_id).items()]
     if plugins is not None:
         for reported in plugins.hook.herd_run_leftovers(run_id=run_id):
             found += reported
     return found
+
+
+def _ids_in(names: Iterable[str], prefix: str) -> set[str]:
+    return {name[len(prefix) : len(prefix) + ID_LENGTH] for name in names if name.startswith(prefix)}
+
+
+def known_runs() -> set[str]:
+    """The ids of every run that left a mark on this host, live or dead."""
+    root = state_root()
+    entries = os.listdir(root) if root.is_dir() else []
+    ids = {e.removesuffix(LOCK_SUFFIX) for e in entries if not e.startswith(".")}
+    ids |= _ids_in(links.link_names(network.LINK_PREFIX), network.LINK_PREFIX)
+    for hierarchy in cgroups.hierarchies():
+        herd_root = hierarchy / cgroups.ROOT_NAME
+        if herd_root.is_dir():
+            ids |= {entry.name for entry in os.scandir(herd_root) if entry.is_dir()}
+    for _, rule in _firewall_rules():
+        ids |= _ids_in(rule.split("herd:")[1:], "")
+    return {run_id for run_id in ids if len(run_id) == ID_LENGTH}
+
+
+def is_live(run_id: str) -> bool:
+    """Whether a live process holds the run's lock."""
+    descriptor = try_lock(lock_path(run_id))
+    if descriptor is None:
+        return lock_path(run_id).exists()
+    os.close(descriptor)
+    return False
+
+
+def reap(run_id: str, plugins: Plugins | None = None) -> list[str]:
+    """Remove everything dead run `run_id` left; return what was removed. Refuses a live run."""
+    descriptor = try_lock(lock_path(run_id))
+    if descriptor is None and lock_path(run_id).exists():
+        return []  # live: its owner holds the lock
+    removed: list[str] = []
+    try:
+        processes = _processes(run_id)
+        run_cgroup = cgroups.run_cgroup(run_id)
+        run_cgroup.kill()
+        for pid in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        removed += [f"process {pid} ({command})" for pid, command in processes.items()]
+        libc = ctypes.CDLL(None, use_errno=True)
+        for point in reversed(_mounts(run_id)):
+            if libc.umount2(point.encode(), MNT_DETACH) == 0:
+                removed.append(f"mount {point}")
+        for name in links.link_names(f"{network.LINK_PREFIX}{run_id}"):
+            if links.delete_link(name):
+                removed.append(f"link {name}")
+        for command, rule in _firewall_rules(run_id):
+            arguments = rule.split()
+            arguments[0] = "-D"  # `-A CHAIN ...` as listed becomes `-D CHAIN ...`
+            subprocess.run([command, "-w", *_unquote(arguments)], capture_output=True, check=False)
+            removed.append(f"{command} rule: {rule}")
+        if plugins is not None:
+            for reported in plugins.hook.herd_reap(run_id=run_id):
+                removed += reported
+        removed += [f"cgroup {path}" for path in run_cgroup.paths if path.exists()]
+        run_cgroup.remove()
+        state = state_root() / run_id
+        if state.exists():
+            shutil.rmtree(state, ignore_errors=True)
+            removed.append(f"state directory {state}")
+        if lock_path(run_id).exists():
+            lock_path(run_id).unlink()
+            removed.append(f"lock {lock_path(run_id)}")
+    finally:
+        if descriptor is not None:
+            os.close(descriptor)
+    return removed
+
+
+def _unquote(arguments: list[str]) -> list[str]:
+    """iptables -S quotes comments; the command line takes them bare."""
+    return [argument.strip('"') for argument in arguments]
+
+
+def reap_dead(plugins: Plugins | None = None) -> dict[str, list[str]]:
+    """Reap every dead run on this host; return what was removed, by run id."""
+    reaped = {}
+    for run_id in sorted(known_runs()):
+        if is_live(run_id):
+            continue
+        removed = reap(run_id, plugins)
+        if removed:
+            reaped[run_id] = removed
+    _remove_stale_claims()
+    return reaped
+
+
+def _remove_stale_claims() -> None:
+    """Claim files whose maker died before it linked them (their lock can be taken)."""
+    root = state_root()
+    if not root.is_dir():
+        return
+    for entry in os.scandir(root):
+        if entry.name.startswith(CLAIM_PREFIX):
+            descriptor = try_lock(Path(entry.path))
+            if descriptor is not None:
+                Path(entry.path).unlink(missing_ok=True)
+                os.close(descriptor)

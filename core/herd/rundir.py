@@ -1,8 +1,11 @@
 """Where a run keeps its state, under a short id that names everything it creates.
 
-Each run owns `/run/herd/<id>/` (override with HERD_STATE_DIR) and holds an exclusive lock on its
-`lock` file for as long as the process lives. The id (five lower-case letters and digits) goes into
-the names of the run's links and cgroups, so that they never collide with another run's.
+Each run claims an id by creating `/run/herd/<id>.lock` (override the directory with
+HERD_STATE_DIR), already locked: the lock file is made and locked under a temporary name, then
+hard-linked to its final name, which fails if the id is taken. The run holds the lock for as long as
+its process lives, so a lock that can be taken belongs to a dead run (see `herd.residue`). The run's
+state lives in `/run/herd/<id>/`. The id (five lower-case letters and digits) goes into the names of
+the run's links, cgroups and firewall rules, so that they never collide with another run's.
 """
 
 from __future__ import annotations
@@ -11,39 +14,69 @@ import fcntl
 import os
 import shutil
 import string
+import tempfile
 from pathlib import Path
 
 ID_ALPHABET = string.ascii_lowercase + string.digits
 ID_LENGTH = 5
+LOCK_SUFFIX = ".lock"
 
 
 def state_root() -> Path:
     return Path(os.environ.get("HERD_STATE_DIR", "/run/herd"))
 
 
+def lock_path(run_id: str) -> Path:
+    return state_root() / f"{run_id}{LOCK_SUFFIX}"
+
+
+def new_id() -> str:
+    return "".join(ID_ALPHABET[byte % len(ID_ALPHABET)] for byte in os.urandom(ID_LENGTH))
+
+
+def try_lock(path: Path) -> int | None:
+    """The descriptor of `path`, locked, if no live process holds its lock; else None."""
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
 class RunDir:
-    """The state directory of one live run."""
+    """The id, lock and state directory of one live run."""
 
     def __init__(self) -> None:
         root = state_root()
         root.mkdir(parents=True, exist_ok=True)
-        while True:
-            run_id = "".join(ID_ALPHABET[byte % len(ID_ALPHABET)] for byte in os.urandom(ID_LENGTH))
-            try:
-                (root / run_id).mkdir()
-                break
-            except FileExistsError:
-                continue
+        descriptor, temporary = tempfile.mkstemp(dir=root, prefix=".claim-")
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        os.write(descriptor, f"{os.getpid()}\n".encode())
+        try:
+            while True:
+                run_id = new_id()
+                try:
+                    os.link(temporary, lock_path(run_id))
+                    break
+                except FileExistsError:
+                    continue
+        finally:
+            os.unlink(temporary)
+        self._lock = descriptor
         self.id = run_id
         self.path = root / run_id
-        self._lock = os.open(self.path / "lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
-        os.write(self._lock, f"{os.getpid()}\n".encode())
+        self.path.mkdir()
 
     def machine_dir(self, name: str) -> Path:
         return self.path / "machines" / name
 
     def remove(self) -> None:
-        """Delete the run's state and release its lock."""
+        """Delete the run's state, then its lock file, and release the lock."""
         shutil.rmtree(self.path, ignore_errors=True)
+        lock_path(self.id).unlink(missing_ok=True)
         os.close(self._lock)

@@ -35,6 +35,8 @@ NSPAWN = "systemd-nspawn"
 CONSOLE_TAIL_LINES = 25
 # After a second SIGTERM nspawn kills the container at once; this long we wait for it to do so.
 TERMINATE_GRACE = 3.0
+# How long a command that found its container dead waits for nspawn to say how it ended.
+EXIT_NOTICE = 1.0
 GATE_DIRECTORY = "/run/herd"
 GATE_UNIT = "herd-network.service"
 GATE_UNIT_TEXT = f"""[Unit]
@@ -112,8 +114,11 @@ class Container(MachineHandle):
         if status is None:
             return self.channel.closed or "its command agent stopped"
         if status < 0:
-            return f"systemd-nspawn was killed by {signal.Signals(-status).name}"
-        return f"its container exited with status {status}"
+            return (
+                f"its systemd-nspawn was killed by {signal.Signals(-status).name}; "
+                "herd will kill what it left running"
+            )
+        return f"its container exited: systemd-nspawn ended with status {status}"
 
     def not_running(self) -> MachineError:
         return MachineError(f"machine {self.name} is not running ({self.exit_description()})")
@@ -124,6 +129,8 @@ class Container(MachineHandle):
         try:
             return self.channel.run(command, timeout, stdin)
         except ChannelClosed:
+            # The container died: nspawn notices within moments, and then says how it ended.
+            wait_for_exit(self.process, EXIT_NOTICE)
             raise self.not_running() from None
 
     def attach(self, attachment: Attachment) -> None:
