@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from herd.spec import TestSpec
 
 STOP_TIMEOUT = 10.0  # seconds a clean stop may take before the backend escalates
+INTERRUPTED_STOP_TIMEOUT = 2.0  # the same when a signal ended the run: the user wants out
 BOOT_CONCURRENCY = max(4, 4 * (os.cpu_count() or 1))
 LINK_CLEANUP_WAIT = 2.0  # seconds the kernel gets to clean up stopped machines' veths
 
@@ -47,6 +48,7 @@ class RunOptions:
     output_dir: Path | None = None
     keep: bool = False
     verbose: bool = False
+    stop_timeout: float = STOP_TIMEOUT
     terminal: TextIO | None = field(default_factory=lambda: sys.stderr)
 
 
@@ -260,7 +262,7 @@ class Driver:
             handle = self._handles.pop(machine.name, None)
         if handle is None:
             return
-        how = self.hook.herd_machine_stop(handle=handle, mode=mode, timeout=STOP_TIMEOUT)
+        how = self.hook.herd_machine_stop(handle=handle, mode=mode, timeout=self.options.stop_timeout)
         self.log.info(how or f"stopped ({mode.value})", machine=machine.name)
 
     # -- the run ----------------------------------------------------------------------------------
@@ -413,6 +415,8 @@ class Driver:
         except Interrupted as interruption:
             outcome.interrupted = interruption.signal_name
             outcome.error = interruption
+            self.log.info(f"interrupted by {interruption.signal_name}: stopping the machines", color="yellow")
+            self.options.stop_timeout = min(self.options.stop_timeout, INTERRUPTED_STOP_TIMEOUT)
         except Exception as error:
             outcome.error = error
             self.report_failure(error)
