@@ -37,7 +37,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def assert_nothing_left(run_id: str) -> None:
-    left = leftovers(run_id, Plugins())
+    left = leftovers(run_id, Plugins().load_all())
     assert not left, f"run {run_id} left: {left}"
 
 

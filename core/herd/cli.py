@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         tests = load_tests(args.file)
         options = [RunOptions(backend=args.backend, keep=args.keep, verbose=args.verbose) for _ in tests]
         drivers = [Driver(t.spec, t.source, o) for t, o in zip(tests, options, strict=True)]
-    except HerdError as error:
+    except HerdError as error:  # the file or a test in it is wrong: nothing has started
         print(f"herd: {error}", file=sys.stderr)
         return EXIT_INVALID
     status = 0
@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
             )
         try:
             outcome = driver.run()
-        except HerdError as error:
+        except HerdError as error:  # the run could not start (its teardown has run)
             print(f"herd: {error}", file=sys.stderr)
-            return EXIT_INVALID
+            return EXIT_FAILED
         if outcome.interrupted:
             return 128 + signal.Signals[outcome.interrupted].value
         if not outcome.passed:
@@ -115,12 +115,10 @@ def doctor(_args: argparse.Namespace) -> int:
 
 
 def clean(args: argparse.Namespace) -> int:
-    from herd.plugins import BACKENDS_GROUP, PLUGINS_GROUP, Plugins
+    from herd.plugins import Plugins
     from herd.residue import is_live, known_runs, leftovers, reap_dead
 
-    plugins = Plugins()
-    for group in (BACKENDS_GROUP, PLUGINS_GROUP):
-        plugins.load(group)
+    plugins = Plugins().load_all()
     if args.dry_run:
         for run_id in sorted(known_runs()):
             state = "live" if is_live(run_id) else "dead"

@@ -10,7 +10,7 @@ from herd import firewall, links
 from herd.backend import HostCheck
 from herd.cgroups import hierarchies
 from herd.errors import HerdError
-from herd.plugins import BACKENDS_GROUP, Plugins
+from herd.plugins import Plugins
 
 
 def core_checks() -> Iterator[HostCheck]:
@@ -73,7 +73,7 @@ def all_checks(plugins: Plugins) -> Iterator[tuple[str, HostCheck]]:
     """(section, check) for the core and every installed backend."""
     for check in core_checks():
         yield "herd", check
-    plugins.load(BACKENDS_GROUP)
+    plugins.load_all()
     for name, info in sorted(plugins.backends.items()):
         for check in info.host_checks():
             yield f"backend {name}", check

@@ -15,7 +15,8 @@ from functools import cache
 from pathlib import Path
 
 from herd.backend import MachineRoot, Overlay
-from herd.spec import MachineSpec
+from herd.errors import HerdError
+from herd.spec import UNPLACEABLE, MachineSpec
 
 BOOT_TARGET = "herd.target"
 # Shared read-only when the host has them as directories (bin, sbin and lib are links to usr/ on a
@@ -114,12 +115,30 @@ def add_unit(root: MachineRoot, name: str, text: str) -> None:
         os.symlink(f"../{name}", wants / name)
 
 
-def _layer_for(path: str, layers: dict[str, Path], directory: Path) -> Path:
+def _through_links(path: str) -> str:
+    """`path` with the machine's top-level links followed (they are copies of the host's: a file
+    under /snap, a link to /var/lib/snapd/snap, lands in the /var layer, never on the host)."""
+    links = dict(host_top_level())
+    for _ in range(16):
+        top, _, rest = path.strip("/").partition("/")
+        target = links.get(top)
+        if target is None:
+            return path
+        path = os.path.normpath(f"{target if target.startswith('/') else '/' + target}/{rest}")
+    raise HerdError(f"{path}: too many levels of links among the host's top-level directories")
+
+
+def _layer_for(path: str, layers: dict[str, Path], directory: Path, machine: str) -> Path:
     """Where a file placed at `path` in the machine is written on the host."""
-    top = path.strip("/").split("/", 1)[0]
+    resolved = _through_links(path)
+    top = resolved.strip("/").split("/", 1)[0]
     if top in layers:
-        return layers[top] / os.path.relpath(path, f"/{top}")
-    return directory / path.lstrip("/")
+        return layers[top] / os.path.relpath(resolved, f"/{top}")
+    if top in SHARED_READ_ONLY or top in UNPLACEABLE:
+        raise HerdError(
+            f"machine {machine!r}, field 'files': {path} leads to /{top}, which machines cannot write"
+        )
+    return directory / resolved.lstrip("/")
 
 
 def prepare(machine: MachineSpec, state_dir: Path, hosts: str, journal_dir: Path) -> MachineRoot:
@@ -159,7 +178,7 @@ def prepare(machine: MachineSpec, state_dir: Path, hosts: str, journal_dir: Path
     for unit, text in machine.units.items():
         _write(units / unit, text)
     for path, spec in machine.files.items():
-        _write(_layer_for(path, layers, directory), spec.content, spec.mode)
+        _write(_layer_for(path, layers, directory, machine.name), spec.content, spec.mode)
 
     journal_dir.mkdir(parents=True, exist_ok=True)
     return MachineRoot(

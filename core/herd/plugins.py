@@ -119,6 +119,12 @@ class Plugins:
         if wanted is not None:
             self._tried.update((group, n) for n in wanted)
 
+    def load_all(self) -> Plugins:
+        """Import every installed backend and plugin (for what concerns them all: cleanup, doctor)."""
+        for group in GROUPS:
+            self.load(group)
+        return self
+
     def backend(self, name: str) -> BackendInfo:
         """The backend called `name`, loading its plugin if needed; a clear error if there is none."""
         if name not in self.backends:

@@ -108,14 +108,23 @@ class Herd:
         return self.machines[name.replace("-", "_")]
 
 
-def _skip_without_capabilities(spec: TestSpec, required: Iterable[str], default_backend: str | None) -> None:
+def _skip_without_capabilities(
+    spec: TestSpec, required: str | Iterable[str], default_backend: str | None
+) -> None:
     """Skip the test, naming what is missing, when a machine's backend lacks a capability it needs."""
     from herd.backend import Capability
     from herd.driver import with_backends
     from herd.errors import HerdError
     from herd.plugins import Plugins
 
-    capabilities = [Capability(name) for name in required]
+    names = [required] if isinstance(required, str) else list(required)
+    known = sorted(capability.value for capability in Capability)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        pytest.fail(
+            f"requires={unknown!r}: no such capability (capabilities: {', '.join(known)})", pytrace=False
+        )
+    capabilities = [Capability(name) for name in names]
     if not capabilities:
         return
     plugins = Plugins()
@@ -181,7 +190,7 @@ def herd(request: pytest.FixtureRequest) -> Iterator[Herd]:
         yield session
     finally:
         report = item.stash.get(REPORT_KEY, None)
-        outcome.passed = report is not None and report.passed
+        outcome.passed = report is not None and (report.passed or report.skipped)
         if not outcome.passed and config.getoption("herd_keep"):
             config.stash[KEPT_KEY].append((driver, outcome))
         else:
@@ -200,7 +209,7 @@ def _journal_tail(directory: Path) -> str:
                 timeout=10,
                 check=False,
             )
-            if result.stdout.strip():
+            if result.stdout.strip() and result.stdout.strip() != "-- No entries --":
                 return result.stdout
         except (OSError, subprocess.TimeoutExpired):
             pass

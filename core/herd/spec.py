@@ -37,6 +37,7 @@ HERD_WRITES = frozenset(
     }
 )
 HERD_WRITES_UNDER = ("/etc/systemd/system-generators/", "/etc/systemd/system/herd.target.wants/")
+RESERVED_UNITS = frozenset({"herd.target", "default.target"})
 # Top-level directories where `files` may not go: shared read-only, virtual, or fresh at boot.
 UNPLACEABLE = frozenset(
     {
@@ -167,6 +168,8 @@ def _check_units(value: object, report: Callable[[str], None]) -> dict[str, str]
     for name, text in value.items():
         if not isinstance(name, str) or not _UNIT_NAME.match(name):
             report(f"{name!r} is not a unit file name (such as 'web.service' or 'web.socket')")
+        elif name in RESERVED_UNITS or name.startswith("herd-"):
+            report(f"{name!r} is a unit name herd uses itself (herd.target, default.target, herd-*)")
         elif not isinstance(text, str) or not text.strip():
             report(f"unit {name!r}: expected the unit file's text, got {text!r}")
         else:
@@ -230,7 +233,7 @@ def _check_files(value: object, report: Callable[[str], None]) -> dict[str, File
                 f"(/{top} is shared read-only from the host, virtual, or fresh at every boot)"
             )
             continue
-        if normal in HERD_WRITES or normal.startswith(HERD_WRITES_UNDER):
+        if normal in HERD_WRITES or f"{normal}/".startswith(HERD_WRITES_UNDER):
             report(f"{path!r} is written by herd itself (it makes the machine what the test declares)")
             continue
         spec = _file_spec(path, content, report)

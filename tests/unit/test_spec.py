@@ -142,3 +142,10 @@ def test_herd_test_records_where_it_was_declared() -> None:
     test = Test(name="here", machines={"m": {}}, script=SCRIPT)
     assert test.source.path == __file__
     assert test.name == "here" and "m" in repr(test)
+
+
+def test_what_herd_writes_itself_cannot_be_declared() -> None:
+    for path in ("/etc/hosts", "/etc/systemd/system-generators", "/etc/systemd/system-generators/x"):
+        assert "is written by herd itself" in problems({"m": {"files": {path: "x"}}})[0], path
+    for unit in ("herd.target", "default.target", "herd-network.service"):
+        assert "a unit name herd uses itself" in problems({"m": {"units": {unit: "[Unit]\n"}}})[0], unit

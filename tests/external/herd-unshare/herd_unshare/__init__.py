@@ -39,16 +39,19 @@ while [ "$1" != -- ]; do
     case $1 in
         overlay) mount -t overlay "herd-$name" -o "lowerdir=$2,upperdir=$3,workdir=$4" "$5"; shift 5 ;;
         bind) mount --bind "$2" "$3"; shift 3 ;;
+        robind) mount --bind "$2" "$3"; mount -o remount,bind,ro "$3"; shift 3 ;;
     esac
 done
 mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
 hostname "$name"
 trap 'kill -TERM -1 2>/dev/null; exit 0' TERM
 echo ready
 exec >/dev/null
 while :; do sleep 3600 & wait $! || true; done
 """
-PRIVATE = ("root", "home", "srv", "mnt", "media")  # the machine's own, empty unless files are placed
+# Mounted by the init itself, or the host's as they are.
+NOT_FROM_ROOT = frozenset({"etc", "var", "proc", "sys", "dev", "tmp", "run"})
 
 
 def host_checks() -> list[HostCheck]:
@@ -80,10 +83,15 @@ def _mounts(plan: LaunchPlan) -> list[str]:
         work = plan.state_dir / f"{overlay.target.strip('/').replace('/', '-')}-work"
         work.mkdir(exist_ok=True)
         arguments += ["overlay", overlay.lower, str(overlay.upper), str(work), overlay.target]
-    for name in PRIVATE:
-        source = plan.root.directory / name
-        if source.is_dir() and os.path.isdir(f"/{name}"):
-            arguments += ["bind", str(source), f"/{name}"]
+    for host, guest in plan.root.read_only_binds:
+        arguments += ["robind", host, guest]
+    read_only = {guest.strip("/") for _, guest in plan.root.read_only_binds}
+    for entry in sorted(os.scandir(plan.root.directory), key=lambda e: e.name):
+        # the machine's own directories (/root, /home, /srv...) over the host's: only where the
+        # host has a mount point, since nothing may be created on the host's own root
+        own = entry.is_dir(follow_symlinks=False) and entry.name not in NOT_FROM_ROOT | read_only
+        if own and os.path.isdir(f"/{entry.name}") and not os.path.islink(f"/{entry.name}"):
+            arguments += ["bind", entry.path, f"/{entry.name}"]
     return [*arguments, "--"]
 
 

@@ -1,0 +1,71 @@
+"""Host limits that many machines at once run into, checked and raised before they boot.
+
+Containers that share the host's root user share its inotify quota
+(`fs.inotify.max_user_instances`, often 128). A booting container's systemd takes about five
+instances and keeps four: past about 25 containers, boots stall with "Failed to create inotify
+object: Too many open files" and basic.target never comes. herd counts what is in use, adds what
+the run's containers need (with a margin), and raises the limit when it falls short, saying so.
+The limit stays raised: lowering it again could stall another run on the host.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+INSTANCES_PER_CONTAINER = 8  # about five while booting, four after: twice that, for headroom
+SPARE_INSTANCES = 64  # for the host's own programs
+RAISED_AT_LEAST_TO = 1024
+
+
+def inotify_instances_in_use() -> int:
+    """inotify instances open on this host now (all users: herd's machines run as root)."""
+    count = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.scandir(f"/proc/{pid}/fd"):
+                if os.readlink(fd.path) == "anon_inode:inotify":
+                    count += 1
+        except OSError:
+            continue
+    return count
+
+
+@dataclass(frozen=True)
+class InotifyPlan:
+    limit: int
+    in_use: int
+    needed: int
+
+    @property
+    def short(self) -> bool:
+        return self.limit < self.needed
+
+    @property
+    def raise_to(self) -> int:
+        return max(self.needed, RAISED_AT_LEAST_TO)
+
+
+def inotify_plan(containers: int) -> InotifyPlan | None:
+    """What `containers` more containers need of the inotify quota, or None if it cannot be read."""
+    try:
+        limit = int(INOTIFY_INSTANCES.read_text())
+    except (OSError, ValueError):
+        return None
+    in_use = inotify_instances_in_use()
+    return InotifyPlan(limit, in_use, in_use + containers * INSTANCES_PER_CONTAINER + SPARE_INSTANCES)
+
+
+def ensure_inotify_instances(containers: int) -> str | None:
+    """Raise the inotify quota if `containers` more containers would exhaust it; say what was done."""
+    plan = inotify_plan(containers)
+    if plan is None or not plan.short:
+        return None
+    INOTIFY_INSTANCES.write_text(f"{plan.raise_to}\n")
+    return (
+        f"raised fs.inotify.max_user_instances from {plan.limit} to {plan.raise_to}: "
+        f"{containers} containers need about {containers * INSTANCES_PER_CONTAINER} more, "
+        f"and {plan.in_use} are in use (it stays raised)"
+    )
