@@ -87,14 +87,14 @@ def plugins(_args: argparse.Namespace) -> int:
     return 0
 
 
-def doctor(_args: argparse.Namespace) -> int:
+def doctor(args: argparse.Namespace) -> int:
     from herd.doctor import all_checks
     from herd.plugins import Plugins
 
     loaded = Plugins()
     failed = 0
     section = None
-    for name, check in all_checks(loaded):
+    for name, check in all_checks(loaded, args.machines):
         if name != section:
             print(_style(f"{name}:", "1"))
             section = name
@@ -165,9 +165,18 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "plugins", help="list installed plugins: what loaded, what failed and why"
     ).set_defaults(handler=plugins)
-    commands.add_parser("doctor", help="check this host; print the fix for each missing piece").set_defaults(
-        handler=doctor
+    doctor_parser = commands.add_parser(
+        "doctor", help="check this host; print the fix for each missing piece"
     )
+    doctor_parser.add_argument(
+        "--machines",
+        "-n",
+        type=int,
+        default=2,
+        metavar="N",
+        help="check the limits a test of N machines meets",
+    )
+    doctor_parser.set_defaults(handler=doctor)
     clean_parser = commands.add_parser(
         "clean", help="remove what dead runs left: processes, links, rules, state"
     )

@@ -6,14 +6,30 @@ import os
 import shutil
 from collections.abc import Iterator
 
-from herd import firewall, links
+from herd import firewall, limits, links
 from herd.backend import HostCheck
 from herd.cgroups import hierarchies
 from herd.errors import HerdError
 from herd.plugins import Plugins
 
 
-def core_checks() -> Iterator[HostCheck]:
+def _inotify_check(machines: int) -> HostCheck | None:
+    plan = limits.inotify_plan(machines)
+    if plan is None:
+        return None
+    name = f"inotify instances for {machines} containers"
+    detail = f"fs.inotify.max_user_instances={plan.limit}, {plan.in_use} in use, about {plan.needed} needed"
+    if not plan.short:
+        return HostCheck(name, True, detail)
+    if os.access(limits.INOTIFY_INSTANCES, os.W_OK):
+        return HostCheck(name, True, f"{detail}: herd raises it to {plan.raise_to} when such a run starts")
+    return HostCheck(
+        name, False, f"{detail}: boots would stall, and herd cannot raise it here",
+        f"sysctl -w fs.inotify.max_user_instances={plan.raise_to}",
+    )  # fmt: skip
+
+
+def core_checks(machines: int = 2) -> Iterator[HostCheck]:
     root = os.geteuid() == 0
     yield HostCheck(
         "root", root, "running as root" if root else "not root", None if root else "run herd as root (sudo)"
@@ -27,6 +43,8 @@ def core_checks() -> Iterator[HostCheck]:
     )
     yield _bridge_check()
     yield from _firewall_checks()
+    if (inotify := _inotify_check(machines)) is not None:
+        yield inotify
 
 
 def _bridge_check() -> HostCheck:
@@ -69,9 +87,9 @@ def _firewall_checks() -> Iterator[HostCheck]:
         yield HostCheck("firewall", True, f"bridged frames pass {command}; {detail}")
 
 
-def all_checks(plugins: Plugins) -> Iterator[tuple[str, HostCheck]]:
-    """(section, check) for the core and every installed backend."""
-    for check in core_checks():
+def all_checks(plugins: Plugins, machines: int = 2) -> Iterator[tuple[str, HostCheck]]:
+    """(section, check) for the core and every installed backend, for a test of `machines`."""
+    for check in core_checks(machines):
         yield "herd", check
     plugins.load_all()
     for name, info in sorted(plugins.backends.items()):

@@ -40,6 +40,7 @@ INTERRUPTED_STOP_TIMEOUT = 2.0  # the same when a signal ended the run: the user
 # machines on 2 cores). Stops mostly wait on the machines' init, so more overlap pays.
 BOOT_CONCURRENCY = max(2, 2 * (os.cpu_count() or 1))
 STOP_CONCURRENCY = max(8, 8 * (os.cpu_count() or 1))
+TERMINAL_MACHINE_LINES = 8  # larger runs get one line for all their boots, and one for their stops
 LINK_CLEANUP_WAIT = 2.0  # seconds the kernel gets to clean up stopped machines' veths
 
 
@@ -164,6 +165,11 @@ class Driver:
     # -- what machines use ------------------------------------------------------------------------
 
     @property
+    def _line_each(self) -> bool:
+        """Whether the terminal gets a line per machine booted or stopped (the log always does)."""
+        return len(self.machines) <= TERMINAL_MACHINE_LINES
+
+    @property
     def networks(self) -> network.RunNetworks:
         """The run's network plan (made when the run starts)."""
         if self._network_plan is None:
@@ -234,7 +240,9 @@ class Driver:
             raise PluginError(f"no plugin started {machine.name}: is backend {machine.backend!r} loaded?")
         with self._lock:
             self._handles[machine.name] = handle
-        self.log.info(f"booted in {time.monotonic() - started:.2f} s", machine=machine.name)
+        self.log.info(
+            f"booted in {time.monotonic() - started:.2f} s", machine=machine.name, show=self._line_each
+        )
 
     def start_machines(self, machines: Sequence[Machine]) -> None:
         """Boot the machines that are not running, in parallel; raise if any fails to boot."""
@@ -244,18 +252,18 @@ class Driver:
         containers = sum(1 for m in pending if self.backend_info(m).kind is Kind.CONTAINER)
         if containers > 1 and (raised := limits.ensure_inotify_instances(containers)):
             self.log.info(raised, color="yellow")
-        if len(pending) == 1:
-            self._boot(pending[0])
-            if self._network_setup is not None:
-                self._network_setup.result()
-            return
-        with ThreadPoolExecutor(
-            max_workers=min(len(pending), BOOT_CONCURRENCY), thread_name_prefix="herd-boot"
-        ) as pool:
+        started = time.monotonic()
+        concurrency = min(len(pending), BOOT_CONCURRENCY)
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="herd-boot") as pool:
             futures = [pool.submit(self._boot, m) for m in pending]
         errors = [f.exception() for f in futures if f.exception() is not None]
         if self._network_setup is not None:
             self._network_setup.result()
+        if not self._line_each:
+            booted = len(pending) - len(errors)
+            self.log.info(
+                f"{booted} machines booted in {time.monotonic() - started:.2f} s, {concurrency} at a time"
+            )
         if len(errors) == 1:
             raise errors[0]  # type: ignore[misc]
         if errors:
@@ -269,7 +277,7 @@ class Driver:
         if handle is None:
             return
         how = self.hook.herd_machine_stop(handle=handle, mode=mode, timeout=self.options.stop_timeout)
-        self.log.info(how or f"stopped ({mode.value})", machine=machine.name)
+        self.log.info(how or f"stopped ({mode.value})", machine=machine.name, show=self._line_each)
 
     # -- the run ----------------------------------------------------------------------------------
 
@@ -342,6 +350,7 @@ class Driver:
         others still run.
         """
         running = [m for m in self.machines if self.is_running(m)]
+        started = time.monotonic()
         with ThreadPoolExecutor(max_workers=max(1, min(len(running), STOP_CONCURRENCY))) as pool:
             for machine in running:
                 pool.submit(
@@ -349,6 +358,8 @@ class Driver:
                     f"stopping {machine.name}",
                     partial(self.stop_machine, machine, StopMode.CLEAN),
                 )
+        if running and not self._line_each:
+            self.log.info(f"{len(running)} machines stopped in {time.monotonic() - started:.2f} s")
         if self._network_setup is not None:
             with contextlib.suppress(Exception):  # its error was reported where it mattered
                 self._network_setup.result()
@@ -445,6 +456,8 @@ class Driver:
         self._network_plan = network.plan(self.run_dir.id, self.spec.machines)
         backends = ", ".join(sorted({m.backend or "?" for m in self.spec.machines}))
         names = ", ".join(m.name for m in self.machines)
+        if not self._line_each:
+            names = f"{len(self.machines)} machines ({self.machines[0].name} … {self.machines[-1].name})"
         self.log.info(f"herd: {self.spec.name} · {names} on {backends} · run {self.run_dir.id}", color="bold")
         self.rules = BridgeRules(self.run_dir.id)
         network_setup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="herd-network")
