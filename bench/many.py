@@ -23,18 +23,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 HERD = str(Path(sys.executable).with_name("herd"))
 TEST = """
+import os, sys
 import herd
+sys.path.insert(0, {bench!r})
+from pss import descendants, in_cgroup, pss_kib
 
-def available():
-    with open("/proc/meminfo") as meminfo:
-        return next(int(line.split()[1]) for line in meminfo if line.startswith("MemAvailable:"))
-
-BEFORE = available()
-
-def script(machines, start_all):
+def script(machines, start_all, driver):
     start_all()
+    processes = set(in_cgroup(f"/herd/{{driver.run_id}}/")) | set(descendants(os.getpid()))
     with open({memory!r}, "w") as out:
-        out.write(str(BEFORE - available()))
+        out.write(str(pss_kib(processes)))
     for machine in machines:
         machine.succeed("ping -c 1 -W 5 m0")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 from collections.abc import Iterator
@@ -29,6 +30,26 @@ def _inotify_check(machines: int) -> HostCheck | None:
     )  # fmt: skip
 
 
+def _netem_check() -> HostCheck:
+    """Whether links can be delayed and made lossy; informative: most tests need neither."""
+    try:
+        with open("/proc/config.gz", "rb") as config:
+            text = gzip.decompress(config.read()).decode(errors="replace")
+    except OSError:
+        return HostCheck(
+            "netem", True, "unknown (no /proc/config.gz): machine.impair() says so if it is missing"
+        )
+    if "CONFIG_NET_SCH_NETEM=y" in text or "CONFIG_NET_SCH_NETEM=m" in text:
+        return HostCheck(
+            "netem", True, "the kernel has netem: machine.impair() can delay, jitter, drop and limit"
+        )
+    return HostCheck(
+        "netem",
+        True,
+        "the kernel has no netem (CONFIG_NET_SCH_NETEM): machine.impair() can only limit the rate",
+    )
+
+
 def core_checks(machines: int = 2) -> Iterator[HostCheck]:
     root = os.geteuid() == 0
     yield HostCheck(
@@ -45,6 +66,7 @@ def core_checks(machines: int = 2) -> Iterator[HostCheck]:
     yield from _firewall_checks()
     if (inotify := _inotify_check(machines)) is not None:
         yield inotify
+    yield _netem_check()
 
 
 def _bridge_check() -> HostCheck:

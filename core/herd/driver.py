@@ -15,19 +15,30 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from herd import cgroups, hostimage, limits, links, network, residue
-from herd.backend import BackendInfo, Capability, ExecResult, Kind, LaunchPlan, MachineHandle, StopMode
+from herd.backend import (
+    Attachment,
+    BackendInfo,
+    Capability,
+    DeviceGrant,
+    ExecResult,
+    Kind,
+    LaunchPlan,
+    MachineHandle,
+    StopMode,
+)
 from herd.errors import HerdError, MachineError, PluginError, SpecError, TestTimeout
 from herd.firewall import BridgeRules
 from herd.log import RunLog
 from herd.machine import Machine
-from herd.plugins import Plugins
+from herd.netcontrol import NetworkControl
+from herd.plugins import PLUGINS_GROUP, Plugins
 from herd.rundir import RunDir
 from herd.script import ScriptSource, run_script, script_frames
 
@@ -133,6 +144,46 @@ def resolve_backends(
     return spec, infos
 
 
+def resolve_devices(
+    spec: TestSpec, plugins: Plugins, infos: dict[str, BackendInfo]
+) -> dict[str, tuple[DeviceGrant, ...]]:
+    """Ask the device plugins (`herd_device_grant`) what each machine's device requests stand for,
+    and check that each machine's backend can apply them. Raises `SpecError` for every problem."""
+    if not any(m.devices for m in spec.machines):
+        return {}
+    plugins.load(PLUGINS_GROUP)
+    problems: list[str] = []
+    grants: dict[str, tuple[DeviceGrant, ...]] = {}
+    for machine in spec.machines:
+        where = f"test {spec.name!r}, machine {machine.name!r}, field 'devices'"
+        found = []
+        for request in machine.devices:
+            try:
+                grant = plugins.hook.herd_device_grant(machine=machine, request=request)
+            except HerdError as error:
+                problems.append(f"{where}: {request!r}: {error}")
+                continue
+            if grant is None:
+                problems.append(f"{where}: no installed plugin grants {request!r} (see `herd plugins`)")
+                continue
+            info = infos[machine.name]
+            for capability, needed in (
+                (Capability.DEVICES, grant.nodes or grant.mounts),
+                (Capability.PCI, grant.pci_functions),
+            ):
+                if needed and capability not in info.capabilities:
+                    others = ", ".join(plugins.backends_with(capability)) or "none installed"
+                    problems.append(
+                        f"{where}: {request!r} needs the {capability.value!r} capability, which backend "
+                        f"{info.name!r} lacks (backends that have it: {others})"
+                    )
+            found.append(grant)
+        grants[machine.name] = tuple(found)
+    if problems:
+        raise SpecError(problems)
+    return grants
+
+
 class Driver:
     """Runs one test. Create it, then call `run()` once."""
 
@@ -149,6 +200,7 @@ class Driver:
         self.spec, self._infos = resolve_backends(spec, self.plugins, self.options.backend)
         if problems := network.capacity_problems(self.spec):
             raise SpecError(problems)
+        self._grants = resolve_devices(self.spec, self.plugins, self._infos)
         self.machines = [Machine(m, self) for m in self.spec.machines]
         self._handles: dict[str, MachineHandle] = {}
         self._plans: dict[str, LaunchPlan] = {}
@@ -160,6 +212,8 @@ class Driver:
         self._started = time.monotonic()
         self.run_id = ""  # set when the run opens, kept after it closed
         self._network_plan: network.RunNetworks | None = None
+        self._network_control: NetworkControl | None = None
+        self._booted: set[str] = set()
         self.log = RunLog(None, None)
 
     # -- what machines use ------------------------------------------------------------------------
@@ -175,6 +229,42 @@ class Driver:
         if self._network_plan is None:
             raise HerdError("the run has not started: its networks are not planned yet")
         return self._network_plan
+
+    @property
+    def network_control(self) -> NetworkControl:
+        """What the script does to the run's networks (there once the run has started)."""
+        if self._network_control is None:
+            raise HerdError("the run has not started: its networks are not there yet")
+        return self._network_control
+
+    def handle(self, machine: Machine) -> MachineHandle:
+        """The machine's backend handle; the machine boots first if it is not running."""
+        return self._handle(machine)
+
+    def push_hosts(self, name: str) -> None:
+        """Give a machine the /etc/hosts that matches the networks as they are now."""
+        hosts = self.network_control.hosts_file(name)
+        machine = next(m for m in self.machines if m.name == name)
+        if self.is_running(machine):
+            result = self.execute(machine, "cat > /etc/hosts", 30.0, hosts.encode())
+            if result.status != 0:
+                raise MachineError(
+                    f"machine {name}: cannot update /etc/hosts: {result.stderr.decode().strip()}"
+                )
+        elif name in self._plans:
+            hostimage.write_hosts(self._plans[name].root, hosts)
+
+    def attach(self, handle: MachineHandle, attachment: Attachment) -> None:
+        if not self.hook.herd_network_attach(handle=handle, attachment=attachment):
+            raise PluginError(
+                f"backend {handle.backend!r} did not plug {handle.name} into {attachment.network}"
+            )
+
+    def detach(self, handle: MachineHandle, attachment: Attachment) -> None:
+        if not self.hook.herd_network_detach(handle=handle, attachment=attachment):
+            raise PluginError(
+                f"backend {handle.backend!r} did not unplug {handle.name} from {attachment.network}"
+            )
 
     @property
     def hook(self) -> Any:
@@ -212,22 +302,29 @@ class Driver:
         return result
 
     def _plan(self, machine: Machine, index: int) -> LaunchPlan:
+        """The machine's launch plan; made at its first boot, brought up to date at the next ones
+        (the script may have plugged it into other networks meanwhile)."""
+        control = self.network_control
+        attachments = control.attachments(machine.name)
         if machine.name in self._plans:
-            return self._plans[machine.name]
-        assert self.run_dir is not None
-        state_dir = self.run_dir.machine_dir(machine.name)
-        log_dir = self.output_dir / machine.name
-        root = hostimage.prepare(machine.spec, state_dir, self.networks.hosts_file(), log_dir / "journal")
-        plan = LaunchPlan(
-            run_id=self.run_dir.id,
-            machine=machine.spec,
-            index=index,
-            state_dir=state_dir,
-            log_dir=log_dir,
-            root=root,
-            attachments=self.networks.attachments[machine.name],
-            cgroup=cgroups.machine_cgroup(self.run_dir.id, machine.name),
-        )
+            plan = replace(self._plans[machine.name], attachments=attachments)
+            hostimage.write_hosts(plan.root, control.hosts_file(machine.name))
+        else:
+            assert self.run_dir is not None
+            state_dir = self.run_dir.machine_dir(machine.name)
+            log_dir = self.output_dir / machine.name
+            hosts = control.hosts_file(machine.name)
+            plan = LaunchPlan(
+                run_id=self.run_dir.id,
+                machine=machine.spec,
+                index=index,
+                state_dir=state_dir,
+                log_dir=log_dir,
+                root=hostimage.prepare(machine.spec, state_dir, hosts, log_dir / "journal"),
+                attachments=attachments,
+                cgroup=cgroups.machine_cgroup(self.run_dir.id, machine.name),
+                grants=self._grants.get(machine.name, ()),
+            )
         self._plans[machine.name] = plan
         return plan
 
@@ -239,10 +336,16 @@ class Driver:
         if handle is None:
             raise PluginError(f"no plugin started {machine.name}: is backend {machine.backend!r} loaded?")
         with self._lock:
+            first_boot = machine.name not in self._booted
             self._handles[machine.name] = handle
+            self._booted.add(machine.name)
         self.log.info(
             f"booted in {time.monotonic() - started:.2f} s", machine=machine.name, show=self._line_each
         )
+        self.network_control.machine_booted(machine.name)
+        if first_boot:
+            for host_port, guest_port in machine.spec.forward_ports.items():
+                self.network_control.forward_port(machine.name, host_port, guest_port, None)
 
     def start_machines(self, machines: Sequence[Machine]) -> None:
         """Boot the machines that are not running, in parallel; raise if any fails to boot."""
@@ -250,13 +353,21 @@ class Driver:
         if not pending:
             return
         containers = sum(1 for m in pending if self.backend_info(m).kind is Kind.CONTAINER)
-        if containers > 1 and (raised := limits.ensure_inotify_instances(containers)):
+        if containers and (raised := limits.ensure_inotify_instances(containers)):
             self.log.info(raised, color="yellow")
         started = time.monotonic()
         concurrency = min(len(pending), BOOT_CONCURRENCY)
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="herd-boot") as pool:
-            futures = [pool.submit(self._boot, m) for m in pending]
-        errors = [f.exception() for f in futures if f.exception() is not None]
+        pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="herd-boot")
+        futures = [pool.submit(self._boot, m) for m in pending]
+        try:
+            wait(futures)
+        finally:
+            # Interrupted (Ctrl-C): boots not begun never begin, and those under way end before
+            # teardown looks for machines to stop.
+            pool.shutdown(wait=False, cancel_futures=True)
+            with _signals_ignored():
+                wait(futures)
+        errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
         if self._network_setup is not None:
             self._network_setup.result()
         if not self._line_each:
@@ -328,12 +439,23 @@ class Driver:
         """Reap what dead runs left, then make this run's bridges and firewall rules (in the
         background, while machines boot)."""
         assert self.rules is not None
-        for run_id, removed in residue.reap_dead(self.plugins).items():
-            self.log.info(f"removed what dead run {run_id} left: {', '.join(removed)}", show=False)
-            self.log.info(f"removed {len(removed)} things a dead run ({run_id}) left behind", color="yellow")
+        try:
+            self._reap_dead_runs()
+        except Exception as error:  # cleaning up after others must not stop this run
+            self.log.info(f"could not clean up after dead runs: {error}; try `herd clean`", color="yellow")
         for plan in self.networks.networks:
             links.ensure_bridge(plan.bridge)
             self.rules.allow(plan.bridge)
+
+    def _reap_dead_runs(self) -> None:
+        """Remove what dead runs left. Every plugin is asked (a dead run may have used one this run
+        does not), but they are loaded only when there is something to reap."""
+        dead = residue.dead_runs()
+        if not dead:
+            return
+        for run_id, removed in residue.reap_dead(Plugins().load_all(), dead).items():
+            self.log.info(f"removed what dead run {run_id} left: {', '.join(removed)}", show=False)
+            self.log.info(f"removed {len(removed)} things a dead run ({run_id}) left behind", color="yellow")
 
     def _guarded(self, what: str, step: Callable[[], object]) -> None:
         """One step of teardown: a failure is logged and the other steps still run."""
@@ -358,8 +480,9 @@ class Driver:
                     f"stopping {machine.name}",
                     partial(self.stop_machine, machine, StopMode.CLEAN),
                 )
+        stopped = sum(1 for m in running if not self.is_running(m))
         if running and not self._line_each:
-            self.log.info(f"{len(running)} machines stopped in {time.monotonic() - started:.2f} s")
+            self.log.info(f"{stopped} machines stopped in {time.monotonic() - started:.2f} s")
         if self._network_setup is not None:
             with contextlib.suppress(Exception):  # its error was reported where it mattered
                 self._network_setup.result()
@@ -370,6 +493,8 @@ class Driver:
         ]
         if self.rules is not None:
             steps.append(("removing firewall rules", self.rules.remove_all))
+        if self._network_control is not None:
+            self._guarded("stopping port forwards", self._network_control.close)
         planned = self._network_plan.networks if self._network_plan is not None else ()
         steps += [(f"deleting bridge {p.bridge}", partial(links.delete_link, p.bridge)) for p in planned]
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -453,7 +578,8 @@ class Driver:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         outcome.output_dir = self.output_dir
         self.log = RunLog(self.output_dir / "log.txt", self.options.terminal, self.options.verbose)
-        self._network_plan = network.plan(self.run_dir.id, self.spec.machines)
+        self._network_plan = network.plan(self.run_dir.id, self.spec)
+        self._network_control = NetworkControl(self._network_plan, self.run_dir.id, self.log)
         backends = ", ".join(sorted({m.backend or "?" for m in self.spec.machines}))
         names = ", ".join(m.name for m in self.machines)
         if not self._line_each:
@@ -528,7 +654,7 @@ def global_timeout(timeout: float | None) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _signals_ignored() -> Iterator[None]:
-    """In the main thread: SIGINT and SIGTERM wait until teardown, which is bounded, is done."""
+    """In the main thread: SIGINT and SIGTERM are ignored while teardown, which is bounded, runs."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -101,13 +101,21 @@ def _opaque_directory(path: Path) -> None:
     os.setxattr(path, "trusted.overlay.opaque", b"y")
 
 
+def _etc_upper(root: MachineRoot) -> Path:
+    return next(overlay.upper for overlay in root.overlays if overlay.target == "/etc")
+
+
+def write_hosts(root: MachineRoot, hosts: str) -> None:
+    """Give a prepared (not running) machine a new /etc/hosts, for its next boot."""
+    _write(_etc_upper(root) / "hosts", hosts)
+
+
 def add_unit(root: MachineRoot, name: str, text: str) -> None:
     """Place a unit in a prepared machine root and have herd.target pull it in.
 
     For backends that need a unit of their own in the machine (the nspawn backend's network gate).
     """
-    etc = next(overlay.upper for overlay in root.overlays if overlay.target == "/etc")
-    units = etc / "systemd" / "system"
+    units = _etc_upper(root) / "systemd" / "system"
     _write(units / name, text)
     wants = units / f"{BOOT_TARGET}.wants"
     wants.mkdir(exist_ok=True)

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from herd.errors import HerdError
+
 INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
 INSTANCES_PER_CONTAINER = 8  # about five while booting, four after: twice that, for headroom
 SPARE_INSTANCES = 64  # for the host's own programs
@@ -63,7 +65,14 @@ def ensure_inotify_instances(containers: int) -> str | None:
     plan = inotify_plan(containers)
     if plan is None or not plan.short:
         return None
-    INOTIFY_INSTANCES.write_text(f"{plan.raise_to}\n")
+    try:
+        INOTIFY_INSTANCES.write_text(f"{plan.raise_to}\n")
+    except OSError as error:
+        raise HerdError(
+            f"{containers} containers need about {plan.needed} inotify instances, the limit is {plan.limit} "
+            f"and herd cannot raise it ({error.strerror}): run "
+            f"sysctl -w fs.inotify.max_user_instances={plan.raise_to}"
+        ) from None
     return (
         f"raised fs.inotify.max_user_instances from {plan.limit} to {plan.raise_to}: "
         f"{containers} containers need about {containers * INSTANCES_PER_CONTAINER} more, "

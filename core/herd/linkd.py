@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 CLONE_NEWNET = 0x40000000
 MAX_MESSAGE = 1 << 16
+IFA_F_NODAD = 0x02
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -117,8 +118,60 @@ class Links:
             index = self.index(ipr, attachment["guest_link"])
             for address in attachment["addresses"]:
                 ip, prefix = address.split("/")
-                ipr.addr("add", index=index, address=ip, prefixlen=int(prefix))
+                # no duplicate address detection: the plan made the addresses unique, and DAD
+                # would keep an IPv6 address unusable for a second or two after boot
+                flags = IFA_F_NODAD if ":" in ip else 0
+                ipr.addr("add", index=index, address=ip, prefixlen=int(prefix), flags=flags)
             ipr.link("set", index=index, state="up")
+
+    def set_link_state(self, name: str, up: bool) -> None:
+        self.ipr.link("set", index=self.index(self.ipr, name), state="up" if up else "down")
+
+    def impair(self, name: str, delay: float, jitter: float, loss: float, rate: int | None) -> None:
+        """Shape what a link sends: netem for delay, jitter and loss (ms, ms, %), with a rate
+        (bit/s) if given; a rate alone is a token bucket (tbf), which every kernel has."""
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        self.clear_qdisc(name)
+        index = self.index(self.ipr, name)
+        if not (delay or jitter or loss):
+            if rate is not None:
+                burst = max(4096, rate // 8 // 100)  # 10 ms worth, and at least a few packets
+                self.ipr.tc(
+                    "add",
+                    kind="tbf",
+                    index=index,
+                    handle="1:",
+                    rate=f"{rate}bit",
+                    burst=burst,
+                    latency=400_000,
+                )
+            return
+        parameters: dict[str, Any] = {"delay": int(delay * 1000), "jitter": int(jitter * 1000), "loss": loss}
+        if rate is not None:
+            parameters["rate"] = f"{rate}bit"
+        try:
+            self.ipr.tc("add", kind="netem", index=index, handle="1:", **parameters)
+        except NetlinkError as error:
+            if error.code == errno.ENOENT:
+                raise OSError(
+                    errno.EOPNOTSUPP,
+                    "this kernel has no netem queueing discipline (CONFIG_NET_SCH_NETEM): it cannot delay "
+                    "or drop packets; a rate limit alone works",
+                ) from None
+            raise
+
+    def clear_qdisc(self, name: str) -> bool:
+        """Put a link back on its default qdisc; False when it had none of herd's."""
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        try:
+            self.ipr.tc("del", index=self.index(self.ipr, name), handle="1:", root=True)
+        except NetlinkError as error:
+            if error.code in (errno.ENOENT, errno.EINVAL):
+                return False
+            raise
+        return True
 
 
 def serve(connection: socket.socket) -> None:
@@ -131,6 +184,9 @@ def serve(connection: socket.socket) -> None:
         "link_names": links.link_names,
         "loopback_up": links.loopback_up,
         "plug_veth": links.plug_veth,
+        "set_link_state": links.set_link_state,
+        "impair": links.impair,
+        "clear_qdisc": links.clear_qdisc,
     }
     while True:
         try:

@@ -24,6 +24,7 @@ from typing import Any
 from herd import linkd
 from herd.backend import Attachment
 from herd.errors import HerdError
+from herd.netspec import Impairment
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -133,6 +134,29 @@ def plug_veth(netns: int, attachment: Attachment) -> None:
     run's network setup is still going on.
     """
     _helper.call("plug_veth", (netns,), attachment=dataclasses.asdict(attachment))
+
+
+def set_link_state(name: str, up: bool) -> None:
+    """Bring a link up or down (a machine's host-side link: down cuts it off that network)."""
+    _helper.call("set_link_state", name=name, up=up)
+
+
+def impair(name: str, impairment: Impairment) -> None:
+    """Shape what a link sends: netem for delay, jitter and loss (and a rate with them), a token
+    bucket for a rate alone. Raises OSError(EOPNOTSUPP) where the kernel has no netem."""
+    _helper.call(
+        "impair",
+        name=name,
+        delay=impairment.delay,
+        jitter=impairment.jitter,
+        loss=impairment.loss,
+        rate=impairment.rate,
+    )
+
+
+def clear_impairment(name: str) -> bool:
+    """Take a link's netem away; False when it had none."""
+    return bool(_helper.call("clear_qdisc", name=name))
 
 
 def remove_links(prefix: str, wait: float) -> list[str]:

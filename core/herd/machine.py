@@ -309,6 +309,83 @@ class Machine:
         """
         return self.systemctl(f"stop {shlex.quote(job)}", user)
 
+    # -- networks ---------------------------------------------------------------------------------
+
+    def block(self, network: str | None = None) -> None:
+        """Cut the machine off a network (all of its networks when None): its link goes down.
+
+        >>> server.block()
+        """
+        self._driver.handle(self)
+        self._driver.network_control.block(self.name, network, True)
+
+    def unblock(self, network: str | None = None) -> None:
+        """Undo `block()`.
+
+        >>> server.unblock()
+        """
+        self._driver.handle(self)
+        self._driver.network_control.block(self.name, network, False)
+
+    def impair(
+        self,
+        network: str | None = None,
+        *,
+        delay: float = 0,
+        jitter: float = 0,
+        loss: float = 0,
+        rate: int | str | None = None,
+    ) -> None:
+        """Degrade what the machine receives on a network (all of its networks when None).
+
+        `delay` and `jitter` in milliseconds, `loss` in percent, `rate` in bits per second or as
+        text ("2mbit"). Impair both ends for a symmetric link. Replaces an earlier impairment.
+        Delay, jitter and loss need the kernel's netem; a rate alone works on any kernel.
+
+        >>> client.impair(delay=100, loss=1)
+        """
+        self._driver.handle(self)
+        values = {"delay": delay, "jitter": jitter, "loss": loss, "rate": rate}
+        self._driver.network_control.impair(self.name, network, values)
+
+    def unimpair(self, network: str | None = None) -> None:
+        """Take an impairment away.
+
+        >>> client.unimpair()
+        """
+        self._driver.handle(self)
+        self._driver.network_control.unimpair(self.name, network)
+
+    def forward_port(self, host_port: int, guest_port: int, network: str | None = None) -> None:
+        """Make port `guest_port` of the machine reachable at 127.0.0.1:`host_port` on the host.
+
+        >>> server.forward_port(8080, 80)
+        """
+        self._driver.handle(self)
+        self._driver.network_control.forward_port(self.name, host_port, guest_port, network)
+
+    @needs(Capability.HOTPLUG)
+    def connect(self, network: str) -> None:
+        """Plug the running machine into one of the test's networks; names are updated everywhere.
+
+        >>> laptop.connect("wifi")
+        """
+        control = self._driver.network_control
+        control.connect(
+            self.name, network, self._driver.handle(self), self._driver.attach, self._driver.push_hosts
+        )
+
+    @needs(Capability.HOTPLUG)
+    def disconnect(self, network: str) -> None:
+        """Unplug the running machine from a network.
+
+        >>> laptop.disconnect("wifi")
+        """
+        control = self._driver.network_control
+        control.disconnect(
+            self.name, network, self._driver.handle(self), self._driver.detach, self._driver.push_hosts
+        )
+
     # -- files and ports --------------------------------------------------------------------------
 
     def wait_for_file(self, filename: str, timeout: float = DEFAULT_TIMEOUT) -> None:

@@ -1,9 +1,15 @@
-"""The networks of a run, planned: bridges, addresses, MAC addresses, link names, /etc/hosts.
+"""The networks of a run, planned: bridges, subnets, addresses, MAC addresses, link names, hosts.
 
-Planning is pure and deterministic (the same test gets the same addresses and MACs in every run); the
-links themselves are made by `herd.links`. Every run has its own bridges and every machine its own
-network namespace, so two runs may use the same addresses without meeting. Link names carry the run
-id, so two runs never collide on them either.
+Planning is pure and deterministic: machine i (in declaration order) is host i+1 of every network
+it joins, unless the test fixed its address; networks without a subnet get 192.168.<n>.0/24 (and
+fd68:6572:6400:<n>::/64 with IPv6), the first free n in declaration order. The last host address of
+every subnet is kept for herd's gateway (port forwards). Every run has its own bridges and every
+machine its own network namespace, so two runs may use the same addresses without meeting; link
+names carry the run id, so they never collide either. The links are made by `herd.links`.
+
+Names: on every machine, each machine it shares a network with resolves as `<name>` to its address
+on the first network (in that machine's own order) the two share, and as `<name>.<network>` to its
+address on each network they share.
 """
 
 from __future__ import annotations
@@ -12,11 +18,12 @@ import ipaddress
 from dataclasses import dataclass
 
 from herd.backend import Attachment
+from herd.netspec import DEFAULT_NETWORK, Impairment, MachineNetwork, NetworkSpec
 from herd.spec import MachineSpec, TestSpec
 
-DEFAULT_NETWORK = "default"
-DEFAULT_SUBNET = ipaddress.IPv4Network("192.168.1.0/24")
 LINK_PREFIX = "herd"
+AUTO_SUBNET = "192.168.{n}.0/24"
+AUTO_SUBNET6 = "fd68:6572:6400:{n:x}::/64"  # "herd" in a unique local prefix
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
@@ -37,6 +44,10 @@ def host_link_name(run_id: str, machine_index: int, network_index: int) -> str:
     return f"{LINK_PREFIX}{run_id}m{_base36(machine_index)}n{_base36(network_index)}"
 
 
+def gateway_link_name(run_id: str, network_index: int) -> str:
+    return f"{LINK_PREFIX}{run_id}g{_base36(network_index)}"
+
+
 def mac_address(network_index: int, machine_index: int) -> str:
     """A locally administered MAC: 02:68:64 ("hd"), the network, then the machine."""
     return f"02:68:64:{network_index:02x}:{machine_index >> 8 & 0xFF:02x}:{machine_index & 0xFF:02x}"
@@ -47,57 +58,142 @@ class NetworkPlan:
     name: str
     index: int
     subnet: ipaddress.IPv4Network
+    subnet6: ipaddress.IPv6Network | None
     bridge: str
+
+    @property
+    def gateway(self) -> ipaddress.IPv4Address:
+        """The address herd's port-forward gateway takes: the subnet's last host address."""
+        return self.subnet.broadcast_address - 1
 
 
 @dataclass(frozen=True)
 class RunNetworks:
-    """Every network of a run and every machine's attachments to them."""
+    """Every network of a run, every machine's attachments to them, and what they resolve."""
 
     networks: tuple[NetworkPlan, ...]
-    attachments: dict[str, tuple[Attachment, ...]]
+    attachments: dict[str, dict[str, Attachment]]  # machine -> network -> NIC (boot or hot-plug)
+    joined: dict[str, tuple[str, ...]]  # machine -> the networks it joins at boot, in its order
+    impairments: dict[str, dict[str, Impairment]]  # machine -> network -> as declared
 
-    def address_of(self, machine: str, network: str = DEFAULT_NETWORK) -> str:
-        for attachment in self.attachments[machine]:
-            if attachment.network == network:
-                return attachment.addresses[0].split("/")[0]
-        raise KeyError(f"{machine} is not on network {network}")
+    def network(self, name: str) -> NetworkPlan:
+        for plan in self.networks:
+            if plan.name == name:
+                return plan
+        raise KeyError(name)
 
-    def hosts_file(self) -> str:
-        """/etc/hosts for every machine: each machine's name resolves to its address."""
+    def boot_attachments(self, machine: str) -> tuple[Attachment, ...]:
+        return tuple(self.attachments[machine][network] for network in self.joined[machine])
+
+    def address_of(self, machine: str, network: str | None = None) -> str:
+        """The machine's IPv4 address on `network` (its first one when None)."""
+        name = network or self.joined[machine][0]
+        return self.attachments[machine][name].addresses[0].split("/")[0]
+
+    def hosts_file(self, machine: str, joined: dict[str, tuple[str, ...]] | None = None) -> str:
+        """/etc/hosts for `machine`: the machines it shares a network with (see the module doc)."""
+        joined = joined if joined is not None else self.joined
+        mine = set(joined[machine])
         lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
-        for machine, attachments in self.attachments.items():
-            for attachment in attachments:
-                lines.append(f"{attachment.addresses[0].split('/')[0]}\t{machine}")
+        for other, networks in joined.items():
+            shared = [n for n in networks if n in mine]
+            for position, network in enumerate(shared):
+                names = f"{other}.{network}" if position else f"{other} {other}.{network}"
+                for address in self.attachments[other][network].addresses:
+                    lines.append(f"{address.split('/')[0]}\t{names}")
         return "\n".join(lines) + "\n"
+
+
+def _subnets(
+    declared: tuple[NetworkSpec, ...],
+) -> dict[str, tuple[ipaddress.IPv4Network, ipaddress.IPv6Network | None]]:
+    taken = [n.subnet for n in declared if n.subnet is not None]
+    candidates = (ipaddress.IPv4Network(AUTO_SUBNET.format(n=n)) for n in range(1, 255))
+    free = (subnet for subnet in candidates if not any(subnet.overlaps(t) for t in taken))
+    chosen = {}
+    for index, network in enumerate(declared):
+        subnet = network.subnet or next(free)
+        subnet6 = network.subnet6
+        if network.ipv6 and subnet6 is None:
+            subnet6 = ipaddress.IPv6Network(AUTO_SUBNET6.format(n=index + 1))
+        chosen[network.name] = (subnet, subnet6)
+    return chosen
+
+
+def declared_networks(spec: TestSpec) -> tuple[NetworkSpec, ...]:
+    """The test's networks, with `default` first when a machine uses it without declaring it."""
+    names = {n.name for n in spec.networks}
+    used = {nic.network for m in spec.machines for nic in m.nics}
+    if DEFAULT_NETWORK in used and DEFAULT_NETWORK not in names:
+        return (NetworkSpec(DEFAULT_NETWORK), *spec.networks)
+    return spec.networks
 
 
 def capacity_problems(spec: TestSpec) -> list[str]:
     """Problems that would keep the test's machines from getting an address each."""
-    room = DEFAULT_SUBNET.num_addresses - 2
-    if len(spec.machines) > room:
-        count = len(spec.machines)
-        return [f"test {spec.name!r}: {count} machines do not fit the default network {DEFAULT_SUBNET}"]
-    return []
+    problems = []
+    for network, (subnet, _) in _subnets(declared_networks(spec)).items():
+        room = subnet.num_addresses - 3  # network, broadcast, herd's gateway
+        if len(spec.machines) > room:
+            problems.append(
+                f"test {spec.name!r}: {len(spec.machines)} machines do not fit network {network!r} ({subnet})"
+            )
+    return problems
 
 
-def plan(run_id: str, machines: tuple[MachineSpec, ...]) -> RunNetworks:
-    """One default network that every machine joins, machine i at host address i+1."""
-    network = NetworkPlan(DEFAULT_NETWORK, 0, DEFAULT_SUBNET, bridge_name(run_id, 0))
-    hosts = list(network.subnet.hosts())
-    if len(machines) > len(hosts):
-        raise ValueError(f"{len(machines)} machines do not fit in {network.subnet}")
-    attachments = {
-        machine.name: (
-            Attachment(
+def _addresses(
+    machines: tuple[MachineSpec, ...], network: str, subnet: ipaddress._BaseNetwork, version: int
+) -> dict[str, str]:
+    """Each machine's address on one network, in CIDR: fixed ones first, then host i+1."""
+    fixed = {}
+    for machine in machines:
+        for nic in machine.nics:
+            address = nic.address if version == 4 else nic.address6
+            if nic.network == network and address is not None:
+                fixed[machine.name] = address
+    taken = {*fixed.values(), subnet.broadcast_address - 1}  # the last host: herd's gateway
+    hosts = subnet.hosts()
+    chosen = {}
+    for index, machine in enumerate(machines):
+        address = fixed.get(machine.name) or subnet.network_address + index + 1
+        while address in taken and fixed.get(machine.name) != address:
+            address = next(hosts)
+        taken.add(address)
+        chosen[machine.name] = f"{address}/{subnet.prefixlen}"
+    return chosen
+
+
+def _nic(machine: MachineSpec, network: str) -> MachineNetwork | None:
+    return next((nic for nic in machine.nics if nic.network == network), None)
+
+
+def plan(run_id: str, spec: TestSpec) -> RunNetworks:
+    """Plan every network of the test, and every machine's NIC on each (those it joins at boot, and
+    those it may be connected to later)."""
+    declared = declared_networks(spec)
+    subnets = _subnets(declared)
+    networks = tuple(
+        NetworkPlan(n.name, index, *subnets[n.name], bridge=bridge_name(run_id, index))
+        for index, n in enumerate(declared)
+    )
+    attachments: dict[str, dict[str, Attachment]] = {m.name: {} for m in spec.machines}
+    for network in networks:
+        ipv4 = _addresses(spec.machines, network.name, network.subnet, 4)
+        ipv6 = _addresses(spec.machines, network.name, network.subnet6, 6) if network.subnet6 else {}
+        for index, machine in enumerate(spec.machines):
+            joined = [nic.network for nic in machine.nics]
+            position = joined.index(network.name) if network.name in joined else len(joined) + network.index
+            attachments[machine.name][network.name] = Attachment(
                 network=network.name,
                 bridge=network.bridge,
                 host_link=host_link_name(run_id, index, network.index),
-                guest_link="eth0",
+                guest_link=f"eth{position}",
                 mac=mac_address(network.index, index + 1),
-                addresses=(f"{hosts[index]}/{network.subnet.prefixlen}",),
-            ),
-        )
-        for index, machine in enumerate(machines)
+                addresses=tuple(a for a in (ipv4[machine.name], ipv6.get(machine.name)) if a),
+            )
+    impairments = {
+        m.name: {nic.network: nic.impairment for nic in m.nics if nic.impairment is not None}
+        for m in spec.machines
     }
-    return RunNetworks((network,), attachments)
+    joined = {m.name: tuple(nic.network for nic in m.nics) for m in spec.machines}
+    return RunNetworks(networks, attachments, joined, impairments)

@@ -161,7 +161,13 @@ def herd(request: pytest.FixtureRequest) -> Iterator[Herd]:
         )
     config = request.config
     try:
-        spec = parse_test(_test_name(item), marker.kwargs.get("machines"), None, marker.kwargs.get("timeout"))
+        spec = parse_test(
+            _test_name(item),
+            marker.kwargs.get("machines"),
+            None,
+            marker.kwargs.get("timeout"),
+            marker.kwargs.get("networks"),
+        )
     except SpecError as error:
         pytest.fail(str(error), pytrace=False)
     output_root = config.getoption("herd_output_dir")

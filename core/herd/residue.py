@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 FIREWALL_COMMANDS = ("iptables", "ip6tables")
 MNT_DETACH = 2
 CLAIM_PREFIX = ".claim-"
+STALE_CLAIM_AGE = 60.0  # seconds
 
 
 def _run_cgroup_marker(run_id: str) -> str:
@@ -175,13 +177,20 @@ def _unquote(arguments: list[str]) -> list[str]:
     return [argument.strip('"') for argument in arguments]
 
 
-def reap_dead(plugins: Plugins | None = None) -> dict[str, list[str]]:
-    """Reap every dead run on this host; return what was removed, by run id."""
-    reaped = {}
-    for run_id in sorted(known_runs()):
-        if is_live(run_id):
+def dead_runs() -> list[str]:
+    """The runs that left marks on this host and whose process is gone."""
+    return sorted(run_id for run_id in known_runs() if not is_live(run_id))
+
+
+def reap_dead(plugins: Plugins | None = None, runs: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """Reap every dead run on this host (or those of `runs`); return what was removed, by run id."""
+    reaped: dict[str, list[str]] = {}
+    for run_id in dead_runs() if runs is None else runs:
+        try:
+            removed = reap(run_id, plugins)
+        except Exception as error:  # one stuck run must not keep the others from being reaped
+            reaped[run_id] = [f"failed: {error}"]
             continue
-        removed = reap(run_id, plugins)
         if removed:
             reaped[run_id] = removed
     _remove_stale_claims()
@@ -189,12 +198,13 @@ def reap_dead(plugins: Plugins | None = None) -> dict[str, list[str]]:
 
 
 def _remove_stale_claims() -> None:
-    """Claim files whose maker died before it linked them (their lock can be taken)."""
+    """Claim files whose maker died before it linked them: unlocked, and older than a run's start
+    takes (a new one is made before it is locked)."""
     root = state_root()
     if not root.is_dir():
         return
     for entry in os.scandir(root):
-        if entry.name.startswith(CLAIM_PREFIX):
+        if entry.name.startswith(CLAIM_PREFIX) and time.time() - entry.stat().st_mtime > STALE_CLAIM_AGE:
             descriptor = try_lock(Path(entry.path))
             if descriptor is not None:
                 Path(entry.path).unlink(missing_ok=True)

@@ -1,11 +1,11 @@
 """Where a run keeps its state, under a short id that names everything it creates.
 
-Each run claims an id by creating `/run/herd/<id>.lock` (override the directory with
-HERD_STATE_DIR), already locked: the lock file is made and locked under a temporary name, then
-hard-linked to its final name, which fails if the id is taken. The run holds the lock for as long as
-its process lives, so a lock that can be taken belongs to a dead run (see `herd.residue`). The run's
-state lives in `/run/herd/<id>/`. The id (five lower-case letters and digits) goes into the names of
-the run's links, cgroups and firewall rules, so that they never collide with another run's.
+Each run claims an id by creating `/run/herd/<id>.lock`, already locked: the lock file is made
+and locked under a temporary name, then hard-linked to its final name, which fails if the id is
+taken. The run holds the lock for as long as its process lives, so a lock that can be taken
+belongs to a dead run (see `herd.residue`). The run's state lives in `/run/herd/<id>/`. The id
+(five lower-case letters and digits) goes into the names of the run's links, cgroups and firewall
+rules, so that they never collide with another run's.
 """
 
 from __future__ import annotations
@@ -22,8 +22,12 @@ ID_LENGTH = 5
 LOCK_SUFFIX = ".lock"
 
 
+STATE_ROOT = Path("/run/herd")
+
+
 def state_root() -> Path:
-    return Path(os.environ.get("HERD_STATE_DIR", "/run/herd"))
+    """Fixed for every run on a host: a run's lock must be where every other run looks for it."""
+    return STATE_ROOT
 
 
 def lock_path(run_id: str) -> Path:

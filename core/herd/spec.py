@@ -16,6 +16,15 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from herd.errors import SpecError
+from herd.netspec import (
+    DEFAULT_NETWORK,
+    MachineNetwork,
+    NetworkSpec,
+    check_topology,
+    parse_forward_ports,
+    parse_machine_networks,
+    parse_networks,
+)
 
 # Names the script namespace gives to the driver; a machine may not take them.
 DRIVER_NAMES = frozenset({"driver", "machines", "start_all", "subtest", "retry", "log"})
@@ -25,6 +34,8 @@ _UNIT_NAME = re.compile(
 )
 _UNIT_PLAIN_NAME = re.compile(r"^[A-Za-z0-9:_.\\@-]+$")
 _BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+_CDI_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*/[a-z0-9][a-z0-9._-]*=[A-Za-z0-9][A-Za-z0-9._:-]*$")
+_PCI_ADDRESS = re.compile(r"^pci:[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
 # Files herd writes into every machine; a test declares what goes into them through its fields.
 HERD_WRITES = frozenset(
     {
@@ -79,6 +90,14 @@ class MachineSpec:
     files: Mapping[str, FileSpec] = field(default_factory=dict)
     boot_timeout: float = 60.0
     options: Mapping[str, Any] = field(default_factory=dict)
+    devices: tuple[str, ...] = ()  # requests a device plugin turns into grants
+    networks: tuple[MachineNetwork, ...] | None = None  # None: the network `default`
+    forward_ports: Mapping[int, int] = field(default_factory=dict)
+
+    @property
+    def nics(self) -> tuple[MachineNetwork, ...]:
+        """The networks the machine joins at boot, in its order."""
+        return self.networks if self.networks is not None else (MachineNetwork(DEFAULT_NETWORK),)
 
     @property
     def script_name(self) -> str:
@@ -100,6 +119,7 @@ class TestSpec:
     machines: tuple[MachineSpec, ...]
     script: str | Callable[..., Any] | None
     timeout: float | None = None
+    networks: tuple[NetworkSpec, ...] = ()
 
     def machine(self, name: str) -> MachineSpec:
         for machine in self.machines:
@@ -264,6 +284,26 @@ def _check_timeout(value: object, report: Callable[[str], None]) -> float:
     return float(value)
 
 
+def _check_devices(value: object, report: Callable[[str], None]) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        report(f"expected a list of device requests, got {_type_name(value)}")
+        return ()
+    requests: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or not (
+            _CDI_NAME.match(item) or _PCI_ADDRESS.match(item) or item.startswith("/")
+        ):
+            report(
+                f"{item!r} is not a device request: a CDI name ('nvidia.com/gpu=0'), a host path "
+                "('/dev/fuse') or a PCI function ('pci:0000:01:00.0')"
+            )
+        elif item in requests:
+            report(f"{item!r} is listed twice")
+        else:
+            requests.append(item)
+    return tuple(requests)
+
+
 def _check_options(value: object, report: Callable[[str], None]) -> dict[str, Any]:
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         report(f"expected a mapping of option names to values, got {_type_name(value)}")
@@ -279,6 +319,9 @@ _CHECKERS: dict[str, Callable[[object, Callable[[str], None]], Any]] = {
     "files": _check_files,
     "boot_timeout": _check_timeout,
     "options": _check_options,
+    "devices": _check_devices,
+    "networks": parse_machine_networks,
+    "forward_ports": parse_forward_ports,
 }
 
 
@@ -346,6 +389,7 @@ def parse_test(
     machines: object,
     script: object,
     timeout: object = None,
+    networks: object = None,
 ) -> TestSpec:
     """Validate a test declaration and return its spec, or raise `SpecError` listing every problem.
 
@@ -365,6 +409,14 @@ def parse_test(
             machine = _parse_machine(machine_name, declaration, problems)
             if machine is not None:
                 parsed.append(machine)
+    declared = parse_networks(networks, lambda message, network: problems.add(
+        f"network {network!r}: {message}" if network else message, field_name="networks"))  # fmt: skip
+    check_topology(
+        declared,
+        {m.name: m.networks for m in parsed},
+        {m.name: m.forward_ports for m in parsed},
+        problems.add,
+    )
     _check_script(script, {m.script_name for m in parsed}, problems)
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
@@ -377,4 +429,5 @@ def parse_test(
         machines=tuple(parsed),
         script=script,  # type: ignore[arg-type]
         timeout=float(timeout) if timeout is not None else None,  # type: ignore[arg-type]
+        networks=declared,
     )

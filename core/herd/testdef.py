@@ -16,7 +16,7 @@ from herd.spec import parse_test
 
 
 class Test:
-    """A test: machines, and a script that drives them.
+    """A test: machines, the networks between them, and a script that drives them.
 
     >>> test = herd.Test(
     ...     name="ping",
@@ -28,7 +28,9 @@ class Test:
     ... )
 
     `machines` maps each machine's name to its fields (all optional): `backend`, `image`,
-    `services`, `units`, `files`, `boot_timeout`, `options`. `script` is Python source run with
+    `services`, `units`, `files`, `boot_timeout`, `options`, `networks`, `forward_ports`.
+    `networks` declares the test's networks (see `herd.netspec`); without it every machine is on
+    the network `default`. `script` is Python source run with
     the machines and the driver's names in scope, or a function whose parameters name them.
     `timeout` bounds the whole run in seconds.
     """
@@ -41,10 +43,11 @@ class Test:
         machines: Mapping[str, Mapping[str, Any]],
         script: str | Callable[..., Any],
         timeout: float | None = None,
+        networks: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         if script is None:
             raise SpecError([f"test {name!r}: the test needs a script (a string or a function)"])
-        self.spec = parse_test(name, machines, script, timeout)
+        self.spec = parse_test(name, machines, script, timeout, networks)
         caller = sys._getframe(1)
         filename = caller.f_code.co_filename
         path = str(Path(filename).resolve()) if not filename.startswith("<") else None
@@ -60,7 +63,8 @@ class Test:
     def run(self, **options: Any) -> Outcome:
         """Run this test now and return its `herd.driver.Outcome`.
 
-        Options are those of `herd.driver.RunOptions`: backend, output_dir, keep, verbose, terminal.
+        Options are those of `herd.driver.RunOptions`: backend, output_dir, keep, verbose,
+        stop_timeout, terminal.
         """
         from herd.driver import Driver, RunOptions
 

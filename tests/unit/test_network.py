@@ -1,41 +1,151 @@
-"""Network planning: deterministic addresses and MACs, link names that fit, hosts for every machine."""
+"""Network planning: deterministic addresses and MACs, link names that fit, names per machine."""
 
 from __future__ import annotations
 
-from herd.network import DEFAULT_SUBNET, bridge_name, host_link_name, mac_address, plan
+import pytest
+
+from herd import SpecError
+from herd.network import bridge_name, capacity_problems, gateway_link_name, host_link_name, mac_address, plan
 from herd.spec import parse_test
 
+ROUTED = {
+    "lan": {"subnet": "10.0.1.0/24"},
+    "wan": {"ipv6": True},
+}
 
-def machines(count: int):  # type: ignore[no-untyped-def]
-    return parse_test("t", {f"m{i}": {} for i in range(count)}, "pass").machines
+
+def spec(machines: dict, networks: dict | None = None):  # type: ignore[no-untyped-def, type-arg]
+    return parse_test("t", machines, "pass", None, networks)
 
 
-def test_every_machine_gets_an_address_a_mac_and_a_nic_on_the_default_network() -> None:
-    planned = plan("abcde", machines(3))
+def test_without_declarations_every_machine_is_on_the_default_network() -> None:
+    planned = plan("abcde", spec({f"m{i}": {} for i in range(3)}))
     [network] = planned.networks
-    assert network.subnet == DEFAULT_SUBNET and network.bridge == "herdabcdeb0"
-    first, third = planned.attachments["m0"][0], planned.attachments["m2"][0]
+    assert (network.name, str(network.subnet), network.bridge) == ("default", "192.168.1.0/24", "herdabcdeb0")
+    first, third = planned.boot_attachments("m0")[0], planned.boot_attachments("m2")[0]
     assert first.addresses == ("192.168.1.1/24",) and third.addresses == ("192.168.1.3/24",)
-    assert first.guest_link == "eth0" and first.bridge == network.bridge
-    assert first.mac == "02:68:64:00:00:01" and third.mac == "02:68:64:00:00:03"
+    assert first.guest_link == "eth0" and first.mac == "02:68:64:00:00:01"
     assert planned.address_of("m2") == "192.168.1.3"
+    assert str(network.gateway) == "192.168.1.254"
 
 
-def test_the_same_test_plans_the_same_way_in_every_run_but_for_link_names() -> None:
-    one, two = plan("aaaaa", machines(2)), plan("bbbbb", machines(2))
-    assert [a.addresses for a in one.attachments["m1"]] == [a.addresses for a in two.attachments["m1"]]
-    assert one.attachments["m1"][0].host_link != two.attachments["m1"][0].host_link
+def test_machines_join_the_networks_they_name_in_their_order() -> None:
+    planned = plan(
+        "abcde",
+        spec(
+            {
+                "router": {"networks": ["lan", "wan"]},
+                "client": {"networks": {"lan": {"address": "10.0.1.50", "delay": 20}}},
+                "other": {},
+            },
+            ROUTED,
+        ),
+    )
+    assert [n.name for n in planned.networks] == ["default", "lan", "wan"]
+    assert str(planned.network("wan").subnet) == "192.168.2.0/24"  # the first free one after default's
+    assert str(planned.network("wan").subnet6).startswith("fd68:6572:6400:")
+    router = planned.boot_attachments("router")
+    assert [(a.network, a.guest_link) for a in router] == [("lan", "eth0"), ("wan", "eth1")]
+    assert router[1].addresses == (
+        "192.168.2.1/24",
+        f"{planned.network('wan').subnet6.network_address + 1}/64",
+    )
+    assert planned.boot_attachments("client")[0].addresses == ("10.0.1.50/24",)
+    assert planned.impairments["client"]["lan"].delay == 20
+    # a network the machine may be connected to later has its NIC planned too, after its own
+    later = planned.attachments["client"]["wan"]
+    assert later.guest_link not in {"eth0"} and later.addresses[0] == "192.168.2.2/24"
+
+
+def test_names_resolve_where_machines_share_a_network() -> None:
+    planned = plan(
+        "abcde",
+        spec(
+            {"router": {"networks": ["lan", "wan"]}, "a": {"networks": ["lan"]}, "b": {"networks": ["wan"]}},
+            ROUTED,
+        ),
+    )
+    hosts_a = planned.hosts_file("a").splitlines()
+    assert "10.0.1.1\trouter router.lan" in hosts_a and "10.0.1.2\ta a.lan" in hosts_a
+    assert not any(" b" in line or "\tb." in line for line in hosts_a)  # b shares no network with a
+    hosts_b = planned.hosts_file("b").splitlines()
+    assert "192.168.1.1\trouter router.wan" in hosts_b  # no default network: wan gets the first subnet
+    hosts_router = planned.hosts_file("router").splitlines()
+    assert "10.0.1.1\trouter router.lan" in hosts_router and "192.168.1.1\trouter.wan" in hosts_router
+
+
+def test_fixed_addresses_are_kept_and_others_step_around_them() -> None:
+    planned = plan(
+        "abcde",
+        spec(
+            {"a": {}, "b": {"networks": {"lan": {"address": "10.0.1.1"}}}, "c": {"networks": ["lan"]}}, ROUTED
+        ),
+    )
+    assert planned.attachments["b"]["lan"].addresses == ("10.0.1.1/24",)
+    assert planned.attachments["a"]["lan"].addresses != ("10.0.1.1/24",)
+    assert len({planned.attachments[m]["lan"].addresses for m in "abc"}) == 3
 
 
 def test_link_names_fit_the_kernel_limit_for_large_tests() -> None:
-    planned = plan("zzzzz", machines(250))
-    names = {a.host_link for attachments in planned.attachments.values() for a in attachments}
+    planned = plan("zzzzz", spec({f"m{i}": {} for i in range(250)}))
+    names = {a.host_link for machine in planned.attachments.values() for a in machine.values()}
     assert len(names) == 250 and max(len(n) for n in names) <= 15
     assert len(host_link_name("zzzzz", 46655, 35)) == 15 and len(bridge_name("zzzzz", 35)) <= 15
+    assert len(gateway_link_name("zzzzz", 35)) <= 15
     assert mac_address(0, 300) == "02:68:64:00:01:2c"
+    assert capacity_problems(spec({f"m{i}": {} for i in range(253)})) == []
+    assert "do not fit network 'default'" in capacity_problems(spec({f"m{i}": {} for i in range(254)}))[0]
 
 
-def test_hosts_file_names_every_machine() -> None:
-    hosts = plan("abcde", machines(2)).hosts_file().splitlines()
-    assert "127.0.0.1\tlocalhost" in hosts
-    assert "192.168.1.1\tm0" in hosts and "192.168.1.2\tm1" in hosts
+@pytest.mark.parametrize(
+    ("networks", "machines", "expected"),
+    [
+        ({"a": {"subnet": "10.0.0.0/16"}, "b": {"subnet": "10.0.5.0/24"}}, {"m": {}}, "overlaps network 'b'"),
+        (
+            {"lan": {"subnet": "10.0.1.0/24"}},
+            {"m": {"networks": {"lan": {"address": "10.0.2.1"}}}},
+            "is not a host address of 'lan'",
+        ),
+        (
+            {"lan": {"subnet": "10.0.1.0/24"}},
+            {"m": {"networks": {"lan": {"address": "10.0.1.254"}}}},
+            "kept for herd's gateway",
+        ),
+        (
+            {"lan": {"subnet": "10.0.1.0/24"}},
+            {
+                "m": {"networks": {"lan": {"address": "10.0.1.9"}}},
+                "n": {"networks": {"lan": {"address": "10.0.1.9"}}},
+            },
+            "is also 'm''s",
+        ),
+        ({"lan": {}}, {"m": {"networks": {"lan": {"address": "10.0.1.9"}}}}, "give network 'lan' a subnet"),
+        ({"lan": {}}, {"m": {"networks": ["wan"]}}, "network 'wan' is not declared (networks: default, lan)"),
+        ({"lan": {}}, {"m": {"networks": {"lan": {"address6": "fd00::1"}}}}, "has no IPv6"),
+        (
+            None,
+            {"m": {"networks": [], "forward_ports": {8080: 80}}},
+            "on no network, so no port can be forwarded",
+        ),
+        (
+            None,
+            {"m": {"forward_ports": {8080: 80}}, "n": {"forward_ports": {8080: 81}}},
+            "host port 8080 is forwarded to 'm' already",
+        ),
+        (None, {"m": {"forward_ports": {0: 80}}}, "is not a pair of TCP ports"),
+        (None, {"m": {"networks": {"default": {"loss": 101}}}}, "loss must be at most 100"),
+        (None, {"m": {"networks": {"default": {"jitter": 5}}}}, "jitter needs a delay"),
+        (
+            None,
+            {"m": {"networks": {"default": {"delay": -1}}}},
+            "delay must be a number of milliseconds >= 0",
+        ),
+        (None, {"m": {"networks": {"default": {"rate": "fast"}}}}, "rate must be bits per second"),
+        ({"Bad_Name": {}}, {"m": {}}, "network name 'Bad_Name'"),
+        ({"lan": {"subnet": "10.0.1.0/31"}}, {"m": {}}, "too small"),
+    ],
+)
+def test_bad_network_declarations_are_refused_before_anything_starts(networks, machines, expected) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SpecError) as caught:
+        parse_test("t", machines, "pass", None, networks)
+    assert any(expected in problem for problem in caught.value.problems), caught.value.problems

@@ -128,10 +128,11 @@ class Container(MachineHandle):
             raise self.not_running()
         try:
             return self.channel.run(command, timeout, stdin)
-        except ChannelClosed:
-            # The container died: nspawn notices within moments, and then says how it ended.
-            wait_for_exit(self.process, EXIT_NOTICE)
-            raise self.not_running() from None
+        except ChannelClosed as error:
+            # If the container died, nspawn notices within moments, and then says how it ended.
+            if wait_for_exit(self.process, EXIT_NOTICE):
+                raise self.not_running() from None
+            raise MachineError(f"machine {self.name}: its command agent failed: {error}") from None
 
     def attach(self, attachment: Attachment) -> None:
         links.plug_veth(self.netns, attachment)
