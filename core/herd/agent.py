@@ -12,10 +12,11 @@ Many commands may run at once; each answers when its shell exits, with whatever 
 stderr held, even when a background process keeps them open. At its timeout a command's whole
 process group is killed.
 
-A first request `{"id": 1, "enter": PID, "cgroup_procs": [...]}` makes the agent join those
-cgroups and every namespace of process PID (a container's init); it answers `{"id": 1, "entered":
-true}`. A backend starts the agent early, while the machine boots, and sends this once the machine
-is ready.
+A first request `{"id": 1, "enter": PID, "cgroup_procs": [...], "environment": {...}}` makes the
+agent join those cgroups and every namespace of process PID (a container's init), and adds the
+variables to the environment of the commands it runs; it answers `{"id": 1, "entered": true}`.
+A backend starts the agent early, while the machine boots, and sends this once the machine is
+ready.
 
 Agents are forked by one spawner process per herd process (`spawn_agents`), each on a socket the
 host sends it. The spawner is executed as a script with `python -I -S`: it imports only the
@@ -121,6 +122,7 @@ class Agent:
         self.commands: dict[int, Command] = {}
         self.inbox = bytearray()
         self.open = True
+        self.environment = dict(ENVIRONMENT)
         self.selector.register(fd, selectors.EVENT_READ, ("requests", None))
 
     def send(self, header: dict[str, object], body: bytes = b"") -> None:
@@ -137,7 +139,7 @@ class Agent:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                env=ENVIRONMENT,
+                env=self.environment,
                 cwd="/",
                 start_new_session=True,
             )
@@ -254,6 +256,7 @@ class Agent:
         except OSError as error:
             self.send({"id": header["id"], "error": str(error)})
         else:
+            self.environment.update(header.get("environment", {}))  # type: ignore[call-overload]
             self.send({"id": header["id"], "entered": True})
 
     def serve(self) -> None:

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 from herd import agent
@@ -93,9 +94,17 @@ class Channel:
             raise ChannelClosed(str(call.header["error"]))
         return call
 
-    def enter(self, pid: int, cgroup_procs: tuple[str, ...] = (), timeout: float = ANSWER_GRACE) -> None:
-        """Make the agent join process `pid`'s namespaces and the given cgroups."""
-        self._request({"enter": pid, "cgroup_procs": list(cgroup_procs)}, b"", timeout)
+    def enter(
+        self,
+        pid: int,
+        cgroup_procs: tuple[str, ...] = (),
+        environment: Mapping[str, str] | None = None,
+        timeout: float = ANSWER_GRACE,
+    ) -> None:
+        """Make the agent join process `pid`'s namespaces and the given cgroups; `environment` is
+        added to that of every command it runs from then on (a device grant's variables)."""
+        request = {"enter": pid, "cgroup_procs": list(cgroup_procs), "environment": dict(environment or {})}
+        self._request(request, b"", timeout)
 
     def run(self, command: str, timeout: float | None, stdin: bytes = b"") -> ExecResult:
         """Run `command` through the agent and wait for its result."""

@@ -133,3 +133,14 @@ def test_entering_a_process_that_does_not_exist_fails_clearly(channel: Channel) 
     with pytest.raises(ChannelClosed, match="No such file"):
         channel.enter(2**22 + 12345)
     assert channel.run("echo still here", timeout=5).stdout == b"still here\n"
+
+
+def test_entering_adds_environment_for_every_command_after() -> None:
+    import os as _os
+
+    opened = spawn_agent("host")
+    try:
+        opened.enter(_os.getpid(), environment={"HERD_TEST_VARIABLE": "granted"})
+        assert opened.run("echo $HERD_TEST_VARIABLE; echo $PATH", timeout=5).stdout.startswith(b"granted\n/")
+    finally:
+        opened.close()
