@@ -24,7 +24,7 @@ from herd.plugins import Plugins
 from herd.residue import leftovers
 
 ROOT = Path(__file__).resolve().parents[1]
-NEEDS_ROOT = ("integration", "nspawn", "external")
+NEEDS_ROOT = ("integration", "nspawn", "docker", "qemu", "external")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -40,6 +40,7 @@ import time
 
 HEADER = struct.Struct("!II")
 NAMESPACES = ("user", "cgroup", "ipc", "uts", "net", "pid", "mnt")
+PR_CAPBSET_DROP = 24  # prctl(2)
 ENVIRONMENT = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": "/root",
@@ -50,6 +51,7 @@ ENVIRONMENT = {
     "LANG": "C.UTF-8",
 }
 READ_SIZE = 1 << 16
+VIRTIO_PORTS = "/sys/class/virtio-ports"
 
 
 def encode_frame(header: dict[str, object], body: bytes = b"") -> bytes:
@@ -72,12 +74,28 @@ def decode_frames(buffer: bytearray) -> list[tuple[dict[str, object], bytes]]:
     return frames
 
 
+def _capability_bound(pid: int) -> int:
+    """The capability bounding set of process `pid`, as a bit mask."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("CapBnd:"):
+                return int(line.split()[1], 16)
+    raise OSError(f"process {pid} shows no capability bounding set")
+
+
 def enter(pid: int, cgroup_procs: list[str]) -> None:
-    """Join the cgroup and every namespace of process `pid` (which must differ from ours)."""
+    """Join the cgroup and every namespace of process `pid` (which must differ from ours), and take
+    on its capability bounding set: commands get no capability the machine's own processes lack."""
     for path in cgroup_procs:
         with open(path, "w") as handle:
             handle.write(str(os.getpid()))
     libc = ctypes.CDLL(None, use_errno=True)
+    bound = _capability_bound(pid)
+    with open("/proc/sys/kernel/cap_last_cap") as last:
+        for capability in range(int(last.read()) + 1):
+            if not bound & (1 << capability) and libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+                code = ctypes.get_errno()
+                raise OSError(code, f"cannot drop capability {capability}: {os.strerror(code)}")
     descriptors = []
     for name in NAMESPACES:
         target = f"/proc/{pid}/ns/{name}"
@@ -297,8 +315,26 @@ def spawn_agents(control: socket.socket) -> None:
         os.close(fds[0])
 
 
+def serve_port(name: str) -> None:
+    """In a VM: serve the virtio-serial port `name`, greeting the host first (once per boot)."""
+    for port in sorted(os.listdir(VIRTIO_PORTS)):
+        with open(os.path.join(VIRTIO_PORTS, port, "name")) as port_name:
+            if port_name.read().strip() == name:
+                break
+    else:
+        raise SystemExit(f"agent: no virtio port named {name!r}")
+    fd = os.open(f"/dev/{port}", os.O_RDWR | os.O_CLOEXEC)
+    agent = Agent(fd)
+    agent.send({"hello": True})
+    agent.serve()
+
+
 def main() -> int:
-    """`agent.py FD`: fork an agent for each socket sent over the socket FD."""
+    """`agent.py FD`: fork an agent for each socket sent over the socket FD (on the host).
+    `agent.py --port NAME`: serve the virtio-serial port NAME (in a VM)."""
+    if sys.argv[1] == "--port":
+        serve_port(sys.argv[2])
+        return 0
     spawn_agents(socket.socket(fileno=int(sys.argv[1])))
     return 0
 

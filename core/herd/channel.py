@@ -45,6 +45,8 @@ class Channel:
         self._calls: dict[int, _Call] = {}
         self._lock = threading.Lock()
         self._closed: str | None = None
+        self._greetings = 0
+        self._greeted = threading.Condition()
         self._thread = threading.Thread(target=self._read_loop, name=f"herd-channel-{name}", daemon=True)
         self._thread.start()
 
@@ -64,12 +66,31 @@ class Channel:
             self._calls.clear()
         for call in calls:
             call.done.set()
+        with self._greeted:
+            self._greeted.notify_all()
 
     def _deliver(self, header: dict[str, object], body: bytes) -> None:
+        if "id" not in header:  # a greeting: an agent in a VM says so whenever it starts
+            with self._greeted:
+                self._greetings += 1
+                self._greeted.notify_all()
+            return
         with self._lock:
             call = self._calls.pop(int(header["id"]), _Call())  # type: ignore[call-overload]
         call.header, call.body = header, body
         call.done.set()
+
+    @property
+    def greetings(self) -> int:
+        """How many times an agent has greeted on this channel (once per boot of a VM)."""
+        return self._greetings
+
+    def wait_greeting(self, seen: int, timeout: float) -> bool:
+        """Wait until the agent has greeted more than `seen` times; False on timeout."""
+        with self._greeted:
+            return self._greeted.wait_for(
+                lambda: self._greetings > seen or self._closed is not None, timeout
+            ) and (self._greetings > seen)
 
     def _request(self, header: dict[str, object], body: bytes, wait: float | None) -> _Call:
         """Send one request and wait for its answer (raise ChannelClosed when none comes)."""

@@ -114,6 +114,28 @@ def doctor(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def devices(_args: argparse.Namespace) -> int:
+    from herd.plugins import Plugins
+
+    loaded = Plugins().load_all()
+    offers: list[tuple[str, str]] = []
+    problems: list[str] = []
+    loaded.hook.herd_list_devices(
+        offer=lambda name, about: offers.append((name, about)), problem=problems.append
+    )
+    width = max((len(name) for name, _ in offers), default=0)
+    for name, about in offers:
+        print(f"{name:<{width}}  {about}")
+    if not offers:
+        print("nothing to grant: no installed plugin offers devices (see `herd plugins`)")
+    for problem in problems:
+        print(_style(f"problem: {problem}", "31"))
+    for failure in loaded.failures:
+        loading = f"plugin {failure.name} ({failure.distribution}) failed to load: {failure.error}"
+        print(_style(f"problem: {loading}", "31"))
+    return 1 if problems or loaded.failures else 0
+
+
 def clean(args: argparse.Namespace) -> int:
     from herd.plugins import Plugins
     from herd.residue import is_live, known_runs, leftovers, reap_dead
@@ -177,6 +199,9 @@ def parser() -> argparse.ArgumentParser:
         help="check the limits a test of N machines meets",
     )
     doctor_parser.set_defaults(handler=doctor)
+    commands.add_parser(
+        "devices", help="list what the installed device plugins can grant on this host, by name"
+    ).set_defaults(handler=devices)
     clean_parser = commands.add_parser(
         "clean", help="remove what dead runs left: processes, links, rules, state"
     )

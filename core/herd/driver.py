@@ -157,16 +157,18 @@ def resolve_devices(
     for machine in spec.machines:
         where = f"test {spec.name!r}, machine {machine.name!r}, field 'devices'"
         found = []
+        info = infos[machine.name]
         for request in machine.devices:
             try:
-                grant = plugins.hook.herd_device_grant(machine=machine, request=request)
+                grant = plugins.hook.herd_device_grant(
+                    machine=machine, request=request, capabilities=info.capabilities
+                )
             except HerdError as error:
                 problems.append(f"{where}: {request!r}: {error}")
                 continue
             if grant is None:
                 problems.append(f"{where}: no installed plugin grants {request!r} (see `herd plugins`)")
                 continue
-            info = infos[machine.name]
             for capability, needed in (
                 (Capability.DEVICES, grant.nodes or grant.mounts),
                 (Capability.PCI, grant.pci_functions),
@@ -240,6 +242,13 @@ class Driver:
     def handle(self, machine: Machine) -> MachineHandle:
         """The machine's backend handle; the machine boots first if it is not running."""
         return self._handle(machine)
+
+    def backend_call(self, machine: Machine, hook: str, **arguments: Any) -> Any:
+        """Call a first-result hook for the machine's handle; its backend must answer."""
+        answer = getattr(self.hook, hook)(handle=self._handle(machine), **arguments)
+        if answer is None:
+            raise PluginError(f"backend {machine.backend!r} did not answer {hook} for {machine.name}")
+        return answer
 
     def push_hosts(self, name: str) -> None:
         """Give a machine the /etc/hosts that matches the networks as they are now."""

@@ -25,10 +25,12 @@ import pluggy
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from herd.backend import (
         Attachment,
         BackendInfo,
+        Capability,
         DeviceGrant,
         ExecResult,
         LaunchPlan,
@@ -39,7 +41,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "herd_device_grant",
+    "herd_list_devices",
+    "herd_machine_console",
     "herd_machine_execute",
+    "herd_machine_reboot",
+    "herd_machine_screenshot",
+    "herd_machine_send_chars",
+    "herd_machine_send_keys",
     "herd_machine_start",
     "herd_machine_stop",
     "herd_network_attach",
@@ -129,13 +137,28 @@ def herd_network_detach(handle: MachineHandle, attachment: Attachment) -> bool |
 
 
 @hookspec(firstresult=True)
-def herd_device_grant(machine: MachineSpec, request: str) -> DeviceGrant | None:
+def herd_device_grant(
+    machine: MachineSpec, request: str, capabilities: frozenset[Capability]
+) -> DeviceGrant | None:
     """Turn a device request into a neutral grant. *First result.*
 
     ``request`` is what the user wrote in the machine's ``devices``: a CDI name such as
     ``"nvidia.com/gpu=0"``, a host path such as ``"/dev/fuse"``, or ``"pci:0000:01:00.0"``. Answer
     with the device nodes, mounts, environment and PCI functions it stands for, or None when the
-    request is not yours. Backends apply grants; providers never touch machines.
+    request is not yours. ``capabilities`` are those of the machine's backend: skip host checks
+    for what it cannot apply anyway (herd then reports the missing capability, which is the
+    user's real problem). Backends apply grants; providers never touch machines.
+    """
+
+
+@hookspec
+def herd_list_devices(offer: Callable[[str, str], None], problem: Callable[[str], None]) -> None:
+    """Say what this plugin can grant on this host, for ``herd devices``.
+
+    Call ``offer(request, description)`` for each request a machine's ``devices`` may name that you
+    would grant here, with a few words on what it stands for; call ``problem(message)`` for each
+    source of devices you cannot use (a file you cannot read), naming it and what is wrong. Called
+    on every plugin; grant nothing and touch no machine.
     """
 
 
@@ -160,3 +183,37 @@ def herd_reap(run_id: str) -> list[str]:
     Docker engine's containers, libvirt domains), found by the run id you tagged them with. Never
     called for a live run.
     """
+
+
+@hookspec(firstresult=True)
+def herd_machine_reboot(handle: MachineHandle, timeout: float) -> str | None:
+    """Reboot a running machine cleanly and return once it is ready again. *First result.*
+
+    For backends that declare the ``reboot`` capability. Return a few words for the log.
+    """
+
+
+@hookspec(firstresult=True)
+def herd_machine_console(handle: MachineHandle) -> str | None:
+    """Everything the machine has written to its console so far, as text. *First result.*
+
+    For backends that declare the ``console`` capability (`wait_for_console_text` polls it).
+    """
+
+
+@hookspec(firstresult=True)
+def herd_machine_send_chars(handle: MachineHandle, chars: str) -> bool | None:
+    """Type ``chars`` on the machine's console. *First result.* (capability ``console``)"""
+
+
+@hookspec(firstresult=True)
+def herd_machine_send_keys(handle: MachineHandle, keys: list[str]) -> bool | None:
+    """Press ``keys`` together on the machine's keyboard, then release them. *First result.*
+
+    Keys are QEMU key names ("ctrl", "alt", "delete", "ret", "a"); capability ``keyboard``.
+    """
+
+
+@hookspec(firstresult=True)
+def herd_machine_screenshot(handle: MachineHandle, path: Path) -> bool | None:
+    """Save the machine's screen to ``path`` as PNG. *First result.* (capability ``screenshot``)"""

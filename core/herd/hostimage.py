@@ -110,6 +110,23 @@ def write_hosts(root: MachineRoot, hosts: str) -> None:
     _write(_etc_upper(root) / "hosts", hosts)
 
 
+def place_file(root: MachineRoot, path: str, content: bytes | str, mode: int = 0o644) -> None:
+    """Place a file in a prepared machine root, for a backend that needs one of its own there
+    (the QEMU backend's in-guest agent). Only /etc, /var and the root's own directories."""
+    layers = {overlay.target.strip("/"): overlay.upper for overlay in root.overlays}
+    _write(_layer_for(path, layers, root.directory, "(backend)"), content, mode)
+
+
+def mask_unit(root: MachineRoot, name: str) -> None:
+    """Keep a unit from ever starting in a prepared machine (a link to /dev/null in /etc)."""
+    link = _etc_upper(root) / "systemd" / "system" / name
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink():
+        if link.exists():
+            link.unlink()
+        os.symlink("/dev/null", link)
+
+
 def add_unit(root: MachineRoot, name: str, text: str) -> None:
     """Place a unit in a prepared machine root and have herd.target pull it in.
 

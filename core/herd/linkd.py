@@ -124,6 +124,15 @@ class Links:
                 ipr.addr("add", index=index, address=ip, prefixlen=int(prefix), flags=flags)
             ipr.link("set", index=index, state="up")
 
+    def create_tap(self, name: str, bridge: str) -> None:
+        """A persistent tap on `bridge` for a VM to open by name (replacing a stale one)."""
+        self.ensure_bridge(bridge)
+        self.delete_link(name)
+        self.ipr.link("add", ifname=name, kind="tuntap", mode="tap")
+        self.disable_ipv6(name)
+        bridge_index = self.index(self.ipr, bridge)
+        self.ipr.link("set", index=self.index(self.ipr, name), master=bridge_index, state="up")
+
     def set_link_state(self, name: str, up: bool) -> None:
         self.ipr.link("set", index=self.index(self.ipr, name), state="up" if up else "down")
 
@@ -185,6 +194,7 @@ def serve(connection: socket.socket) -> None:
         "loopback_up": links.loopback_up,
         "plug_veth": links.plug_veth,
         "set_link_state": links.set_link_state,
+        "create_tap": links.create_tap,
         "impair": links.impair,
         "clear_qdisc": links.clear_qdisc,
     }

@@ -136,6 +136,12 @@ def plug_veth(netns: int, attachment: Attachment) -> None:
     _helper.call("plug_veth", (netns,), attachment=dataclasses.asdict(attachment))
 
 
+def create_tap(name: str, bridge: str) -> None:
+    """A persistent tap named `name` on `bridge`, up, for a VM backend to open; delete it with
+    `delete_link` when the VM is gone."""
+    _helper.call("create_tap", name=name, bridge=bridge)
+
+
 def set_link_state(name: str, up: bool) -> None:
     """Bring a link up or down (a machine's host-side link: down cuts it off that network)."""
     _helper.call("set_link_state", name=name, up=up)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import re
 import shlex
 import time
 from collections.abc import Callable
@@ -308,6 +309,63 @@ class Machine:
         >>> machine.stop_job("nginx.service")
         """
         return self.systemctl(f"stop {shlex.quote(job)}", user)
+
+    # -- console, keyboard, screen (VMs) ---------------------------------------------------------
+
+    @needs(Capability.REBOOT)
+    def reboot(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Reboot the machine cleanly; return when it is ready again.
+
+        >>> machine.reboot()
+        """
+        how = self._driver.backend_call(self, "herd_machine_reboot", timeout=timeout)
+        self._driver.log.info(str(how), machine=self.name)
+
+    @needs(Capability.CONSOLE)
+    def wait_for_console_text(self, regex: str, timeout: float = DEFAULT_TIMEOUT) -> str:
+        """Wait until the machine's console shows text matching `regex`; return the match.
+
+        >>> machine.wait_for_console_text("login:")
+        """
+        pattern = re.compile(regex)
+
+        def seen(_last_try: bool) -> str | None:
+            match = pattern.search(self._driver.backend_call(self, "herd_machine_console"))
+            return match.group(0) if match else None
+
+        return poll(seen, timeout, f"console text matching {regex!r}", self.name)
+
+    @needs(Capability.CONSOLE)
+    def send_chars(self, chars: str) -> None:
+        """Type `chars` on the machine's console.
+
+        >>> machine.send_chars("root\\n")
+        """
+        self._driver.backend_call(self, "herd_machine_send_chars", chars=chars)
+
+    @needs(Capability.KEYBOARD)
+    def send_key(self, key: str) -> None:
+        """Press a key or a combination, QEMU style: "ret", "ctrl-alt-delete", "shift-a".
+
+        >>> machine.send_key("ctrl-alt-delete")
+        """
+        self._driver.backend_call(self, "herd_machine_send_keys", keys=key.split("-"))
+
+    @needs(Capability.SCREENSHOT)
+    def screenshot(self, filename: str) -> Path:
+        """Save the screen as PNG: `filename` in the run's output directory, unless it is a path.
+
+        >>> machine.screenshot("login-screen")
+        """
+        path = (
+            Path(filename)
+            if "/" in filename
+            else self._driver.output_dir / f"{filename.removesuffix('.png')}.png"
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._driver.backend_call(self, "herd_machine_screenshot", path=path)
+        self._driver.log.info(f"screenshot: {path}", machine=self.name)
+        return path
 
     # -- networks ---------------------------------------------------------------------------------
 

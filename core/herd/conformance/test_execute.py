@@ -42,6 +42,7 @@ def test_binary_and_large_data(m) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.herd(machines=MACHINES)
 def test_background_processes_do_not_hang_the_call(m) -> None:  # type: ignore[no-untyped-def]
+    m.start()
     started = time.monotonic()
     m.succeed("sleep 301 &")
     m.succeed("sleep 301 >/dev/null 2>&1 &")
@@ -52,6 +53,7 @@ def test_background_processes_do_not_hang_the_call(m) -> None:  # type: ignore[n
 
 @pytest.mark.herd(machines=MACHINES)
 def test_a_command_past_its_timeout_is_killed_with_its_children(m) -> None:  # type: ignore[no-untyped-def]
+    m.start()
     started = time.monotonic()
     with pytest.raises(WaitTimeout, match=r"did not finish within 0\.5 s"):
         m.execute("sh -c 'sleep 201' & sleep 101", timeout=0.5)
@@ -87,3 +89,14 @@ def test_waits_return_soon_after_their_condition_holds(m) -> None:  # type: igno
         WaitTimeout, match=r"m: timed out after 0\.3 s waiting for `test -e /nope` to succeed"
     ):
         m.wait_for_file("/nope", timeout=0.3)
+
+
+@pytest.mark.herd(machines=MACHINES)
+def test_commands_hold_no_capability_the_machines_init_lacks(m) -> None:  # type: ignore[no-untyped-def]
+    def bound(status: str) -> int:
+        [line] = [line for line in status.splitlines() if line.startswith("CapBnd:")]
+        return int(line.split()[1], 16)
+
+    commands = bound(m.succeed("cat /proc/self/status"))
+    init = bound(m.succeed("cat /proc/1/status"))
+    assert commands & ~init == 0, f"commands may use {commands & ~init:#x}, which init may not"
