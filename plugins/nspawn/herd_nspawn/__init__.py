@@ -46,7 +46,9 @@ def herd_register_backends(register: Any) -> None:
         BackendInfo(
             name=NAME,
             kind=Kind.CONTAINER,
-            capabilities=frozenset({Capability.SYSTEMD, Capability.SUID, Capability.HOTPLUG}),
+            capabilities=frozenset(
+                {Capability.SYSTEMD, Capability.SUID, Capability.HOTPLUG, Capability.DEVICES}
+            ),
             description="systemd-nspawn containers on the host's kernel; boot in a fraction of a second",
             priority=100,
             host_checks=host_checks,

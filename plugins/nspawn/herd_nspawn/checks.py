@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterator
 
 from herd.backend import HostCheck
+from herd_nspawn import devices
 
 # --network-namespace-path and X_NSPAWN_LEADER_PID notifications need systemd 243 or newer.
 MINIMUM_SYSTEMD = 243
@@ -49,4 +50,13 @@ def host_checks() -> Iterator[HostCheck]:
         overlay,
         "available" if overlay else "the kernel does not offer overlayfs",
         None if overlay else "modprobe overlay",
+    )
+    problem = devices.unavailable()
+    yield HostCheck(
+        "device policy",
+        problem is None,
+        "containers open only the devices granted to them"
+        if problem is None
+        else f"{problem}: containers may open any host device",
+        None if problem is None else "boot with cgroup2 mounted and a kernel with CONFIG_CGROUP_BPF",
     )

@@ -9,6 +9,9 @@ While the container boots, herd plugs its veths in, then opens the network gate:
 unit `herd-network.service` reads from, ordered before network.target. So every unit ordered after
 network.target finds the network up, and plugging costs the boot nothing. The command agent also
 starts while the container boots, and enters it once it is ready.
+
+Device grants are bound in with the rest of the file system; the device policy that lets the
+container open them, and nothing else, is attached to its cgroup before nspawn starts.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from herd.cgroups import Cgroup, unified_mounted
 from herd.channel import Channel, ChannelClosed, spawn_agent
 from herd.errors import MachineError
 from herd.process import wait_for_exit
+from herd_nspawn import devices, grants
 
 NSPAWN = "systemd-nspawn"
 CONSOLE_TAIL_LINES = 25
@@ -79,6 +83,7 @@ def nspawn_argv(plan: LaunchPlan, netns: int, gate: Path) -> list[str]:
     argv += [f"--bind-ro={host}:{guest}" for host, guest in root.read_only_binds]
     argv += [f"--overlay={o.lower}:{o.upper}:{o.target}" for o in root.overlays]
     argv += [f"--bind={host}:{guest}" for host, guest in root.binds]
+    argv += grants.bind_arguments(plan.grants)
     argv.append(f"--bind-ro={gate}:{GATE_DIRECTORY}")
     argv += list(plan.machine.options.get("extra_args", []))
     argv.append("--boot")
@@ -279,6 +284,8 @@ def start(plan: LaunchPlan) -> Container:
     """Boot the machine of `plan` and return once its systemd reached herd.target."""
     hostimage.add_unit(plan.root, GATE_UNIT, GATE_UNIT_TEXT)
     _plant_os_release(plan.root.directory)
+    environment = grants.environment(plan.grants)
+    grants.write_service_environment(plan.root, environment)
     agent_cgroup = Cgroup(f"{plan.cgroup.relative}/agent")
     agent_cgroup.create()
     console = plan.log_dir / "console.log"
@@ -286,6 +293,7 @@ def start(plan: LaunchPlan) -> Container:
     gate: _Gate | None = None
     channel: Channel | None = None
     try:
+        devices.apply_policy(plan.machine.name, plan.cgroup, grants.nodes(plan.grants))
         gate = _Gate(plan.state_dir / "gate")
         notify, notify_name = _notify_socket(plan)
         with notify, open(console, "ab") as console_file:
@@ -297,7 +305,7 @@ def start(plan: LaunchPlan) -> Container:
                     links.plug_veth(netns, attachment)
                 gate.open()
                 leader = _wait_until_ready(plan, process, notify, console)
-                channel.enter(leader, agent_cgroup.procs_files)
+                channel.enter(leader, agent_cgroup.procs_files, environment)
             except BaseException:
                 process.kill()  # the cgroup wrapper, if it has not joined the cgroup yet
                 plan.cgroup.kill()
