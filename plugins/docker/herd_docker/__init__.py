@@ -1,0 +1,104 @@
+"""herd's Docker backend: machines as Docker containers that boot systemd on herd's own networks.
+
+This module is the plugin (entry point `docker` in `herd.backends`): it registers the backend and
+answers the hooks for its own machines; `herd_docker.container` does the work. It imports nothing
+of the docker SDK: that happens when a machine first needs the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import herd
+from herd.backend import (
+    Attachment,
+    BackendInfo,
+    Capability,
+    ExecResult,
+    Kind,
+    LaunchPlan,
+    MachineHandle,
+    StopMode,
+)
+from herd_docker import container, engine
+from herd_docker.checks import host_checks
+
+NAME = "docker"
+OPTIONS = {"image": "a local image with systemd to boot instead of the host's OS (never pulled)"}
+
+
+def validate_options(options: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for name, value in options.items():
+        if name not in OPTIONS:
+            known = ", ".join(f"{key} ({text})" for key, text in OPTIONS.items())
+            problems.append(f"unknown option {name!r}; docker options: {known}")
+        elif name == "image" and not (isinstance(value, str) and value.strip()):
+            problems.append(f"image: expected the name of a local image, got {value!r}")
+    return problems
+
+
+@herd.hookimpl
+def herd_register_backends(register: Any) -> None:
+    register(
+        BackendInfo(
+            name=NAME,
+            kind=Kind.CONTAINER,
+            capabilities=frozenset(
+                {Capability.SYSTEMD, Capability.SUID, Capability.HOTPLUG, Capability.DEVICES}
+            ),
+            description="Docker containers booting systemd, on herd's bridges (a local engine)",
+            host_checks=host_checks,
+            validate_options=validate_options,
+        )
+    )
+
+
+@herd.hookimpl
+def herd_machine_start(plan: LaunchPlan) -> MachineHandle | None:
+    if plan.backend != NAME:
+        return None
+    return container.start(plan)
+
+
+@herd.hookimpl
+def herd_machine_execute(
+    handle: MachineHandle, command: str, timeout: float | None, stdin: bytes
+) -> ExecResult | None:
+    if not isinstance(handle, container.Container):
+        return None
+    return handle.execute(command, timeout, stdin)
+
+
+@herd.hookimpl
+def herd_machine_stop(handle: MachineHandle, mode: StopMode, timeout: float) -> str | None:
+    if not isinstance(handle, container.Container):
+        return None
+    return handle.stop(mode, timeout)
+
+
+@herd.hookimpl
+def herd_network_attach(handle: MachineHandle, attachment: Attachment) -> bool | None:
+    if not isinstance(handle, container.Container):
+        return None
+    handle.attach(attachment)
+    return True
+
+
+@herd.hookimpl
+def herd_network_detach(handle: MachineHandle, attachment: Attachment) -> bool | None:
+    if not isinstance(handle, container.Container):
+        return None
+    handle.detach(attachment)
+    return True
+
+
+@herd.hookimpl
+def herd_run_leftovers(run_id: str) -> list[str]:
+    return [f"docker container {name} ({short_id})" for name, short_id in engine.run_containers(run_id)]
+
+
+@herd.hookimpl
+def herd_reap(run_id: str) -> list[str]:
+    return engine.remove_run_containers(run_id)

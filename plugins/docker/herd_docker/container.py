@@ -1,0 +1,384 @@
+"""One machine as a Docker container that boots systemd: start, commands, network plugs, stop.
+
+Start: the container runs herd's base image (see `herd_docker.image`) with the machine root bound
+in, no Docker network (network mode `none`) and the host's cgroup namespace. Its first process is
+a shell that waits on a FIFO, the gate, before it becomes systemd. Meanwhile herd moves that
+process into the machine's cgroup (`payload`, beside the agent's), so that herd's cleanup and
+reaper find every process of the machine, as they do for nspawn; plugs the machine's veths into
+the container's network namespace; and opens the gate. The shell then executes systemd in a cgroup
+namespace of its own whose root is that cgroup, with the host's unified hierarchy below it bound
+at /sys/fs/cgroup: systemd runs on the unified hierarchy, also on hybrid hosts, where v1 would
+never tell it that a cgroup emptied (stopping a user session would stall). It reports READY=1 on
+a socket of herd's once it reached herd.target: no polling, no fixed sleep.
+
+Commands go through herd's command agent, which enters the container's namespaces. A stop
+powers systemd off with SIGRTMIN+3 (Docker's stop signal for it), escalates to SIGKILL after the
+timeout, and removes the container: nothing of a machine outlives its stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from herd import links
+from herd.backend import Attachment, ExecResult, LaunchPlan, MachineHandle, StopMode
+from herd.cgroups import Cgroup
+from herd.channel import Channel, ChannelClosed, spawn_agent
+from herd.errors import HerdError, MachineError
+from herd_docker import engine, image, rootfs
+from herd_docker.console import Console, tail
+
+GUEST_DIRECTORY = "/run/herd"  # herd's gate and notify socket, inside the container
+WRAPPER = (
+    "exec >>/dev/console 2>&1 </dev/null; "
+    f"read -r _ <{GUEST_DIRECTORY}/gate || exit 1; "
+    "exec unshare --cgroup /lib/systemd/systemd"
+)
+POWER_OFF = signal.SIGRTMIN + 3  # systemd's signal to halt and power off
+# systemd-nspawn's default capabilities and CAP_NET_ADMIN for the machine's own network, by number
+# (capability.h): those the host lacks in its bounding set are left out, or runc refuses to start.
+CAPABILITIES = {
+    "CHOWN": 0, "DAC_OVERRIDE": 1, "DAC_READ_SEARCH": 2, "FOWNER": 3, "FSETID": 4, "KILL": 5,
+    "SETGID": 6, "SETUID": 7, "SETPCAP": 8, "LINUX_IMMUTABLE": 9, "NET_BIND_SERVICE": 10,
+    "NET_BROADCAST": 11, "NET_ADMIN": 12, "NET_RAW": 13, "IPC_OWNER": 15, "SYS_CHROOT": 18,
+    "SYS_PTRACE": 19, "SYS_ADMIN": 21, "SYS_BOOT": 22, "SYS_NICE": 23, "SYS_RESOURCE": 24,
+    "SYS_TTY_CONFIG": 26, "MKNOD": 27, "LEASE": 28, "AUDIT_WRITE": 29, "AUDIT_CONTROL": 30,
+    "SETFCAP": 31,
+}  # fmt: skip
+KILL_WAIT = 10.0  # seconds a SIGKILLed container gets to exit
+EXIT_NOTICE = 1.0  # how long a command that lost its agent waits to see whether the machine died
+
+
+def _wait(pidfd: int, seconds: float) -> bool:
+    """Whether the process of `pidfd` exits within `seconds`."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(pidfd, selectors.EVENT_READ)
+        return bool(selector.select(max(seconds, 0)))
+
+
+def _unified(cgroup: Cgroup, machine: str) -> Path:
+    """`cgroup`'s directory in the unified hierarchy, which systemd in the container runs on."""
+    for path in cgroup.paths:
+        if (path / "cgroup.controllers").exists():
+            return path
+    raise MachineError(
+        f"machine {machine}: the Docker backend needs the unified cgroup hierarchy (cgroup2), "
+        "which this host does not mount"
+    )
+
+
+def _capabilities() -> list[str]:
+    """The capabilities of `CAPABILITIES` that the host's bounding set holds."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("CapBnd:"))
+    bounding = int(line.split()[1], 16)
+    return [name for name, bit in CAPABILITIES.items() if bounding >> bit & 1]
+
+
+def _grant_options(plan: LaunchPlan) -> tuple[list[str], list[tuple[str, str, bool]], dict[str, str]]:
+    """Device grants as Docker applies them: device rules, bind mounts and environment."""
+    devices, mounts, environment = [], [], {}
+    for grant in plan.grants:
+        devices += [f"{node.path}:{node.guest_path}:{node.access}" for node in grant.nodes]
+        mounts += list(grant.mounts)
+        environment.update(grant.environment)
+    return devices, mounts, environment
+
+
+@dataclass(eq=False)
+class Container(MachineHandle):
+    plan: LaunchPlan = field(repr=False, kw_only=True)
+    container_id: str = field(kw_only=True)
+    pid: int = field(kw_only=True)
+    pidfd: int = field(kw_only=True)
+    channel: Channel = field(repr=False, kw_only=True)
+    console: Console = field(repr=False, kw_only=True)
+    overlays: dict[str, Path] = field(repr=False, kw_only=True)
+
+    def exited(self) -> bool:
+        return _wait(self.pidfd, 0)
+
+    def exit_description(self) -> str:
+        import docker
+
+        if not self.exited():
+            return self.channel.closed or "its command agent stopped"
+        try:
+            state = engine.client().api.inspect_container(self.container_id)["State"]
+        except docker.errors.NotFound:
+            return "its container was removed from the Docker engine"
+        status = state.get("ExitCode")
+        if state.get("OOMKilled"):
+            return f"its container ran out of memory (exit status {status})"
+        if isinstance(status, int) and status > 128 and status - 128 in signal.valid_signals():
+            return f"its systemd was killed by {signal.Signals(status - 128).name}"
+        return f"its container exited with status {status}"
+
+    def not_running(self) -> MachineError:
+        return MachineError(f"machine {self.name} is not running ({self.exit_description()})")
+
+    def execute(self, command: str, timeout: float | None, stdin: bytes) -> ExecResult:
+        if self.exited():
+            raise self.not_running()
+        try:
+            return self.channel.run(command, timeout, stdin)
+        except ChannelClosed as error:
+            if _wait(self.pidfd, EXIT_NOTICE):
+                raise self.not_running() from None
+            raise MachineError(f"machine {self.name}: its command agent failed: {error}") from None
+
+    def attach(self, attachment: Attachment) -> None:
+        _plug(self.pid, (attachment,))
+
+    def detach(self, attachment: Attachment) -> None:
+        links.delete_link(attachment.host_link)
+
+    def _kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)  # its PID namespace, and every process in it, ends
+        _wait(self.pidfd, KILL_WAIT)
+
+    def stop(self, mode: StopMode, timeout: float) -> str:
+        started = time.monotonic()
+        if self.exited():
+            how = f"had stopped already: {self.exit_description()}"
+        elif mode is StopMode.CRASH:
+            self._kill()
+            how = "crashed (killed)"
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, POWER_OFF)
+            if _wait(self.pidfd, timeout):
+                how = f"powered off in {time.monotonic() - started:.2f} s"
+            else:
+                self._kill()
+                how = f"did not power off within {timeout:g} s: killed"
+        self.release()
+        return how
+
+    def release(self) -> None:
+        """Remove the container and free what it held on the host; its init has exited."""
+        self.channel.close()
+        _remove(self.container_id)
+        self.console.close()
+        rootfs.unmount(self.overlays.values())
+        os.close(self.pidfd)
+        self.plan.cgroup.kill()
+        self.plan.cgroup.remove()
+
+
+def _remove(container_id: str) -> None:
+    import docker
+
+    with contextlib.suppress(docker.errors.NotFound):
+        engine.client().api.remove_container(container_id, force=True, v=True)
+
+
+def _plug(pid: int, attachments: tuple[Attachment, ...], loopback: bool = False) -> None:
+    """Plug veths into the network namespace of process `pid` (the container's init)."""
+    netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if loopback:
+            links.loopback_up(netns)
+        for attachment in attachments:
+            links.plug_veth(netns, attachment)
+    finally:
+        os.close(netns)
+
+
+class _HostSide:
+    """What herd keeps on the host while a machine boots: the gate FIFO and the notify socket.
+
+    They live in `<state dir>/docker`, bound at /run/herd in the container. The FIFO is held open
+    for reading and writing, so that neither side blocks on open; one line written opens it.
+    """
+
+    def __init__(self, plan: LaunchPlan) -> None:
+        self.directory = plan.state_dir / "docker"
+        self.directory.mkdir(exist_ok=True)
+        gate = self.directory / "gate"
+        if not gate.exists():
+            os.mkfifo(gate, 0o600)
+        self.gate = os.open(gate, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        notify = self.directory / "notify"
+        notify.unlink(missing_ok=True)
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        self.notify.bind(str(notify))
+
+    def open_gate(self) -> None:
+        os.write(self.gate, b"go\n")
+
+    def close(self) -> None:
+        os.close(self.gate)
+        self.notify.close()
+
+
+def _create(
+    plan: LaunchPlan, host: _HostSide, console: Console, overlays: dict[str, Path], payload: Path
+) -> Any:
+    """Create and start the container; return its SDK object."""
+    from docker.types import Mount
+
+    devices, grant_mounts, environment = _grant_options(plan)
+    user_image = plan.machine.options.get("image")
+    binds = [
+        *rootfs.binds(plan.root, overlays, host_os=user_image is None),
+        (str(host.directory), GUEST_DIRECTORY, False),
+        (console.terminal, "/dev/console", False),
+        (str(payload), "/sys/fs/cgroup", False),
+        *grant_mounts,
+    ]
+    container = engine.client().containers.create(
+        user_image or image.ensure(plan.root.directory),
+        entrypoint=["/bin/sh", "-c", WRAPPER],
+        name=f"herd-{plan.run_id}-{plan.machine.name}",
+        hostname=plan.machine.name,
+        labels={engine.RUN_LABEL: plan.run_id, engine.MACHINE_LABEL: plan.machine.name},
+        environment={
+            "container": "docker",
+            "NOTIFY_SOCKET": f"{GUEST_DIRECTORY}/notify",
+            "SYSTEMD_COLORS": "0",
+            **environment,
+        },
+        network_mode="none",
+        # Docker turns IPv6 off in containers outside its IPv6 networks; herd's networks may have it.
+        sysctls={"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.default.disable_ipv6": "0"},
+        cgroupns="host",
+        cap_add=_capabilities(),
+        security_opt=["seccomp=unconfined", "apparmor=unconfined"],
+        stop_signal="SIGRTMIN+3",
+        tmpfs={"/run": "mode=0755"},
+        mounts=[Mount(guest, source, type="bind", read_only=ro) for source, guest, ro in binds],
+        devices=devices,
+    )
+    try:
+        container.start()
+        container.reload()
+    except BaseException:
+        _remove(container.id)
+        raise
+    return container
+
+
+def _wait_until_ready(plan: LaunchPlan, host: _HostSide, console: Path, pidfd: int) -> None:
+    """Read systemd's notifications until READY=1; raise if it exits or the boot times out."""
+    timeout = plan.machine.boot_timeout
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(host.notify, selectors.EVENT_READ)
+        selector.register(pidfd, selectors.EVENT_READ)
+        while True:
+            remaining = deadline - time.monotonic()
+            events = selector.select(remaining) if remaining > 0 else []
+            if not events:
+                raise MachineError(
+                    f"machine {plan.machine.name} did not boot within {timeout:g} s; the end of its "
+                    f"console ({console}):\n{tail(console)}"
+                )
+            for key, _ in events:
+                if key.fileobj == pidfd:
+                    raise MachineError(
+                        f"machine {plan.machine.name} did not boot: its container exited; the end of "
+                        f"its console ({console}):\n{tail(console)}"
+                    )
+                message = host.notify.recv(4096).decode(errors="replace")
+                if "READY=1" in message.splitlines():
+                    return
+
+
+def _image_layers(plan: LaunchPlan) -> Path | None:
+    """For a machine of a user's image: the image's own /etc and /var, its units hidden."""
+    name = plan.machine.options.get("image")
+    if name is None:
+        return None
+    try:
+        lowers = image.exported(name, tuple(o.target.strip("/") for o in plan.root.overlays), plan.run_id)
+    except HerdError as error:
+        raise MachineError(f"machine {plan.machine.name} cannot start: {error}") from None
+    rootfs.hide_enabled_units(plan.root, lowers)
+    return lowers
+
+
+def _pidfd(plan: LaunchPlan, pid: int, console: Path) -> int:
+    """A pidfd of the container's first process, which may have ended already (PID 0 then)."""
+    try:
+        if pid > 0:
+            return os.pidfd_open(pid)
+    except ProcessLookupError:
+        pass
+    raise MachineError(
+        f"machine {plan.machine.name} did not boot: its container exited at once; the end of its "
+        f"console ({console}):\n{tail(console)}"
+    )
+
+
+def _join(pid: int, cgroup: Cgroup) -> None:
+    for procs in cgroup.procs_files:
+        with open(procs, "w") as handle:
+            handle.write(str(pid))
+
+
+def start(plan: LaunchPlan) -> Container:
+    """Boot the machine of `plan` and return once its systemd reached herd.target."""
+    if (problem := engine.remote_problem()) is not None:
+        raise MachineError(f"machine {plan.machine.name} cannot start: {problem}")
+    payload, agent_cgroup = Cgroup(f"{plan.cgroup.relative}/payload"), Cgroup(f"{plan.cgroup.relative}/agent")
+    payload.create()
+    agent_cgroup.create()
+    overlays: dict[str, Path] = {}
+    host: _HostSide | None = None
+    console: Console | None = None
+    channel: Channel | None = None
+    container_id: str | None = None
+    pidfd = -1
+    try:
+        unified = _unified(payload, plan.machine.name)
+        overlays = rootfs.mount_overlays(plan, _image_layers(plan))
+        host = _HostSide(plan)
+        console = Console(plan.log_dir / "console.log", plan.machine.name)
+        channel = spawn_agent(plan.machine.name)
+        container = _create(plan, host, console, overlays, unified)
+        container_id = container.id
+        pid = int(container.attrs["State"]["Pid"])
+        pidfd = _pidfd(plan, pid, console.log)
+        _join(pid, payload)
+        _plug(pid, plan.attachments, loopback=True)
+        host.open_gate()
+        _wait_until_ready(plan, host, console.log, pidfd)
+        channel.enter(pid, agent_cgroup.procs_files, environment=_grant_options(plan)[2])
+    except BaseException:
+        if channel is not None:
+            channel.close()
+        if container_id is not None:
+            _remove(container_id)
+        if console is not None:
+            console.close()
+        if pidfd >= 0:
+            os.close(pidfd)
+        rootfs.unmount(overlays.values())
+        plan.cgroup.kill()
+        plan.cgroup.remove()
+        raise
+    finally:
+        if host is not None:
+            host.close()
+    return Container(
+        backend=plan.backend,
+        name=plan.machine.name,
+        access=f"nsenter --target {pid} --all /bin/sh -l",
+        plan=plan,
+        container_id=container_id,
+        pid=pid,
+        pidfd=pidfd,
+        channel=channel,
+        console=console,
+        overlays=overlays,
+    )

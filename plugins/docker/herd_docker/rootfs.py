@@ -1,0 +1,109 @@
+"""A machine root (`plan.root`) assembled for a Docker container.
+
+The engine cannot mount overlays with a host directory as the lower layer, so herd mounts each of
+the root's overlays (/etc and /var of the host image) on the host, below the machine's state
+directory, and the container gets them as bind mounts. Mounts there are the run's by their path:
+after a crash the reaper unmounts them like the rest of the run's state. The root directory's own
+top-level directories (/root, /home, /srv, /tmp and whatever the test placed files in) are bound
+from the root directory itself, so that files land where they do on other container backends.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from herd.backend import LaunchPlan, MachineRoot
+from herd.errors import MachineError
+from herd.hostimage import BOOT_TARGET
+
+MNT_DETACH = 2
+# What the engine mounts itself, or what is made fresh at each boot.
+ENGINE_PROVIDED = frozenset({"proc", "sys", "dev", "run"})
+# Files the engine places in every container unless it is given them: from the machine's own /etc.
+ENGINE_NETWORK_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _overlay_paths(plan: LaunchPlan, target: str) -> tuple[Path, Path]:
+    """Where the overlay for `target` is mounted on the host, and its work directory."""
+    name = target.strip("/").replace("/", "-")
+    return plan.state_dir / "mounts" / name, plan.state_dir / "work" / name
+
+
+def mount_overlays(plan: LaunchPlan, lowers: Path | None = None) -> dict[str, Path]:
+    """Mount the root's overlays on the host; return each machine path with its host mount point.
+
+    `lowers`, for a user's image, holds the image's own directories to use as the lower layers in
+    place of the host's.
+    """
+    mounted: dict[str, Path] = {}
+    try:
+        for overlay in plan.root.overlays:
+            point, work = _overlay_paths(plan, overlay.target)
+            point.mkdir(parents=True, exist_ok=True)
+            work.mkdir(parents=True, exist_ok=True)
+            lower = overlay.lower if lowers is None else lowers / overlay.target.strip("/")
+            options = f"lowerdir={lower},upperdir={overlay.upper},workdir={work}"
+            if _libc.mount(b"overlay", str(point).encode(), b"overlay", 0, options.encode()) != 0:
+                code = ctypes.get_errno()
+                raise MachineError(
+                    f"machine {plan.machine.name}: cannot mount the overlay of {overlay.target} "
+                    f"({options}): {os.strerror(code)}"
+                )
+            mounted[overlay.target] = point
+    except BaseException:
+        unmount(mounted.values())
+        raise
+    return mounted
+
+
+def unmount(points: Iterable[Path]) -> None:
+    """Unmount what `mount_overlays` mounted (lazily: the container may still be letting go)."""
+    for point in points:
+        _libc.umount2(str(point).encode(), MNT_DETACH)
+
+
+def _host_path(machine_path: str, sources: dict[str, str]) -> str | None:
+    """Where `machine_path` is on the host, by the longest mount that contains it."""
+    for target in sorted(sources, key=len, reverse=True):
+        if machine_path == target or machine_path.startswith(target.rstrip("/") + "/"):
+            return sources[target] + machine_path[len(target) :]
+    return None
+
+
+def hide_enabled_units(root: MachineRoot, lowers: Path) -> None:
+    """Make the unit dependency directories of an image's /etc opaque in the machine's layer, as
+    the host image does with the host's: a machine starts only what the test asks for."""
+    etc = next(overlay for overlay in root.overlays if overlay.target == "/etc")
+    units = lowers / "etc" / "systemd" / "system"
+    if not units.is_dir():
+        return
+    for entry in os.scandir(units):
+        if entry.name.endswith((".wants", ".requires")) and not entry.name.startswith(BOOT_TARGET):
+            hidden = etc.upper / "systemd" / "system" / entry.name
+            hidden.mkdir(parents=True, exist_ok=True)
+            os.setxattr(hidden, "trusted.overlay.opaque", b"y")
+
+
+def binds(root: MachineRoot, overlays: dict[str, Path], host_os: bool) -> list[tuple[str, str, bool]]:
+    """(host path, machine path, read-only) of every bind that makes up the machine's file system;
+    the host's /usr and the like only where the machine runs the host's OS (`host_os`)."""
+    found = [(host, guest, True) for host, guest in root.read_only_binds] if host_os else []
+    found += [(str(point), target, False) for target, point in overlays.items()]
+    # The root directory's mount points for the host's /usr and the like are not the machine's own.
+    mounted = {guest for _, guest in root.read_only_binds} | set(overlays)
+    for entry in sorted(os.scandir(root.directory), key=lambda e: e.name):
+        guest = f"/{entry.name}"
+        if entry.is_dir(follow_symlinks=False) and entry.name not in ENGINE_PROVIDED and guest not in mounted:
+            found.append((entry.path, guest, False))
+    found += [(host, guest, False) for host, guest in root.binds]
+    sources = {guest: host for host, guest, _ in found}
+    for path in ENGINE_NETWORK_FILES:
+        host = _host_path(path, sources)
+        if host is not None and os.path.isfile(host) and not os.path.islink(host):
+            found.append((host, path, False))
+    return found
