@@ -11,14 +11,17 @@ for: never the host's enabled services, never a wait on network-online.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
-from herd.backend import MachineRoot, Overlay
+from herd.backend import DeviceGrant, MachineRoot, Overlay
 from herd.errors import HerdError
 from herd.spec import UNPLACEABLE, MachineSpec
 
 BOOT_TARGET = "herd.target"
+# systemd reads manager settings from here: DefaultEnvironment= reaches every unit it starts.
+GRANT_ENVIRONMENT = "/etc/systemd/system.conf.d/herd-devices.conf"
 # Shared read-only when the host has them as directories (bin, sbin and lib are links to usr/ on a
 # merged-/usr system, and the links are then copied as they are).
 SHARED_READ_ONLY = ("usr", "opt", "nix", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
@@ -115,6 +118,25 @@ def place_file(root: MachineRoot, path: str, content: bytes | str, mode: int = 0
     (the QEMU backend's in-guest agent). Only /etc, /var and the root's own directories."""
     layers = {overlay.target.strip("/"): overlay.upper for overlay in root.overlays}
     _write(_layer_for(path, layers, root.directory, "(backend)"), content, mode)
+
+
+def _systemd_quoted(assignment: str) -> str:
+    """One `NAME=value` as systemd's DefaultEnvironment= takes it: C-quoted."""
+    escaped = assignment.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def apply_grant_environment(root: MachineRoot, grants: Iterable[DeviceGrant]) -> dict[str, str]:
+    """Give every unit of a prepared machine the variables its device grants set (a later grant's
+    value wins), through a systemd manager drop-in; return them, for herd's command agent."""
+    variables: dict[str, str] = {}
+    for grant in grants:
+        variables.update(grant.environment)
+    if variables:
+        assignments = " ".join(_systemd_quoted(f"{name}={value}") for name, value in variables.items())
+        text = f"# herd: the environment of its device grants\n[Manager]\nDefaultEnvironment={assignments}\n"
+        place_file(root, GRANT_ENVIRONMENT, text)
+    return variables
 
 
 def mask_unit(root: MachineRoot, name: str) -> None:

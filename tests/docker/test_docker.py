@@ -121,6 +121,7 @@ def test_a_device_grant_is_applied_with_dockers_own_means(tmp_path: Path) -> Non
         start_all()
         granted.succeed("test -c /dev/fuse", OPEN_FUSE_IN_A_UNIT)
         assert granted.succeed("echo $HERD_FUSE") == "granted\n"
+        assert granted.succeed("systemd-run --wait --pipe --quiet sh -c 'echo $HERD_FUSE'") == "granted\n"
         assert granted.succeed("cat /mnt/granted/note") == "from the host\n"
         granted.fail("touch /mnt/granted/other")  # granted read-only
         plain.fail('test -n "$HERD_FUSE"', "test -e /mnt/granted")
@@ -128,6 +129,7 @@ def test_a_device_grant_is_applied_with_dockers_own_means(tmp_path: Path) -> Non
         # rule they are of no use
         plain.succeed("test -c /dev/fuse || mknod /dev/fuse c 10 229")
         plain.fail(OPEN_FUSE_IN_A_UNIT)
+        plain.fail("exec 3<>/dev/fuse")  # commands are held to the same rules as units
 
     test = Test(name="grant", machines={"granted": {"devices": ["/dev/fuse"]}, "plain": {}}, script=script)
     options = RunOptions(backend="docker", output_dir=tmp_path / "out", terminal=None)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from herd import links
+from herd import hostimage, links
 from herd.backend import Attachment, ExecResult, LaunchPlan, MachineHandle, StopMode
 from herd.cgroups import Cgroup
 from herd.channel import Channel, ChannelClosed, spawn_agent
@@ -83,14 +83,14 @@ def _capabilities() -> list[str]:
     return [name for name, bit in CAPABILITIES.items() if bounding >> bit & 1]
 
 
-def _grant_options(plan: LaunchPlan) -> tuple[list[str], list[tuple[str, str, bool]], dict[str, str]]:
-    """Device grants as Docker applies them: device rules, bind mounts and environment."""
-    devices, mounts, environment = [], [], {}
+def _grant_options(plan: LaunchPlan) -> tuple[list[str], list[tuple[str, str, bool]]]:
+    """Device grants as Docker applies them: device rules and bind mounts (their environment is
+    the machine's, through `hostimage.apply_grant_environment`)."""
+    devices, mounts = [], []
     for grant in plan.grants:
         devices += [f"{node.path}:{node.guest_path}:{node.access}" for node in grant.nodes]
         mounts += list(grant.mounts)
-        environment.update(grant.environment)
-    return devices, mounts, environment
+    return devices, mounts
 
 
 @dataclass(eq=False)
@@ -227,7 +227,7 @@ def _create(
     """Create and start the container; return its SDK object."""
     from docker.types import Mount
 
-    devices, grant_mounts, environment = _grant_options(plan)
+    devices, grant_mounts = _grant_options(plan)
     user_image = plan.machine.options.get("image")
     binds = [
         *rootfs.binds(plan.root, overlays, host_os=user_image is None),
@@ -246,7 +246,6 @@ def _create(
             "container": "docker",
             "NOTIFY_SOCKET": f"{GUEST_DIRECTORY}/notify",
             "SYSTEMD_COLORS": "0",
-            **environment,
         },
         network_mode="none",
         # Docker turns IPv6 off in containers outside its IPv6 networks; herd's networks may have it.
@@ -320,6 +319,18 @@ def _pidfd(plan: LaunchPlan, pid: int, console: Path) -> int:
     )
 
 
+def _device_rules_of(pid: int) -> tuple[str, ...]:
+    """The `cgroup.procs` of the cgroup v1 devices hierarchy's cgroup where Docker keeps `pid` (and
+    its device rules), where the host has that hierarchy: herd's command agent joins it too, so
+    commands are held to the rules the container's own processes are."""
+    with open(f"/proc/{pid}/cgroup") as cgroups:
+        for line in cgroups:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if "devices" in controllers.split(","):
+                return (f"/sys/fs/cgroup/devices{path}/cgroup.procs",)
+    return ()
+
+
 def _join(pid: int, cgroup: Cgroup) -> None:
     for procs in cgroup.procs_files:
         with open(procs, "w") as handle:
@@ -333,6 +344,7 @@ def start(plan: LaunchPlan) -> Container:
     payload, agent_cgroup = Cgroup(f"{plan.cgroup.relative}/payload"), Cgroup(f"{plan.cgroup.relative}/agent")
     payload.create()
     agent_cgroup.create()
+    environment = hostimage.apply_grant_environment(plan.root, plan.grants)
     overlays: dict[str, Path] = {}
     host: _HostSide | None = None
     console: Console | None = None
@@ -353,7 +365,7 @@ def start(plan: LaunchPlan) -> Container:
         _plug(pid, plan.attachments, loopback=True)
         host.open_gate()
         _wait_until_ready(plan, host, console.log, pidfd)
-        channel.enter(pid, agent_cgroup.procs_files, environment=_grant_options(plan)[2])
+        channel.enter(pid, (*agent_cgroup.procs_files, *_device_rules_of(pid)), environment=environment)
     except BaseException:
         if channel is not None:
             channel.close()

@@ -284,8 +284,7 @@ def start(plan: LaunchPlan) -> Container:
     """Boot the machine of `plan` and return once its systemd reached herd.target."""
     hostimage.add_unit(plan.root, GATE_UNIT, GATE_UNIT_TEXT)
     _plant_os_release(plan.root.directory)
-    environment = grants.environment(plan.grants)
-    grants.write_service_environment(plan.root, environment)
+    environment = hostimage.apply_grant_environment(plan.root, plan.grants)
     agent_cgroup = Cgroup(f"{plan.cgroup.relative}/agent")
     agent_cgroup.create()
     console = plan.log_dir / "console.log"

@@ -1,4 +1,5 @@
-"""Device grants applied to a container: nodes and mounts bound in, environment for its processes.
+"""Device grants applied to a container: nodes and mounts bound in (their environment is the core's
+`hostimage.apply_grant_environment`).
 
 Several containers may bind the same host node at once: nothing here takes a device for one
 container alone. Which nodes a container may open is its device policy (`herd_nspawn.devices`).
@@ -6,13 +7,9 @@ container alone. Which nodes a container may open is its device policy (`herd_ns
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 
-from herd.backend import DeviceGrant, DeviceNode, MachineRoot
-
-# systemd reads manager settings from here: DefaultEnvironment= reaches every unit it starts.
-ENVIRONMENT_DROP_IN = "systemd/system.conf.d/herd-devices.conf"
+from herd.backend import DeviceGrant, DeviceNode
 
 
 def nodes(grants: Iterable[DeviceGrant]) -> list[DeviceNode]:
@@ -40,32 +37,3 @@ def bind_arguments(grants: Iterable[DeviceGrant]) -> list[str]:
             option = "--bind-ro" if read_only else "--bind"
             binds.setdefault(guest, f"{option}={_escaped(host)}:{_escaped(guest)}")
     return list(binds.values())
-
-
-def environment(grants: Iterable[DeviceGrant]) -> dict[str, str]:
-    """The variables the grants set; a later grant's value wins."""
-    merged: dict[str, str] = {}
-    for grant in grants:
-        merged.update(grant.environment)
-    return merged
-
-
-def _quoted(assignment: str) -> str:
-    """One `NAME=value` as systemd's DefaultEnvironment= takes it: C-quoted."""
-    escaped = assignment.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
-
-
-def write_service_environment(root: MachineRoot, variables: dict[str, str]) -> None:
-    """Give every unit of the container the grants' variables, through a manager drop-in in the
-    machine's /etc layer (herd's command agent gets them when it enters the container)."""
-    if not variables:
-        return
-    upper = next(overlay.upper for overlay in root.overlays if overlay.target == "/etc")
-    path = upper / ENVIRONMENT_DROP_IN
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assignments = " ".join(_quoted(f"{name}={value}") for name, value in variables.items())
-    text = f"# herd: the environment of its device grants\n[Manager]\nDefaultEnvironment={assignments}\n"
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
