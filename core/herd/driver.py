@@ -200,7 +200,9 @@ class Driver:
         self.plugins = plugins or Plugins()
         self.source = source
         self.spec, self._infos = resolve_backends(spec, self.plugins, self.options.backend)
-        if problems := network.capacity_problems(self.spec):
+        problems = network.capacity_problems(self.spec)
+        problems += network.netem_problems(self.spec, links.netem_available)
+        if problems:
             raise SpecError(problems)
         self._grants = resolve_devices(self.spec, self.plugins, self._infos)
         self.machines = [Machine(m, self) for m in self.spec.machines]

@@ -27,6 +27,15 @@ class CapabilityError(HerdError):
     """A Machine method needs a capability that the machine's backend does not declare."""
 
 
+class LinkError(HerdError):
+    """herd's link helper could not make or change a link: the message says why (such as a kernel
+    without netem, which cannot delay or drop packets). `errno` is the kernel's error number, if any."""
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
 class MachineError(HerdError):
     """A machine failed: it did not boot, it is not running, or its backend reported an error."""
 

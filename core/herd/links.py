@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import gzip
 import json
 import os
 import socket
@@ -23,7 +24,7 @@ from typing import Any
 
 from herd import linkd
 from herd.backend import Attachment
-from herd.errors import HerdError
+from herd.errors import HerdError, LinkError
 from herd.netspec import Impairment
 
 CLONE_NEWNET = 0x40000000
@@ -72,7 +73,7 @@ class _Helper:
                 raise HerdError(f"herd's link helper failed during {operation}: {reason}")
         answer = json.loads(data)
         if "error" in answer:
-            raise OSError(answer.get("errno") or 0, f"{operation}: {answer['error']}")
+            raise LinkError(f"{operation}: {answer['error']}", answer.get("errno"))
         return answer["result"]
 
 
@@ -147,9 +148,22 @@ def set_link_state(name: str, up: bool) -> None:
     _helper.call("set_link_state", name=name, up=up)
 
 
+def netem_available() -> bool | None:
+    """Whether the kernel has netem (it delays, jitters and drops packets), as its build
+    configuration says; None when that is unknown (no /proc/config.gz). `herd doctor` reports it,
+    and a run refuses a declared delay or loss up front where it is False."""
+    try:
+        with open("/proc/config.gz", "rb") as config:
+            text = gzip.decompress(config.read()).decode(errors="replace")
+    except OSError:
+        return None
+    return "CONFIG_NET_SCH_NETEM=y" in text or "CONFIG_NET_SCH_NETEM=m" in text
+
+
 def impair(name: str, impairment: Impairment) -> None:
     """Shape what a link sends: netem for delay, jitter and loss (and a rate with them), a token
-    bucket for a rate alone. Raises OSError(EOPNOTSUPP) where the kernel has no netem."""
+    bucket for a rate alone. Raises LinkError (errno EOPNOTSUPP), saying so, where the kernel has
+    no netem."""
     _helper.call(
         "impair",
         name=name,
@@ -161,7 +175,7 @@ def impair(name: str, impairment: Impairment) -> None:
 
 
 def clear_impairment(name: str) -> bool:
-    """Take a link's netem away; False when it had none."""
+    """Take a link's impairment away (its netem or token bucket); False when it had none."""
     return bool(_helper.call("clear_qdisc", name=name))
 
 

@@ -372,6 +372,8 @@ class Machine:
     def block(self, network: str | None = None) -> None:
         """Cut the machine off a network (all of its networks when None): its link goes down.
 
+        It stays cut off until `unblock()`, through reboots and `disconnect()`/`connect()`.
+
         >>> server.block()
         """
         self._driver.handle(self)
@@ -397,8 +399,10 @@ class Machine:
         """Degrade what the machine receives on a network (all of its networks when None).
 
         `delay` and `jitter` in milliseconds, `loss` in percent, `rate` in bits per second or as
-        text ("2mbit"). Impair both ends for a symmetric link. Replaces an earlier impairment.
-        Delay, jitter and loss need the kernel's netem; a rate alone works on any kernel.
+        text ("2mbit"). Impair both ends for a symmetric link. Replaces an earlier impairment;
+        lasts until `unimpair()`, through reboots and `disconnect()`/`connect()`.
+        Delay, jitter and loss need the kernel's netem (`herd doctor` says whether it is there;
+        without it this raises `herd.LinkError`); a rate alone works on any kernel.
 
         >>> client.impair(delay=100, loss=1)
         """
@@ -426,6 +430,9 @@ class Machine:
     def connect(self, network: str) -> None:
         """Plug the running machine into one of the test's networks; names are updated everywhere.
 
+        It comes back as it left: on the same NIC name and address, and still blocked or impaired
+        there if it was when disconnected (until `unblock()`/`unimpair()`), as after a reboot.
+
         >>> laptop.connect("wifi")
         """
         control = self._driver.network_control
@@ -436,6 +443,9 @@ class Machine:
     @needs(Capability.HOTPLUG)
     def disconnect(self, network: str) -> None:
         """Unplug the running machine from a network.
+
+        Its block and impairment on that network, if any, are kept for when it is connected again
+        (see `connect()`); while it is off the network they cannot be changed.
 
         >>> laptop.disconnect("wifi")
         """

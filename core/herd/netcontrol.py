@@ -3,8 +3,10 @@ machines in and out.
 
 Everything here works on the host's side of a machine's NIC (the link herd named, on the bridge),
 so it works the same for every backend; only plugging a machine in or out asks the backend, through
-`herd_network_attach`/`herd_network_detach`. What the script asked for is remembered and applied
-again when a machine boots anew (its host-side links are new then).
+`herd_network_attach`/`herd_network_detach`. What the script asked for (and the test declared) is
+remembered per machine and network, and applied again when the machine's link there is new: when it
+boots anew, and when it is connected again to a network it was disconnected from. A block or an
+impairment ends only with `unblock`/`unimpair`.
 """
 
 from __future__ import annotations
@@ -147,7 +149,11 @@ class NetworkControl:
         self.joined[machine].append(net)
         self._reapply(machine, net)
         self._names_changed(push_hosts)
-        self.log.info(f"connected to {net} as {attachment.addresses[0]}", machine=machine)
+        kept = ["blocked"] if (machine, net) in self.blocked else []
+        if (impairment := self.impairments.get((machine, net))) is not None:
+            kept.append(f"impaired: {_describe(impairment)}")
+        still = f" (still {'; '.join(kept)})" if kept else ""
+        self.log.info(f"connected to {net} as {attachment.addresses[0]}{still}", machine=machine)
 
     def disconnect(
         self,
@@ -159,8 +165,7 @@ class NetworkControl:
     ) -> None:
         self.networks_of(machine, net)
         detach(handle, self.plan.attachments[machine][net])
-        self.joined[machine].remove(net)
-        self.blocked.discard((machine, net))
+        self.joined[machine].remove(net)  # its block and impairment stay, for `connect`
         self._names_changed(push_hosts)
         self.log.info(f"disconnected from {net}", machine=machine)
 

@@ -102,6 +102,14 @@ def parse_impairment(values: Mapping[str, Any], report: Report) -> Impairment | 
     return Impairment(numbers["delay"], numbers["jitter"], numbers["loss"], bits)
 
 
+def gateway_address(subnet: ipaddress.IPv4Network) -> ipaddress.IPv4Address:
+    """The address herd's port-forward gateway takes on a network: its subnet's last host address.
+
+    The gateway has IPv4 only, so IPv6 subnets keep no address for it.
+    """
+    return subnet.broadcast_address - 1
+
+
 def _parse_subnet(value: object, version: int, report: Report) -> Any:
     kind = ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network
     try:
@@ -140,6 +148,9 @@ def parse_networks(declaration: object, report: Callable[[str, str | None], None
         ipv6 = fields.get("ipv6", subnet6 is not None)
         if not isinstance(ipv6, bool):
             note(f"ipv6 must be true or false, got {ipv6!r}")
+            continue
+        if not ipv6 and "subnet6" in fields:
+            note("'ipv6': False conflicts with 'subnet6', which gives the network IPv6: drop one of them")
             continue
         networks.append(NetworkSpec(name, subnet, subnet6, ipv6 or subnet6 is not None))
     if len(networks) > MAX_NETWORKS:
@@ -250,7 +261,7 @@ def check_topology(
                         machine,
                         "networks",
                     )
-                elif version == 4 and address == subnet.broadcast_address - 1:
+                elif version == 4 and address == gateway_address(subnet):
                     report(
                         f"address {address} is kept for herd's gateway on {nic.network!r}",
                         machine,

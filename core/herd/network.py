@@ -2,8 +2,9 @@
 
 Planning is pure and deterministic: machine i (in declaration order) is host i+1 of every network
 it joins, unless the test fixed its address; networks without a subnet get 192.168.<n>.0/24 (and
-fd68:6572:6400:<n>::/64 with IPv6), the first free n in declaration order. The last host address of
-every subnet is kept for herd's gateway (port forwards). Every run has its own bridges and every
+fd68:6572:6400:<n>::/64 with IPv6), in declaration order the first n whose subnet overlaps none the
+test declared. The last host address of every IPv4 subnet is kept for herd's gateway (port forwards;
+it has no IPv6 address). Every run has its own bridges and every
 machine its own network namespace, so two runs may use the same addresses without meeting; link
 names carry the run id, so they never collide either. The links are made by `herd.links`.
 
@@ -15,15 +16,19 @@ address on each network they share.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from herd.backend import Attachment
-from herd.netspec import DEFAULT_NETWORK, Impairment, MachineNetwork, NetworkSpec
+from herd.errors import HerdError
+from herd.netspec import DEFAULT_NETWORK, Impairment, MachineNetwork, NetworkSpec, gateway_address
 from herd.spec import MachineSpec, TestSpec
 
 LINK_PREFIX = "herd"
 AUTO_SUBNET = "192.168.{n}.0/24"
 AUTO_SUBNET6 = "fd68:6572:6400:{n:x}::/64"  # "herd" in a unique local prefix
+_Subnet = TypeVar("_Subnet", ipaddress.IPv4Network, ipaddress.IPv6Network)
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
@@ -64,7 +69,7 @@ class NetworkPlan:
     @property
     def gateway(self) -> ipaddress.IPv4Address:
         """The address herd's port-forward gateway takes: the subnet's last host address."""
-        return self.subnet.broadcast_address - 1
+        return gateway_address(self.subnet)
 
 
 @dataclass(frozen=True)
@@ -87,8 +92,14 @@ class RunNetworks:
 
     def address_of(self, machine: str, network: str | None = None) -> str:
         """The machine's IPv4 address on `network` (its first one when None)."""
-        name = network or self.joined[machine][0]
-        return self.attachments[machine][name].addresses[0].split("/")[0]
+        if network is None:
+            if not self.joined[machine]:
+                raise HerdError(f"machine {machine} is on no network: name one to get its address there")
+            network = self.joined[machine][0]
+        if network not in self.attachments[machine]:
+            names = ", ".join(n.name for n in self.networks)
+            raise HerdError(f"network {network!r} is not one of the test's (networks: {names})")
+        return self.attachments[machine][network].addresses[0].split("/")[0]
 
     def hosts_file(self, machine: str, joined: dict[str, tuple[str, ...]] | None = None) -> str:
         """/etc/hosts for `machine`: the machines it shares a network with (see the module doc)."""
@@ -104,18 +115,37 @@ class RunNetworks:
         return "\n".join(lines) + "\n"
 
 
+def _automatic(
+    pattern: str, kind: Callable[[str], _Subnet], count: int, declared: Iterable[_Subnet | None]
+) -> Iterator[_Subnet]:
+    """The subnets `pattern` gives for n = 1, 2, ..., less those that overlap a declared one."""
+    taken = [subnet for subnet in declared if subnet is not None]
+    candidates = (kind(pattern.format(n=n)) for n in range(1, count + 1))
+    return (subnet for subnet in candidates if not any(subnet.overlaps(t) for t in taken))
+
+
+def _next_free(free: Iterator[_Subnet], network: str, field_name: str) -> _Subnet:
+    subnet = next(free, None)
+    if subnet is None:
+        raise HerdError(
+            f"network {network!r}: the declared subnets leave no automatic {field_name} free: declare one"
+        )
+    return subnet
+
+
 def _subnets(
     declared: tuple[NetworkSpec, ...],
 ) -> dict[str, tuple[ipaddress.IPv4Network, ipaddress.IPv6Network | None]]:
-    taken = [n.subnet for n in declared if n.subnet is not None]
-    candidates = (ipaddress.IPv4Network(AUTO_SUBNET.format(n=n)) for n in range(1, 255))
-    free = (subnet for subnet in candidates if not any(subnet.overlaps(t) for t in taken))
+    """Each network's subnets: the declared ones, else the first automatic ones free (see the
+    module doc). Raises HerdError when none is free."""
+    free = _automatic(AUTO_SUBNET, ipaddress.IPv4Network, 254, (n.subnet for n in declared))
+    free6 = _automatic(AUTO_SUBNET6, ipaddress.IPv6Network, 0xFFFF, (n.subnet6 for n in declared))
     chosen = {}
-    for index, network in enumerate(declared):
-        subnet = network.subnet or next(free)
+    for network in declared:
+        subnet = network.subnet or _next_free(free, network.name, "subnet")
         subnet6 = network.subnet6
         if network.ipv6 and subnet6 is None:
-            subnet6 = ipaddress.IPv6Network(AUTO_SUBNET6.format(n=index + 1))
+            subnet6 = _next_free(free6, network.name, "subnet6")
         chosen[network.name] = (subnet, subnet6)
     return chosen
 
@@ -129,20 +159,57 @@ def declared_networks(spec: TestSpec) -> tuple[NetworkSpec, ...]:
     return spec.networks
 
 
+def _reserved(subnet: ipaddress.IPv4Network | ipaddress.IPv6Network) -> set[ipaddress._BaseAddress]:
+    """The addresses of a subnet no machine takes: its first and last, and on IPv4 herd's gateway's."""
+    reserved: set[ipaddress._BaseAddress] = {subnet.network_address, subnet.broadcast_address}
+    if isinstance(subnet, ipaddress.IPv4Network):
+        reserved.add(gateway_address(subnet))
+    return reserved
+
+
 def capacity_problems(spec: TestSpec) -> list[str]:
-    """Problems that would keep the test's machines from getting an address each."""
+    """Problems that would keep the test's machines from getting an address each (every machine
+    has an address planned on every network, for it may be connected to any later)."""
+    try:
+        subnets = _subnets(declared_networks(spec))
+    except HerdError as error:
+        return [f"test {spec.name!r}: {error}"]
     problems = []
-    for network, (subnet, _) in _subnets(declared_networks(spec)).items():
-        room = subnet.num_addresses - 3  # network, broadcast, herd's gateway
-        if len(spec.machines) > room:
-            problems.append(
-                f"test {spec.name!r}: {len(spec.machines)} machines do not fit network {network!r} ({subnet})"
-            )
+    for network, pair in subnets.items():
+        for subnet in pair:
+            if subnet is not None and len(spec.machines) > subnet.num_addresses - len(_reserved(subnet)):
+                problems.append(
+                    f"test {spec.name!r}: {len(spec.machines)} machines do not fit network {network!r} "
+                    f"({subnet})"
+                )
     return problems
 
 
+def netem_problems(spec: TestSpec, netem_available: Callable[[], bool | None]) -> list[str]:
+    """Declared impairments this host cannot apply: a delay or loss (jitter comes with a delay)
+    needs the kernel's netem. `netem_available` (see `herd.links`) is asked only when one is
+    declared; when it cannot tell (None), the impairment is left to fail, clearly, at boot."""
+    wanting = [
+        (machine.name, nic.network)
+        for machine in spec.machines
+        for nic in machine.nics
+        if nic.impairment is not None and (nic.impairment.delay or nic.impairment.loss)
+    ]
+    if not wanting or netem_available() is not False:
+        return []
+    return [
+        f"test {spec.name!r}, machine {machine!r}, field 'networks': network {net!r}: a delay or loss "
+        "needs the kernel's netem (CONFIG_NET_SCH_NETEM), which this host lacks (see `herd doctor`); "
+        "a rate alone works"
+        for machine, net in wanting
+    ]
+
+
 def _addresses(
-    machines: tuple[MachineSpec, ...], network: str, subnet: ipaddress._BaseNetwork, version: int
+    machines: tuple[MachineSpec, ...],
+    network: str,
+    subnet: ipaddress.IPv4Network | ipaddress.IPv6Network,
+    version: int,
 ) -> dict[str, str]:
     """Each machine's address on one network, in CIDR: fixed ones first, then host i+1."""
     fixed = {}
@@ -151,7 +218,7 @@ def _addresses(
             address = nic.address if version == 4 else nic.address6
             if nic.network == network and address is not None:
                 fixed[machine.name] = address
-    taken = {*fixed.values(), subnet.broadcast_address - 1}  # the last host: herd's gateway
+    taken = {*fixed.values(), *_reserved(subnet)}
     hosts = subnet.hosts()
     chosen = {}
     for index, machine in enumerate(machines):

@@ -6,11 +6,12 @@
         server.wait_for_unit("nginx")
         client.succeed("curl -sf http://server")
 
-The `herd` marker declares the machines, and optionally `timeout` (the whole test's limit in
-seconds) and `requires` (capabilities, such as "systemd": the test is skipped, with the capability
-named, when a machine's backend does not declare one). Each machine arrives as the test argument of
-its name (with '-' as '_'), and through the `herd` fixture, which also carries the driver's
-functions (`start_all`, `subtest`, `retry`, `log`).
+The `herd` marker declares the machines, and optionally `networks` (the test's networks, as
+`herd.Test` takes them: see `herd.netspec`; without it every machine is on the network `default`),
+`timeout` (the whole test's limit in seconds) and `requires` (capabilities, such as "systemd": the
+test is skipped, with the capability named, when a machine's backend does not declare one). Each
+machine arrives as the test argument of its name (with '-' as '_'), and through the `herd` fixture,
+which also carries the driver's functions (`start_all`, `subtest`, `retry`, `log`).
 Machines boot on `herd.start_all()` or on first use, and are torn down when the test ends.
 
 Options: `--herd-backend NAME` (the default backend for machines that name none), `--herd-keep`
@@ -56,7 +57,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(machines, timeout=None, requires=()): the machines this test's `herd` fixture boots",
+        f"{MARKER}(machines, networks=None, timeout=None, requires=()): the machines this test's `herd` "
+        "fixture boots, and the networks between them",
     )
     config.stash[KEPT_KEY] = []
 

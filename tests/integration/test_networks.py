@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from herd import Test
+from herd import LinkError, SpecError, Test, links
 from herd.backend import BackendInfo, Capability
 from tests.conftest import ROOT, assert_nothing_left
 
@@ -37,6 +37,12 @@ needs_netem = pytest.mark.skipif(
     not netem_available(),
     reason="this kernel has no netem (CONFIG_NET_SCH_NETEM): it cannot delay or drop packets",
 )
+
+
+def qdiscs(link: str) -> str:
+    """What `tc` says shapes a link on the host."""
+    return subprocess.run(["tc", "qdisc", "show", "dev", link], capture_output=True, text=True,
+                          check=True).stdout  # fmt: skip
 
 
 def rtt_ms(machine, target: str) -> float:  # type: ignore[no-untyped-def]
@@ -144,7 +150,24 @@ def test_without_netem_delay_is_refused_clearly(run_test: Callable) -> None:  # 
         a.impair(delay=10)
 
     outcome = run_test(Test(name="nonetem", machines={"a": {}}, script=script))
+    assert isinstance(outcome.error, LinkError), repr(outcome.error)
     assert "no netem queueing discipline (CONFIG_NET_SCH_NETEM)" in str(outcome.error)
+
+
+def test_without_netem_a_declared_delay_is_refused_before_any_machine_boots(
+    backend: BackendInfo, tmp_path: Path
+) -> None:
+    if links.netem_available() is not False:
+        pytest.skip("this kernel has netem, or its configuration does not say (see `herd doctor`)")
+    test = Test(
+        name="declared-nonetem",
+        machines={"a": {}, "b": {"networks": {"default": {"delay": 50}}}},
+        script="start_all()",
+    )
+    expected = "machine 'b', field 'networks': network 'default': a delay or loss needs the kernel's netem"
+    with pytest.raises(SpecError, match=expected):
+        test.run(backend=backend.name, output_dir=tmp_path / "out", terminal=None)
+    assert not (tmp_path / "out").exists()  # refused before the run began: no output, machine or link
 
 
 def test_a_forwarded_port_reaches_a_service_from_the_host(run_test: Callable) -> None:  # type: ignore[type-arg]
@@ -189,6 +212,35 @@ def test_machines_can_be_plugged_in_and_out(run_test: Callable, require: Callabl
 
     test = Test(
         name="hotplug",
+        networks={"home": {}, "wifi": {"subnet": "10.0.9.0/24"}},
+        machines={"laptop": {"networks": ["home"]}, "office": {"networks": ["wifi"]}},
+        script=script,
+    )
+    outcome = run_test(test)
+    assert outcome.passed, outcome.error
+
+
+def test_a_reconnected_machine_is_still_blocked_and_impaired(run_test: Callable, require: Callable) -> None:  # type: ignore[type-arg]
+    require(Capability.HOTPLUG)
+
+    def script(laptop, office, driver, start_all) -> None:  # type: ignore[no-untyped-def]
+        start_all()
+        link = driver.networks.attachments["laptop"]["wifi"].host_link
+        laptop.connect("wifi")
+        office.succeed("ping -c 1 -W 5 laptop.wifi")
+        laptop.block("wifi")
+        laptop.impair("wifi", rate="2mbit")
+        laptop.disconnect("wifi")
+        laptop.connect("wifi")  # its link is new: herd applies the block and impairment again
+        assert "tbf" in qdiscs(link)
+        office.fail("ping -c 1 -W 1 laptop.wifi")
+        laptop.unblock("wifi")
+        laptop.unimpair("wifi")
+        assert "tbf" not in qdiscs(link)
+        office.wait_until_succeeds("ping -c 1 -W 1 laptop.wifi", timeout=15)
+
+    test = Test(
+        name="reconnect",
         networks={"home": {}, "wifi": {"subnet": "10.0.9.0/24"}},
         machines={"laptop": {"networks": ["home"]}, "office": {"networks": ["wifi"]}},
         script=script,

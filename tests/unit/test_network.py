@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from herd import SpecError
-from herd.network import bridge_name, capacity_problems, gateway_link_name, host_link_name, mac_address, plan
+from herd import HerdError, SpecError
+from herd.network import (
+    bridge_name,
+    capacity_problems,
+    gateway_link_name,
+    host_link_name,
+    mac_address,
+    netem_problems,
+    plan,
+)
 from herd.spec import parse_test
 
 ROUTED = {
@@ -97,6 +105,66 @@ def test_link_names_fit_the_kernel_limit_for_large_tests() -> None:
     assert "do not fit network 'default'" in capacity_problems(spec({f"m{i}": {} for i in range(254)}))[0]
 
 
+def test_a_small_ipv6_subnet_is_checked_for_room_like_an_ipv4_one() -> None:
+    lan = {"lan": {"subnet6": "fd00::/126"}}
+    crowded = spec({f"m{i}": {"networks": ["lan"]} for i in range(3)}, lan)
+    assert capacity_problems(crowded) == ["test 't': 3 machines do not fit network 'lan' (fd00::/126)"]
+    # two fit: the first and last addresses are nobody's, and herd's gateway takes no IPv6 address
+    planned = plan("abcde", spec({"a": {"networks": ["lan"]}, "b": {"networks": ["lan"]}}, lan))
+    assert [planned.attachments[m]["lan"].addresses[1] for m in "ab"] == ["fd00::1/126", "fd00::2/126"]
+
+
+def test_automatic_subnets_overlap_no_declared_one() -> None:
+    networks = {
+        "auto": {"ipv6": True},
+        "fixed": {"subnet": "192.168.1.0/24", "subnet6": "fd68:6572:6400:1::/64"},
+    }
+    planned = plan("abcde", spec({"m": {"networks": ["auto", "fixed"]}}, networks))
+    auto, fixed = planned.network("auto"), planned.network("fixed")
+    assert str(auto.subnet) == "192.168.2.0/24" and str(auto.subnet6) == "fd68:6572:6400:2::/64"
+    assert auto.subnet6 is not None and fixed.subnet6 is not None
+    assert not auto.subnet6.overlaps(fixed.subnet6)
+
+
+@pytest.mark.parametrize(
+    ("fixed", "field_name"),
+    [({"subnet": "192.168.0.0/16"}, "subnet"), ({"subnet6": "fd68:6572:6400::/48"}, "subnet6")],
+)
+def test_declared_subnets_that_leave_no_automatic_one_free_are_a_problem(fixed, field_name) -> None:  # type: ignore[no-untyped-def]
+    test = spec({"m": {"networks": ["big", "auto"]}}, {"big": fixed, "auto": {"ipv6": True}})
+    assert capacity_problems(test) == [
+        f"test 't': network 'auto': the declared subnets leave no automatic {field_name} free: declare one"
+    ]
+
+
+def test_the_address_of_a_machine_on_no_network_is_a_clear_error() -> None:
+    planned = plan("abcde", spec({"a": {}, "loner": {"networks": []}}))
+    with pytest.raises(HerdError, match="machine loner is on no network"):
+        planned.address_of("loner")
+    assert planned.address_of("loner", "default") == "192.168.1.2"  # planned, for `connect`
+    with pytest.raises(HerdError, match=r"network 'wifi' is not one of the test's \(networks: default\)"):
+        planned.address_of("a", "wifi")
+
+
+def test_a_declared_delay_or_loss_is_refused_where_the_kernel_has_no_netem() -> None:
+    asked = []
+
+    def no_netem() -> bool:
+        asked.append(True)
+        return False
+
+    delayed = spec({"a": {}, "b": {"networks": {"default": {"delay": 20, "rate": "1mbit"}}}})
+    assert netem_problems(delayed, no_netem) == [
+        "test 't', machine 'b', field 'networks': network 'default': a delay or loss needs the kernel's "
+        "netem (CONFIG_NET_SCH_NETEM), which this host lacks (see `herd doctor`); a rate alone works"
+    ]
+    assert netem_problems(spec({"a": {"networks": {"default": {"loss": 5}}}}), no_netem)
+    assert netem_problems(delayed, lambda: None) == [] and netem_problems(delayed, lambda: True) == []
+    asked.clear()
+    assert netem_problems(spec({"a": {"networks": {"default": {"rate": "1mbit"}}}}), no_netem) == []
+    assert asked == []  # a rate alone needs no netem: the kernel is not even asked
+
+
 @pytest.mark.parametrize(
     ("networks", "machines", "expected"),
     [
@@ -143,6 +211,11 @@ def test_link_names_fit_the_kernel_limit_for_large_tests() -> None:
         (None, {"m": {"networks": {"default": {"rate": "fast"}}}}, "rate must be bits per second"),
         ({"Bad_Name": {}}, {"m": {}}, "network name 'Bad_Name'"),
         ({"lan": {"subnet": "10.0.1.0/31"}}, {"m": {}}, "too small"),
+        (
+            {"lan": {"subnet6": "fd00::/64", "ipv6": False}},
+            {"m": {}},
+            "network 'lan': 'ipv6': False conflicts with 'subnet6', which gives the network IPv6",
+        ),
     ],
 )
 def test_bad_network_declarations_are_refused_before_anything_starts(networks, machines, expected) -> None:  # type: ignore[no-untyped-def]
