@@ -9,13 +9,35 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-# systemd-container: systemd-nspawn; iptables: herd lets its bridges through a FORWARD chain that
-# drops (Docker's); the rest are what the examples and tests run inside machines.
+# systemd-container: systemd-nspawn; docker.io: the engine of the Docker backend (its machines'
+# base image is imported from the host: nothing is ever pulled); debootstrap: the Docker tests
+# make a local image of their own from Debian's packages; iptables: herd lets its bridges through
+# a FORWARD chain that drops (Docker's); qemu-system-x86 (with its virtiofsd), linux-image-amd64 and
+# busybox-static: the QEMU backend's emulator, the kernel its VMs boot and their initramfs's shell;
+# libvirt-daemon-system: the libvirtd of its qemu-libvirt engine, whose libvirt-python builds
+# against libvirt-dev with pkg-config, gcc and python3-dev; the rest are what the examples and tests
+# run inside machines.
 apt-get install -y -qq --no-install-recommends \
-    systemd systemd-container iproute2 iptables iputils-ping procps tar bash \
-    python3 python3-venv python3-pip >/dev/null
+    systemd systemd-container docker.io debootstrap qemu-system-x86 linux-image-amd64 busybox-static \
+    libvirt-daemon-system libvirt-dev pkg-config gcc python3-dev \
+    iproute2 iptables iputils-ping procps tar bash python3 python3-venv python3-pip >/dev/null
+# Where systemd is not PID 1 (a container, a CI runner) nothing has started the engine: start it.
+if ! docker version >/dev/null 2>&1; then
+    if [ -d /run/systemd/system ]; then
+        systemctl start docker
+    else
+        setsid dockerd >/var/log/dockerd.log 2>&1 </dev/null &
+    fi
+    for _ in $(seq 150); do
+        docker version >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    docker version >/dev/null || { echo "bootstrap.sh: dockerd did not start: see /var/log/dockerd.log" >&2; exit 1; }
+fi
+plugins/qemu/start-libvirtd.sh
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 # compat mode: a plain path entry instead of an import hook, which costs every herd run ~10 ms
-.venv/bin/pip install -q --config-settings editable_mode=compat -e '.[test]' -e plugins/nspawn
+.venv/bin/pip install -q --config-settings editable_mode=compat -e '.[test]' -e plugins/nspawn -e plugins/docker -e plugins/gpu \
+    -e 'plugins/qemu[libvirt]'
 echo "bootstrap.sh: herd is installed in $(pwd)/.venv"

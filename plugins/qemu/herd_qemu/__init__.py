@@ -1,0 +1,227 @@
+"""herd's QEMU backend: machines as virtual machines booting the same image as containers.
+
+This module is the plugin (entry points `qemu` and `qemu-libvirt` in `herd.backends`); `herd_qemu.vm`
+runs QEMU, started by herd (`direct`, backend `qemu`) or by libvirt (`libvirt_engine`, backend
+`qemu-libvirt`, which imports libvirt-python only when used).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import herd
+from herd.backend import (
+    BackendInfo,
+    Capability,
+    ExecResult,
+    HostCheck,
+    Kind,
+    LaunchPlan,
+    MachineHandle,
+    StopMode,
+)
+from herd_qemu import connection, direct, libvirt_engine, vm
+from herd_qemu.kernel import BUSYBOX, find_kernel
+
+NAME = "qemu"
+MINIMUM_MEMORY = 256  # MiB: what the host image boots in
+OPTIONS = {
+    "memory": "MiB of memory (default 1024)",
+    "cpus": "virtual CPUs (default 2)",
+    "kernel": "the kernel image to boot (default: the newest /boot/vmlinuz-*)",
+    "accelerator": "kvm, tcg or auto (default auto: KVM when a VM starts on it here, else TCG)",
+}
+ACCELERATORS = ("auto", "kvm", "tcg")
+LIBVIRT_NAME = "qemu-libvirt"
+LIBVIRT_OPTIONS = {
+    **OPTIONS,
+    "uri": f"the libvirt URI of the hypervisor (default {connection.DEFAULT_URI}); the kernel, initramfs "
+    "and machine root herd prepares must exist at the same paths there",
+}
+
+
+def validate_options(
+    options: Mapping[str, Any], known: Mapping[str, str] = OPTIONS, backend: str = NAME
+) -> list[str]:
+    problems = []
+    for name in options:
+        if name not in known:
+            listing = ", ".join(f"{key} ({text})" for key, text in known.items())
+            problems.append(f"unknown option {name!r}; {backend} options: {listing}")
+    memory = options.get("memory", 1024)
+    if isinstance(memory, bool) or not isinstance(memory, int) or memory < MINIMUM_MEMORY:
+        problems.append(f"memory must be MiB, at least {MINIMUM_MEMORY} (what a VM boots in), got {memory!r}")
+    cpus = options.get("cpus", 2)
+    if isinstance(cpus, bool) or not isinstance(cpus, int) or not 1 <= cpus <= 64:
+        problems.append(f"cpus must be a number from 1 to 64, got {cpus!r}")
+    accelerator = options.get("accelerator", "auto")
+    if accelerator not in ACCELERATORS:
+        problems.append(f"accelerator must be one of {', '.join(ACCELERATORS)}, got {accelerator!r}")
+    kernel = options.get("kernel")
+    if kernel is not None and (not isinstance(kernel, str) or not Path(kernel).is_file()):
+        problems.append(f"kernel {kernel!r} is not a file")
+    return problems
+
+
+def validate_libvirt_options(options: Mapping[str, Any]) -> list[str]:
+    problems = validate_options(options, LIBVIRT_OPTIONS, LIBVIRT_NAME)
+    problem = connection.uri_problem(options.get("uri", connection.DEFAULT_URI))
+    return [*problems, problem] if problem else problems
+
+
+def host_checks() -> Iterator[HostCheck]:
+    qemu = shutil.which(vm.QEMU)
+    yield HostCheck(
+        "qemu", qemu is not None, qemu or "not found", None if qemu else "apt-get install qemu-system-x86"
+    )
+    try:
+        image, version = find_kernel()
+        yield HostCheck("kernel", True, f"{image} ({version})")
+    except herd.HerdError as error:
+        yield HostCheck("kernel", False, str(error), "apt-get install linux-image-amd64")
+    virtiofsd = Path(vm.VIRTIOFSD).is_file()
+    yield HostCheck(
+        "virtiofsd",
+        virtiofsd,
+        vm.VIRTIOFSD if virtiofsd else f"{vm.VIRTIOFSD} not found",
+        None if virtiofsd else "apt-get install qemu-system-x86 (its qemu-system-common has it)",
+    )
+    yield HostCheck(
+        "busybox",
+        BUSYBOX.is_file(),
+        str(BUSYBOX),
+        None if BUSYBOX.is_file() else "apt-get install busybox-static",
+    )
+    if qemu:
+        accel, why = vm.accelerator()
+        yield HostCheck("acceleration", True, f"{accel}: {why}")
+
+
+def libvirt_host_checks() -> Iterator[HostCheck]:
+    yield from host_checks()
+    if not connection.installed():
+        yield HostCheck("libvirt-python", False, "not installed", connection.INSTALL)
+        return
+    yield HostCheck("libvirt-python", True, "installed")
+    try:
+        yield HostCheck("libvirtd", True, connection.describe(connection.DEFAULT_URI))
+    except herd.HerdError as error:
+        yield HostCheck("libvirtd", False, str(error), connection.START_LIBVIRTD)
+
+
+CAPABILITIES = frozenset(
+    {
+        Capability.SYSTEMD,
+        Capability.SUID,
+        Capability.REBOOT,
+        Capability.CONSOLE,
+        Capability.KEYBOARD,
+        Capability.SCREENSHOT,
+        Capability.KERNEL,
+        Capability.PCI,
+    }
+)
+
+
+@herd.hookimpl
+def herd_register_backends(register: Any) -> None:
+    register(
+        BackendInfo(
+            name=NAME,
+            kind=Kind.VM,
+            capabilities=CAPABILITIES,
+            description="QEMU virtual machines on the host image (KVM when it works, else TCG)",
+            priority=50,
+            host_checks=host_checks,
+            validate_options=validate_options,
+        )
+    )
+    register(
+        BackendInfo(
+            name=LIBVIRT_NAME,
+            kind=Kind.VM,
+            capabilities=CAPABILITIES,
+            description="the same QEMU VMs, run as transient libvirt domains (local or remote libvirtd)",
+            host_checks=libvirt_host_checks,
+            validate_options=validate_libvirt_options,
+        )
+    )
+
+
+def _mine(handle: MachineHandle) -> vm.VirtualMachine | None:
+    return handle if isinstance(handle, vm.VirtualMachine) else None
+
+
+@herd.hookimpl
+def herd_machine_start(plan: LaunchPlan) -> MachineHandle | None:
+    if plan.backend == NAME:
+        return direct.start(plan)
+    if plan.backend == LIBVIRT_NAME:
+        return libvirt_engine.start(plan)
+    return None
+
+
+@herd.hookimpl
+def herd_machine_execute(
+    handle: MachineHandle, command: str, timeout: float | None, stdin: bytes
+) -> ExecResult | None:
+    machine = _mine(handle)
+    return machine.execute(command, timeout, stdin) if machine else None
+
+
+@herd.hookimpl
+def herd_machine_stop(handle: MachineHandle, mode: StopMode, timeout: float) -> str | None:
+    machine = _mine(handle)
+    return machine.stop(mode, timeout) if machine else None
+
+
+@herd.hookimpl
+def herd_machine_reboot(handle: MachineHandle, timeout: float) -> str | None:
+    machine = _mine(handle)
+    return machine.reboot(timeout) if machine else None
+
+
+@herd.hookimpl
+def herd_machine_console(handle: MachineHandle) -> str | None:
+    machine = _mine(handle)
+    return machine.console.text() if machine else None
+
+
+@herd.hookimpl
+def herd_machine_send_chars(handle: MachineHandle, chars: str) -> bool | None:
+    machine = _mine(handle)
+    if machine is None:
+        return None
+    machine.console.type(chars)
+    return True
+
+
+@herd.hookimpl
+def herd_machine_send_keys(handle: MachineHandle, keys: list[str]) -> bool | None:
+    machine = _mine(handle)
+    if machine is None:
+        return None
+    machine.monitor.command("send-key", keys=[{"type": "qcode", "data": key} for key in keys])
+    return True
+
+
+@herd.hookimpl
+def herd_machine_screenshot(handle: MachineHandle, path: Path) -> bool | None:
+    machine = _mine(handle)
+    if machine is None:
+        return None
+    machine.monitor.command("screendump", filename=str(path.absolute()), format="png")
+    return True
+
+
+@herd.hookimpl
+def herd_run_leftovers(run_id: str) -> list[str]:
+    return connection.leftovers(run_id)
+
+
+@herd.hookimpl
+def herd_reap(run_id: str) -> list[str]:
+    return connection.reap(run_id)

@@ -1,0 +1,80 @@
+"""A machine's root assembled in the host's mount namespace, for a file server that runs there.
+
+The direct engine mounts the root inside QEMU's own mount namespace; libvirt starts virtiofsd
+itself, in the host's, so the libvirt engine mounts the same things (`plan.root`'s read-only
+binds, overlays and binds, in that order) on the host, under the machine's state directory. Mounts
+there belong to the run by their path: if herd dies before it unmounts them, the core's reaper
+finds and unmounts them with the rest of the run's state (`herd.residue`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+from herd.backend import LaunchPlan
+from herd.errors import MachineError
+
+MS_RDONLY = 0x1
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MNT_DETACH = 2
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _mount(source: str, target: Path, fstype: str | None, flags: int, options: str | None) -> None:
+    if (
+        _libc.mount(
+            source.encode(),
+            str(target).encode(),
+            fstype and fstype.encode(),
+            flags,
+            options and options.encode(),
+        )
+        != 0
+    ):
+        code = ctypes.get_errno()
+        raise OSError(code, f"mount {source} on {target}: {os.strerror(code)}")
+
+
+def work_directory(plan: LaunchPlan, target: str) -> Path:
+    """The overlay work directory for the machine path `target` (as the direct engine names it)."""
+    return plan.state_dir / f"{target.strip('/').replace('/', '-')}-work"
+
+
+def assemble(plan: LaunchPlan) -> list[Path]:
+    """Mount the root's pieces under `plan.root.directory`; return the mount points in the order
+    they were mounted. On failure, unmount what was mounted and raise MachineError."""
+    root = plan.root.directory
+    mounted: list[Path] = []
+    try:
+        for host, guest_path in plan.root.read_only_binds:
+            target = root / guest_path.lstrip("/")
+            _mount(host, target, None, MS_BIND, None)
+            mounted.append(target)
+            _mount("none", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+        for overlay in plan.root.overlays:
+            target = root / overlay.target.lstrip("/")
+            work = work_directory(plan, overlay.target)
+            work.mkdir(exist_ok=True)
+            options = f"lowerdir={overlay.lower},upperdir={overlay.upper},workdir={work}"
+            _mount("herd", target, "overlay", 0, options)
+            mounted.append(target)
+        for host, guest_path in plan.root.binds:
+            target = root / guest_path.lstrip("/")
+            target.mkdir(parents=True, exist_ok=True)
+            _mount(host, target, None, MS_BIND, None)
+            mounted.append(target)
+    except OSError as error:
+        disassemble(mounted)
+        raise MachineError(f"machine {plan.machine.name}: cannot assemble its root: {error}") from None
+    return mounted
+
+
+def disassemble(mounted: list[Path]) -> None:
+    """Unmount what `assemble` mounted, last first. Lazily: the file server may still be letting go
+    of a file as it exits, and the next boot mounts afresh on the same points."""
+    for point in reversed(mounted):
+        _libc.umount2(str(point).encode(), MNT_DETACH)

@@ -1,0 +1,200 @@
+"""QEMU VMs booted for real (under TCG where KVM fails, as on herd's CI machines)."""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from herd import CapabilityError, MachineError, Test
+from herd.driver import Outcome
+from herd.errors import HerdError, SpecError
+from herd_qemu import kernel, vm
+from tests.conftest import ROOT, assert_nothing_left
+
+HERD = str(Path(sys.executable).with_name("herd"))
+
+
+@pytest.fixture
+def run_vm(tmp_path: Path) -> Callable[[Test], Outcome]:
+    def run(test: Test) -> Outcome:
+        outcome = test.run(backend="qemu", output_dir=tmp_path / "out", terminal=None)
+        assert_nothing_left(outcome.run_id)
+        return outcome
+
+    return run
+
+
+def test_a_vm_boots_its_own_kernel_with_the_hosts_userland(run_vm: Callable, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    _, version = kernel.find_kernel()
+
+    def script(m) -> None:  # type: ignore[no-untyped-def]
+        m.start()
+        assert m.succeed("uname -r").strip() == version
+        assert m.succeed("systemd-detect-virt --vm").strip() in {"qemu", "kvm"}
+        assert m.succeed("findmnt -no FSTYPE /").strip() == "virtiofs"
+        # file capabilities cross the share: an unprivileged user pings with ping's cap_net_raw
+        m.succeed("su -s /bin/sh nobody -c 'ping -c 1 -W 5 127.0.0.1'")
+
+    outcome = run_vm(Test(name="kernel", machines={"m": {}}, script=script))
+    assert outcome.passed, outcome.error
+    journal = tmp_path / "out" / "m" / "journal"
+    assert any(journal.rglob("system.journal")), "the VM's journal lands in the output directory"
+
+
+def test_console_keyboard_and_screen(run_vm: Callable, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    reader = "[Service]\nExecStart=/bin/sh -c 'read line < /dev/ttyS0; echo \"$line\" > /srv/typed'\n"
+    keys = "[Service]\nExecStart=/bin/sh -c 'read line < /dev/tty1; echo \"$line\" > /srv/keys'\n"
+
+    def script(m) -> None:  # type: ignore[no-untyped-def]
+        m.start()
+        m.succeed("echo 'hello from inside' > /dev/ttyS0")
+        assert m.wait_for_console_text(r"hello from \w+", timeout=30) == "hello from inside"
+        m.wait_for_unit("reader.service")
+        m.wait_for_unit("keys.service")
+        m.send_chars("typed on the console\n")
+        m.wait_for_file("/srv/typed")
+        assert m.succeed("cat /srv/typed") == "typed on the console\n"
+        for key in ("h", "shift-i", "ret"):
+            m.send_key(key)
+        m.wait_for_file("/srv/keys")
+        assert m.succeed("cat /srv/keys") == "hI\n"
+        path = m.screenshot("screen")
+        assert path == tmp_path / "out" / "screen.png"
+
+    machines = {"m": {"units": {"reader.service": reader, "keys.service": keys}}}
+    outcome = run_vm(Test(name="console", machines=machines, script=script))
+    assert outcome.passed, outcome.error
+    png = (tmp_path / "out" / "screen.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", png[16:24])
+    assert width >= 320 and height >= 200
+    assert "hello from inside" in (tmp_path / "out" / "m" / "console.log").read_text(errors="replace")
+
+
+def test_a_reboot_keeps_the_disk_and_boots_anew(run_vm: Callable) -> None:  # type: ignore[type-arg]
+    def script(m) -> None:  # type: ignore[no-untyped-def]
+        m.start()
+        boot_id = m.succeed("cat /proc/sys/kernel/random/boot_id")
+        m.succeed("echo kept > /var/kept")
+        m.reboot()
+        assert m.succeed("cat /proc/sys/kernel/random/boot_id") != boot_id
+        assert m.succeed("cat /var/kept") == "kept\n"
+
+    outcome = run_vm(Test(name="reboot", machines={"m": {}}, script=script))
+    assert outcome.passed, outcome.error
+
+
+def test_qemu_dying_mid_test_is_reported_and_cleaned_up(run_vm: Callable) -> None:  # type: ignore[type-arg]
+    def script(doomed) -> None:  # type: ignore[no-untyped-def]
+        doomed.start()
+        subprocess.run(["pkill", "-KILL", "-f", "^qemu-system-x86_64 -name doomed "], check=True)
+        doomed.succeed("true")
+
+    outcome = run_vm(Test(name="dies", machines={"doomed": {}}, script=script))
+    assert not outcome.passed
+    assert isinstance(outcome.error, MachineError)
+    assert re.search(r"machine doomed is not running \(QEMU exited with status -9", str(outcome.error))
+
+
+def test_a_vm_that_does_not_boot_in_time_shows_its_console(run_vm: Callable) -> None:  # type: ignore[type-arg]
+    outcome = run_vm(Test(name="slow", machines={"m": {"boot_timeout": 1}}, script="m.start()"))
+    assert not outcome.passed
+    message = str(outcome.error)
+    assert "machine m did not boot: it did not boot within 1 s; the end of its console" in message
+
+
+def test_containers_lack_the_vm_methods_and_hear_which_backend_has_them(tmp_path: Path) -> None:
+    def script(c) -> None:  # type: ignore[no-untyped-def]
+        with pytest.raises(CapabilityError) as caught:
+            c.screenshot("never")
+        assert "needs the 'screenshot' capability, which backend 'nspawn' (container)" in str(caught.value)
+        assert "backends that can: qemu" in str(caught.value)
+
+    outcome = Test(name="cap", machines={"c": {}}, script=script).run(
+        backend="nspawn", output_dir=tmp_path / "out", terminal=None
+    )
+    assert outcome.passed, outcome.error
+    assert_nothing_left(outcome.run_id)
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"memory": 64}, "memory must be MiB, at least 256 (what a VM boots in), got 64"),
+        ({"kernel": "/nonexistent/vmlinuz"}, "kernel '/nonexistent/vmlinuz' is not a file"),
+        ({"accelerator": "hvf"}, "accelerator must be one of auto, kvm, tcg, got 'hvf'"),
+        ({"cpu": 2}, "unknown option 'cpu'; qemu options: memory"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_starts(options: dict[str, object], problem: str) -> None:
+    test = Test(name="bad", machines={"m": {"backend": "qemu", "options": options}}, script="pass")
+    with pytest.raises(SpecError) as caught:
+        test.run(terminal=None)
+    assert any(problem in line for line in caught.value.problems), caught.value.problems
+
+
+def test_no_kernel_names_the_package_that_provides_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(kernel, "BOOT", tmp_path)
+    with pytest.raises(
+        Exception, match=r"/boot has no vmlinuz-\*; install one \(apt-get install linux-image-amd64\)"
+    ):
+        kernel.find_kernel()
+
+
+def test_a_kernel_without_the_modules_vms_need_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "6.99-bare").mkdir()
+    (tmp_path / "6.99-bare" / "modules.dep").write_text("kernel/drivers/virtio/virtio_pci.ko:\n")
+    (tmp_path / "6.99-bare" / "modules.builtin").write_text("")
+    monkeypatch.setattr(kernel, "MODULES", tmp_path)
+    with pytest.raises(HerdError, match=r"kernel 6\.99-bare lacks the module .*, which VMs need"):
+        kernel.modules_in_order("6.99-bare")
+
+
+def test_missing_qemu_is_named_with_its_package(tmp_path: Path) -> None:
+    path = os.environ["PATH"]
+    os.environ["PATH"] = "/nonexistent"
+    try:
+        outcome = Test(name="noqemu", machines={"m": {"backend": "qemu"}}, script="m.start()").run(
+            output_dir=tmp_path / "out", terminal=None
+        )
+    finally:
+        os.environ["PATH"] = path
+    assert not outcome.passed
+    assert "qemu-system-x86_64 not found: apt-get install qemu-system-x86" in str(outcome.error)
+    assert_nothing_left(outcome.run_id)
+
+
+def test_asking_for_kvm_where_it_fails_is_an_error(run_vm: Callable) -> None:  # type: ignore[type-arg]
+    accel, why = vm.accelerator()
+    if accel == "kvm":
+        pytest.skip("KVM works on this host")
+    outcome = run_vm(
+        Test(name="kvm", machines={"m": {"options": {"accelerator": "kvm"}}}, script="m.start()")
+    )
+    assert not outcome.passed
+    assert f"the machine asks for KVM, but {why}" in str(outcome.error)
+
+
+def test_the_mixed_example_puts_a_container_and_a_vm_on_one_network(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [HERD, "run", str(ROOT / "examples" / "mixed.py"), "--output-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("PASS mixed")
+    for run_id in re.findall(r"· run ([a-z0-9]{5})", result.stderr):
+        assert_nothing_left(run_id)
