@@ -15,11 +15,12 @@ apt-get update -qq
 # a FORWARD chain that drops (Docker's); qemu-system-x86 (with its virtiofsd), linux-image-amd64 and
 # busybox-static: the QEMU backend's emulator, the kernel its VMs boot and their initramfs's shell;
 # libvirt-daemon-system: the libvirtd of its qemu-libvirt engine, whose libvirt-python builds
-# against libvirt-dev with pkg-config, gcc and python3-dev; the rest are what the examples and tests
-# run inside machines.
+# against libvirt-dev with pkg-config, gcc and python3-dev; attr: the raw baselines of bench/ mark
+# overlay directories opaque with setfattr; the rest are what the examples and tests run inside
+# machines.
 apt-get install -y -qq --no-install-recommends \
     systemd systemd-container docker.io debootstrap qemu-system-x86 linux-image-amd64 busybox-static \
-    libvirt-daemon-system libvirt-dev pkg-config gcc python3-dev \
+    libvirt-daemon-system libvirt-dev pkg-config gcc python3-dev attr \
     iproute2 iptables iputils-ping procps tar bash python3 python3-venv python3-pip >/dev/null
 # Where systemd is not PID 1 (a container, a CI runner) nothing has started the engine: start it.
 if ! docker version >/dev/null 2>&1; then

@@ -12,6 +12,11 @@ HIERARCHIES=$(awk '$3 == "cgroup2" || ($3 == "cgroup" && $4 ~ /name=systemd/) {p
 # as herd does, and as DESIGN §10 measured: past about 25 containers the default quota stalls boots
 [ "$(cat /proc/sys/fs/inotify/max_user_instances)" -ge 1024 ] || echo 1024 > /proc/sys/fs/inotify/max_user_instances
 ip link add $BR type bridge && ip link set $BR up
+# where a Docker engine set FORWARD to DROP, bridged frames need an ACCEPT rule of their own, as herd adds
+FW=""
+if iptables -S FORWARD 2>/dev/null | grep -qx -- '-P FORWARD DROP'; then
+  FW="FORWARD -i $BR -o $BR -j ACCEPT"; iptables -I $FW
+fi
 hosts() { echo "127.0.0.1 localhost"; for i in $(seq 0 $((N - 1))); do echo "192.168.1.$((i + 1)) m$i"; done; }
 hosts > $W/hosts
 prep() { # index
@@ -52,7 +57,10 @@ ready() { # index: wait until the container's systemd has booted; print its PID
   do sleep 0.05; done
   echo $c
 }
-for i in $(seq 0 $((N - 1))); do prep $i & done; wait
+# wait on each preparation by its PID, so that one that fails stops the script (a bare `wait` would not)
+preps=()
+for i in $(seq 0 $((N - 1))); do prep $i & preps+=($!); done
+for p in "${preps[@]}"; do wait "$p"; done
 for i in $(seq 0 $((N - 1))); do boot $i; done
 for i in $(seq 0 $((N - 1))); do ready $i > $W/m$i.leader; done
 USED=$(python3 "$(dirname "$0")/pss.py" "/raw$$/")
@@ -60,6 +68,7 @@ for i in $(seq 0 $((N - 1))); do nsenter -t $(cat $W/m$i.leader) -a ping -c1 -W5
 kill $(cat $W/m*.pid); wait
 for i in $(seq 0 $((N - 1))); do ip netns del raw$$-m$i; done
 ip link del $BR
+[ -z "$FW" ] || iptables -D $FW
 for h in $HIERARCHIES; do find $h/raw$$ -depth -type d -exec rmdir {} +; done
 rm -rf $W
 echo "$USED"

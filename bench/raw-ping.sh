@@ -8,6 +8,11 @@ W=$(mktemp -d /tmp/rawping.XXXXXX)
 BR=rawbr$$
 HIERARCHIES=$(awk '$3 == "cgroup2" || ($3 == "cgroup" && $4 ~ /name=systemd/) {print $2}' /proc/self/mounts)
 ip link add $BR type bridge && ip link set $BR up
+# where a Docker engine set FORWARD to DROP, bridged frames need an ACCEPT rule of their own, as herd adds
+FW=""
+if iptables -S FORWARD 2>/dev/null | grep -qx -- '-P FORWARD DROP'; then
+  FW="FORWARD -i $BR -o $BR -j ACCEPT"; iptables -I $FW
+fi
 prep() { # name address
   local r=$W/$1
   mkdir -p $r/root/{usr,etc,var,tmp,run,root,home,proc,sys,dev} $r/etc/systemd/system $r/var
@@ -44,12 +49,14 @@ ready() { # wait until the container's systemd has booted; print its PID
   do sleep 0.01; done
   echo $c
 }
-prep m1 192.168.1.1 & prep m2 192.168.1.2 & wait
+prep m1 192.168.1.1 & P1=$!; prep m2 192.168.1.2 & P2=$!
+wait $P1; wait $P2  # each by its PID: a failed preparation stops the script
 boot m1; boot m2
 L1=$(ready m1); L2=$(ready m2)
 nsenter -t $L1 -a ping -c1 -q m2 >/dev/null
 nsenter -t $L2 -a ping -c1 -q m1 >/dev/null
 kill $(cat $W/m1.pid) $(cat $W/m2.pid); wait
 ip netns del raw$$-m1; ip netns del raw$$-m2; ip link del $BR
+[ -z "$FW" ] || iptables -D $FW
 for h in $HIERARCHIES; do find $h/raw$$ -depth -type d -exec rmdir {} +; done
 rm -rf $W
