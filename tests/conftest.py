@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -62,17 +63,18 @@ def require(backend: BackendInfo) -> Callable[[Capability], None]:
     return check
 
 
+def run_and_check(test: Test, backend: str, output_dir: Path, **options: Any) -> Outcome:
+    """Run a herd.Test quietly on `backend` with its output in `output_dir`; check that it left
+    nothing behind."""
+    outcome = test.run(backend=backend, output_dir=output_dir, terminal=None, **options)
+    assert_nothing_left(outcome.run_id)
+    return outcome
+
+
 @pytest.fixture
 def run_test(backend: BackendInfo, tmp_path: Path) -> Callable[..., Outcome]:
-    """Run a herd.Test quietly on the backend under test, output under tmp_path/out; check that it
-    left nothing behind."""
-
-    def run(test: Test, **options: Any) -> Outcome:
-        outcome = test.run(backend=backend.name, output_dir=tmp_path / "out", terminal=None, **options)
-        assert_nothing_left(outcome.run_id)
-        return outcome
-
-    return run
+    """Run a herd.Test on the backend under test, output under tmp_path/out (`run_and_check`)."""
+    return partial(run_and_check, backend=backend.name, output_dir=tmp_path / "out")
 
 
 @pytest.fixture

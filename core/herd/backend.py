@@ -190,3 +190,6 @@ class ExecResult:
 class StopMode(enum.StrEnum):
     CLEAN = "clean"  # ask the machine's init to power off, escalate if it stalls
     CRASH = "crash"  # kill at once, as a power cut would
+    # The run is over and the machine will not boot again: stop it as fast as keeps what the run's
+    # output holds (its journal, its console). A backend whose power-off is cheap treats it as CLEAN.
+    TEARDOWN = "teardown"

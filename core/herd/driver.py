@@ -478,8 +478,9 @@ class Driver:
     def teardown(self) -> None:
         """Stop every machine, then remove everything else the run made but its output.
 
-        Machines stop cleanly and in parallel; only then do their networks go, so that services
-        that talk to their peers while stopping still can. A step that fails is reported and the
+        Machines stop in parallel (`StopMode.TEARDOWN`: cleanly, where a backend's power-off is
+        cheap); only then do their networks go, so that services that talk to their peers while
+        stopping still can. A step that fails is reported and the
         others still run.
         """
         running = [m for m in self.machines if self.is_running(m)]
@@ -489,7 +490,7 @@ class Driver:
                 pool.submit(
                     self._guarded,
                     f"stopping {machine.name}",
-                    partial(self.stop_machine, machine, StopMode.CLEAN),
+                    partial(self.stop_machine, machine, StopMode.TEARDOWN),
                 )
         stopped = sum(1 for m in running if not self.is_running(m))
         if running and not self._line_each:

@@ -113,9 +113,14 @@ def herd_machine_stop(handle: MachineHandle, mode: StopMode, timeout: float) -> 
 
     ``StopMode.CLEAN``: ask the machine's init to power off and wait up to ``timeout`` seconds;
     when it stalls, escalate (terminate, then kill) rather than wait without bound.
-    ``StopMode.CRASH``: kill it at once, as a power cut would. Either way, return only when its
-    processes are gone, and return a few words for the log on how it stopped ("powered off in
-    0.12 s", "killed"). Called for a machine that already died too: then only clean up.
+    ``StopMode.CRASH``: kill it at once, as a power cut would.
+    ``StopMode.TEARDOWN``: the run is over (the driver's teardown) and the machine will not boot
+    again. Stop it as fast as keeps what the run's output holds: where a clean power-off is cheap,
+    do just that, as for ``CLEAN`` (a backend that only tells ``CRASH`` from the rest does); where
+    it costs seconds, flush what the machine's logs need and kill it. Whatever the mode, return
+    only when its processes are gone, and return a few words for the log on how it stopped
+    ("powered off in 0.12 s", "killed"). Called for a machine that already died too: then only
+    clean up.
     """
 
 

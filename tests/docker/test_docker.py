@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import docker
@@ -24,7 +25,7 @@ from herd import MachineError, Test
 from herd.backend import DeviceGrant, DeviceNode
 from herd.driver import Driver, Outcome, RunOptions
 from herd.plugins import PLUGINS_GROUP, Plugins
-from tests.conftest import ROOT, assert_nothing_left
+from tests.conftest import ROOT, assert_nothing_left, run_and_check
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="boots real machines: needs root")
 HERD = str(Path(sys.executable).with_name("herd"))
@@ -41,12 +42,7 @@ def engine() -> docker.DockerClient:
 
 @pytest.fixture
 def run(tmp_path: Path) -> Callable[[Test], Outcome]:
-    def run_test(test: Test) -> Outcome:
-        outcome = test.run(backend="docker", output_dir=tmp_path / "out", terminal=None)
-        assert_nothing_left(outcome.run_id)
-        return outcome
-
-    return run_test
+    return partial(run_and_check, backend="docker", output_dir=tmp_path / "out")
 
 
 def test_machines_boot_systemd_on_the_unified_hierarchy_and_leave_no_image(
@@ -73,17 +69,21 @@ def test_machines_boot_systemd_on_the_unified_hierarchy_and_leave_no_image(
     assert "Reached target herd.target" in (tmp_path / "out" / "m" / "console.log").read_text()
 
 
-def test_docker_and_nspawn_machines_share_a_network(tmp_path: Path) -> None:
-    def script(container, vm_like, start_all) -> None:  # type: ignore[no-untyped-def]
+def test_a_docker_container_an_nspawn_container_and_a_vm_share_a_network(tmp_path: Path) -> None:
+    names = ("docker", "nspawn", "vm")
+
+    def script(docker, nspawn, vm, start_all) -> None:  # type: ignore[no-untyped-def]
         start_all()
-        container.succeed("ping -c 1 -W 5 vm-like")
-        vm_like.succeed("ping -c 1 -W 5 container")
-        assert "docker" in container.succeed("systemd-detect-virt --container")
-        assert "systemd-nspawn" in vm_like.succeed("systemd-detect-virt --container")
+        for machine in (docker, nspawn, vm):
+            for other in names:
+                machine.succeed(f"ping -c 1 -W 5 {other}")
+        assert "docker" in docker.succeed("systemd-detect-virt --container")
+        assert "systemd-nspawn" in nspawn.succeed("systemd-detect-virt --container")
+        assert vm.succeed("systemd-detect-virt --vm").strip() in {"qemu", "kvm"}
 
     test = Test(
-        name="mixed",
-        machines={"container": {"backend": "docker"}, "vm-like": {"backend": "nspawn"}},
+        name="three",
+        machines={name: {"backend": "qemu" if name == "vm" else name} for name in names},
         script=script,
     )
     outcome = test.run(output_dir=tmp_path / "out", terminal=None)

@@ -11,6 +11,7 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import docker
@@ -18,7 +19,7 @@ import pytest
 
 from herd import MachineError, SpecError, Test
 from herd.driver import Outcome
-from tests.conftest import assert_nothing_left
+from tests.conftest import run_and_check
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="boots real machines: needs root")
 IMAGE = "herd-test/debian-systemd:bookworm"
@@ -57,12 +58,7 @@ def image() -> str:
 
 @pytest.fixture
 def run(tmp_path: Path) -> Callable[[Test], Outcome]:
-    def run_test(test: Test) -> Outcome:
-        outcome = test.run(backend="docker", output_dir=tmp_path / "out", terminal=None)
-        assert_nothing_left(outcome.run_id)
-        return outcome
-
-    return run_test
+    return partial(run_and_check, backend="docker", output_dir=tmp_path / "out")
 
 
 def test_a_machine_boots_the_image_and_shares_a_network_with_the_host_os(

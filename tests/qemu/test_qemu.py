@@ -8,6 +8,7 @@ import struct
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -16,19 +17,14 @@ from herd import CapabilityError, MachineError, Test
 from herd.driver import Outcome
 from herd.errors import HerdError, SpecError
 from herd_qemu import kernel, vm
-from tests.conftest import ROOT, assert_nothing_left
+from tests.conftest import ROOT, assert_nothing_left, run_and_check
 
 HERD = str(Path(sys.executable).with_name("herd"))
 
 
 @pytest.fixture
 def run_vm(tmp_path: Path) -> Callable[[Test], Outcome]:
-    def run(test: Test) -> Outcome:
-        outcome = test.run(backend="qemu", output_dir=tmp_path / "out", terminal=None)
-        assert_nothing_left(outcome.run_id)
-        return outcome
-
-    return run
+    return partial(run_and_check, backend="qemu", output_dir=tmp_path / "out")
 
 
 def test_a_vm_boots_its_own_kernel_with_the_hosts_userland(run_vm: Callable, tmp_path: Path) -> None:  # type: ignore[type-arg]
@@ -89,6 +85,31 @@ def test_a_reboot_keeps_the_disk_and_boots_anew(run_vm: Callable) -> None:  # ty
 
     outcome = run_vm(Test(name="reboot", machines={"m": {}}, script=script))
     assert outcome.passed, outcome.error
+
+
+def test_teardown_keeps_the_journal_without_a_power_off(run_vm: Callable, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    def script(m) -> None:  # type: ignore[no-untyped-def]
+        m.start()
+        m.succeed("logger -t herd-test 'written just before the end'")
+
+    outcome = run_vm(Test(name="teardown", machines={"m": {}}, script=script))
+    assert outcome.passed, outcome.error
+    assert re.search(r"m: synced and stopped in [0-9.]+ s", (tmp_path / "out" / "log.txt").read_text())
+    journal = subprocess.run(
+        [
+            "journalctl",
+            "--directory",
+            str(tmp_path / "out" / "m" / "journal"),
+            "-t",
+            "herd-test",
+            "-o",
+            "cat",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert journal.strip() == "written just before the end"
 
 
 def test_qemu_dying_mid_test_is_reported_and_cleaned_up(run_vm: Callable) -> None:  # type: ignore[type-arg]
