@@ -271,6 +271,7 @@ def test_the_domain_xml_is_valid_for_libvirt(tmp_path: Path) -> None:
     finally:
         defined.undefine()
     assert domain.get("type") == "qemu" and domain.findtext("memory") == str(512 * 1024)
+    assert domain.findtext("cpu/model") == "Nehalem"
     address = domain.find("devices/hostdev/source/address")
     assert address is not None and address.attrib == {
         "domain": "0x0000", "bus": "0x01", "slot": "0x00", "function": "0x1"

@@ -22,7 +22,7 @@ from herd.process import wait_for_exit
 from herd_qemu import guest
 from herd_qemu.kernel import KERNEL_ARGUMENTS, QBOOT, ROOT_TAG, Kernel
 from herd_qemu.qmp import QMP
-from herd_qemu.vm import QEMU, VIRTIOFSD, Console, VirtualMachine, prepare
+from herd_qemu.vm import CPU_MODELS, QEMU, VIRTIOFSD, Console, VirtualMachine, prepare
 
 # The guest is the only writer of its root while it runs, so it may cache everything; xattrs carry
 # file capabilities (ping's cap_net_raw), which QEMU's 9p server drops.
@@ -81,7 +81,7 @@ def _qemu_argv(
     options = plan.machine.options
     memory = options.get("memory", 1024)
     argv = [
-        QEMU, "-name", plan.machine.name, "-accel", accel, "-cpu", "max",
+        QEMU, "-name", plan.machine.name, "-accel", accel, "-cpu", CPU_MODELS[accel],
         "-m", str(memory), "-smp", str(options.get("cpus", 2)),
         "-nodefaults", "-no-user-config", "-display", "none", "-device", "VGA",
         "-kernel", str(kernel.image), "-initrd", str(kernel.initramfs), "-append", KERNEL_ARGUMENTS,

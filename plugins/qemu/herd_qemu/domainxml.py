@@ -18,7 +18,7 @@ from herd.backend import LaunchPlan
 from herd.errors import HerdError
 from herd_qemu import guest
 from herd_qemu.kernel import KERNEL_ARGUMENTS, QBOOT, ROOT_TAG, Kernel
-from herd_qemu.vm import VIRTIOFSD
+from herd_qemu.vm import CPU_MODELS, VIRTIOFSD
 
 NAMESPACE = "urn:x-herd:libvirt:1"
 ET.register_namespace("herd", NAMESPACE)
@@ -121,7 +121,11 @@ def build(plan: LaunchPlan, kernel: Kernel, accelerator: str, sockets: Sockets, 
     features = _element(domain, "features")
     _element(features, "acpi")  # without it libvirt passes -no-acpi, and a poweroff only halts
     _element(features, "apic")
-    _element(domain, "cpu", mode="maximum", check="none")
+    if CPU_MODELS[accelerator] == "max":
+        _element(domain, "cpu", mode="maximum", check="none")
+    else:
+        cpu = _element(domain, "cpu", mode="custom", match="exact", check="none")
+        _element(cpu, "model", CPU_MODELS[accelerator], fallback="forbid")
     _element(domain, "on_poweroff", "destroy")
     _element(domain, "on_reboot", "restart")
     _element(domain, "on_crash", "destroy")
