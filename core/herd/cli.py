@@ -62,8 +62,9 @@ def plugins(_args: argparse.Namespace) -> int:
     from herd.plugins import GROUPS, Plugins, distribution_of, installed
 
     loaded = Plugins()
-    for group in GROUPS:
-        entry_points = installed(group)
+    by_group = {group: installed(group) for group in GROUPS}
+    width = max([10, *(len(entry_point.name) for found in by_group.values() for entry_point in found)])
+    for group, entry_points in by_group.items():
         print(_style(f"{group}:", "1"))
         if not entry_points:
             print("  (none installed)")
@@ -74,16 +75,20 @@ def plugins(_args: argparse.Namespace) -> int:
             dist = distribution_of(entry_point)
             if entry_point.name in failures:
                 error = failures[entry_point.name].error
-                print(_style(f"  {entry_point.name:<10} FAILED  {entry_point.value} ({dist}): {error}", "31"))
+                print(
+                    _style(
+                        f"  {entry_point.name:<{width}} FAILED  {entry_point.value} ({dist}): {error}", "31"
+                    )
+                )
                 continue
             info = loaded.backends.get(entry_point.name)
             if info is None:
-                print(f"  {entry_point.name:<10} loaded  {entry_point.value} ({dist})")
+                print(f"  {entry_point.name:<{width}} loaded  {entry_point.value} ({dist})")
                 continue
             capabilities = ", ".join(sorted(info.capabilities)) or "none"
-            print(f"  {info.name:<10} loaded  {info.kind.value}, priority {info.priority} ({dist})")
-            print(f"  {'':<10}         {info.description}")
-            print(f"  {'':<10}         capabilities: {capabilities}")
+            print(f"  {info.name:<{width}} loaded  {info.kind.value}, priority {info.priority} ({dist})")
+            print(f"  {'':<{width}}         {info.description}")
+            print(f"  {'':<{width}}         capabilities: {capabilities}")
     return 0
 
 
