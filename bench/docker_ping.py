@@ -13,7 +13,6 @@ medians and writes the raw timings to bench/results/docker-ping-<date>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 import docker
-from ping import machine_description, summary
+from ping import machine_description, print_medians, record, summary
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -83,12 +82,8 @@ def main() -> None:
         "engine": docker.from_env().version()["Version"],
         **{name: summary(times) for name, times in samples.items()},
     }
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    (results / f"docker-ping-{datetime.now():%Y%m%d-%H%M%S}.json").write_text(json.dumps(result, indent=2))
-    for name in samples:
-        times = result[name]
-        print(f"{name:<23}median {times['median']:.3f} s  (min {times['min']:.3f}, p90 {times['p90']:.3f})")
+    record("docker-ping", result)
+    print_medians([(name, result[name]) for name in samples])
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ per machine; see pss.py.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -63,7 +62,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
-    from ping import machine_description
+    from ping import machine_description, record
 
     results = {
         "date": datetime.now().isoformat(timespec="seconds"),
@@ -93,9 +92,7 @@ def main() -> None:
                 f"ratio {entry['ratio']:.2f}; memory per machine: {memory}",
                 flush=True,
             )
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    (out / f"many-{datetime.now():%Y%m%d-%H%M%S}.json").write_text(json.dumps(results, indent=2))
+    record("many", results)
 
 
 if __name__ == "__main__":

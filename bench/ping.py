@@ -57,6 +57,21 @@ def summary(samples: list[float]) -> dict[str, float]:
     }
 
 
+def record(kind: str, result: dict[str, object]) -> None:
+    """Keep a benchmark's raw result as bench/results/<kind>-<date>.json (not committed)."""
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"{kind}-{datetime.now():%Y%m%d-%H%M%S}.json").write_text(json.dumps(result, indent=2))
+
+
+def print_medians(rows: list[tuple[str, dict[str, float]]]) -> None:
+    """One line per side of a benchmark: its label, then the median, min and p90 of its summary."""
+    width = max(len(label) for label, _ in rows) + 2
+    for label, times in rows:
+        spread = f"(min {times['min']:.3f}, p90 {times['p90']:.3f})"
+        print(f"{label:<{width}}median {times['median']:.3f} s  {spread}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--runs", type=int, default=15)
@@ -76,12 +91,8 @@ def main() -> None:
         "raw": summary(raw),
         "ratio": statistics.median(herd) / statistics.median(raw),
     }
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    (results / f"ping-{datetime.now():%Y%m%d-%H%M%S}.json").write_text(json.dumps(result, indent=2))
-    for label, key in (("herd run examples/ping.py", "herd"), ("raw nspawn shell script", "raw")):
-        times = result[key]
-        print(f"{label:<27}median {times['median']:.3f} s  (min {times['min']:.3f}, p90 {times['p90']:.3f})")
+    record("ping", result)
+    print_medians([("herd run examples/ping.py", result["herd"]), ("raw nspawn shell script", result["raw"])])
     print(f"ratio herd/raw             {result['ratio']:.2f}")
 
 

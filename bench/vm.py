@@ -14,7 +14,6 @@ Writes the raw timings to bench/results/vm-<date>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from ping import machine_description, summary
+from ping import machine_description, print_medians, record, summary
 
 from herd_qemu.kernel import find_kernel
 
@@ -79,16 +78,14 @@ def main() -> None:
         "mixed": summary(mixed_times),
         "ratio": statistics.median(herd_times) / statistics.median(vng_times),
     }
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    (results / f"vm-{datetime.now():%Y%m%d-%H%M%S}.json").write_text(json.dumps(result, indent=2))
-    for label, key in (
-        ("herd run bench/one_vm.py", "herd"),
-        ("vng --disable-kvm", "virtme-ng"),
-        ("herd run examples/mixed.py", "mixed"),
-    ):
-        times = result[key]
-        print(f"{label:<28}median {times['median']:.3f} s  (min {times['min']:.3f}, p90 {times['p90']:.3f})")
+    record("vm", result)
+    print_medians(
+        [
+            ("herd run bench/one_vm.py", result["herd"]),
+            ("vng --disable-kvm", result["virtme-ng"]),
+            ("herd run examples/mixed.py", result["mixed"]),
+        ]
+    )
     print(f"ratio herd/virtme-ng        {result['ratio']:.2f}")
 
 
