@@ -14,15 +14,15 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from herd import links
 from herd.backend import LaunchPlan
 from herd.channel import Channel
 from herd.errors import MachineError
 from herd.process import wait_for_exit
 from herd_qemu import guest
+from herd_qemu.hostroot import overlay_options
 from herd_qemu.kernel import KERNEL_ARGUMENTS, QBOOT, ROOT_TAG, Kernel
 from herd_qemu.qmp import QMP
-from herd_qemu.vm import CPU_MODELS, QEMU, VIRTIOFSD, Console, VirtualMachine, prepare
+from herd_qemu.vm import CPU_MODELS, QEMU, VIRTIOFSD, Console, VirtualMachine, prepare, remove_taps
 
 # The guest is the only writer of its root while it runs, so it may cache everything; xattrs carry
 # file capabilities (ping's cap_net_raw), which QEMU's 9p server drops.
@@ -61,9 +61,7 @@ def _mount_script(plan: LaunchPlan, root_listener: int) -> str:
         target = shlex.quote(f"{root}{guest_path}")
         steps.append(f"mount --bind {shlex.quote(host)} {target} && mount -o remount,bind,ro {target}")
     for overlay in plan.root.overlays:
-        work = plan.state_dir / f"{overlay.target.strip('/').replace('/', '-')}-work"
-        work.mkdir(exist_ok=True)
-        options = f"lowerdir={overlay.lower},upperdir={overlay.upper},workdir={work}"
+        options = overlay_options(plan, overlay)
         steps.append(
             f"mount -t overlay herd -o {shlex.quote(options)} {shlex.quote(f'{root}{overlay.target}')}"
         )
@@ -147,8 +145,7 @@ def start(plan: LaunchPlan) -> VirtualMachine:
         console.close()
         channel.close()
         hypervisor.release()
-        for attachment in plan.attachments:
-            links.delete_link(attachment.host_link)
+        remove_taps(plan)
         qemu_errors = (plan.log_dir / "qemu.log").read_text(errors="replace").strip()
         raise MachineError(
             f"machine {plan.machine.name}: QEMU did not start: {qemu_errors[-2000:]}"

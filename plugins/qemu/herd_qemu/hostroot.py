@@ -13,7 +13,7 @@ import ctypes
 import os
 from pathlib import Path
 
-from herd.backend import LaunchPlan
+from herd.backend import LaunchPlan, Overlay
 from herd.errors import MachineError
 
 MS_RDONLY = 0x1
@@ -39,9 +39,12 @@ def _mount(source: str, target: Path, fstype: str | None, flags: int, options: s
         raise OSError(code, f"mount {source} on {target}: {os.strerror(code)}")
 
 
-def work_directory(plan: LaunchPlan, target: str) -> Path:
-    """The overlay work directory for the machine path `target` (as the direct engine names it)."""
-    return plan.state_dir / f"{target.strip('/').replace('/', '-')}-work"
+def overlay_options(plan: LaunchPlan, overlay: Overlay) -> str:
+    """The mount options of one of the root's overlays, with its work directory made (under the
+    machine's state directory); both engines mount the overlays with these."""
+    work = plan.state_dir / f"{overlay.target.strip('/').replace('/', '-')}-work"
+    work.mkdir(exist_ok=True)
+    return f"lowerdir={overlay.lower},upperdir={overlay.upper},workdir={work}"
 
 
 def assemble(plan: LaunchPlan) -> list[Path]:
@@ -57,10 +60,7 @@ def assemble(plan: LaunchPlan) -> list[Path]:
             _mount("none", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
         for overlay in plan.root.overlays:
             target = root / overlay.target.lstrip("/")
-            work = work_directory(plan, overlay.target)
-            work.mkdir(exist_ok=True)
-            options = f"lowerdir={overlay.lower},upperdir={overlay.upper},workdir={work}"
-            _mount("herd", target, "overlay", 0, options)
+            _mount("herd", target, "overlay", 0, overlay_options(plan, overlay))
             mounted.append(target)
         for host, guest_path in plan.root.binds:
             target = root / guest_path.lstrip("/")

@@ -26,12 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from herd import links
 from herd.backend import LaunchPlan
 from herd.channel import Channel
 from herd.errors import HerdError, MachineError
 from herd_qemu import connection, domainxml, hostroot
-from herd_qemu.vm import Console, VirtualMachine, prepare
+from herd_qemu.vm import Console, VirtualMachine, prepare, remove_taps
 
 ACCEPT_TIMEOUT = 30.0  # seconds QEMU gets to connect once libvirt says the domain runs
 POLL_INTERVAL = 0.5  # how often a wait on the domain's end also asks libvirt, should an event be lost
@@ -195,8 +194,7 @@ def start(plan: LaunchPlan) -> VirtualMachine:
         connection.unwatch(uuid)
         hostroot.disassemble(mounted)
         _keep_log(plan, uri, domainxml.domain_name(plan.run_id, plan.machine.name))
-        for attachment in plan.attachments:
-            links.delete_link(attachment.host_link)
+        remove_taps(plan)
         raise
     finally:
         for listener in listeners:

@@ -260,8 +260,7 @@ class VirtualMachine(MachineHandle):
         self.monitor.close()
         self.console.close()
         self.hypervisor.release()
-        for attachment in self.plan.attachments:
-            links.delete_link(attachment.host_link)
+        remove_taps(self.plan)
 
     def boot(self) -> VirtualMachine:
         """Wait until the guest has booted; on failure end QEMU, release everything and raise."""
@@ -287,3 +286,9 @@ def prepare(plan: LaunchPlan) -> tuple[Kernel, str]:
     for attachment in plan.attachments:
         links.create_tap(attachment.host_link, attachment.bridge)
     return kernel, accel
+
+
+def remove_taps(plan: LaunchPlan) -> None:
+    """Delete the NICs' taps that `prepare` made."""
+    for attachment in plan.attachments:
+        links.delete_link(attachment.host_link)
