@@ -12,16 +12,19 @@ Many commands may run at once; each answers when its shell exits, with whatever 
 stderr held, even when a background process keeps them open. At its timeout a command's whole
 process group is killed.
 
-A first request `{"id": 1, "enter": PID, "cgroup_procs": [...], "environment": {...}}` makes the
-agent join those cgroups and every namespace of process PID (a container's init), and adds the
-variables to the environment of the commands it runs; it answers `{"id": 1, "entered": true}`.
-A backend starts the agent early, while the machine boots, and sends this once the machine is
-ready.
+A request without a command, `{"id": 1, "environment": {...}}`, adds the variables to the
+environment of the commands the agent runs from then on; with `"enter": PID, "cgroup_procs": [...]`
+it first makes the agent join those cgroups and every namespace of process PID (a container's init).
+It answers `{"id": 1, "entered": true}`.
 
-Agents are forked by one spawner process per herd process (`spawn_agents`), each on a socket the
-host sends it. The spawner is executed as a script with `python -I -S`: it imports only the
-standard library, and everything an agent needs is imported before it enters the machine, whose
-file system may hold no Python at all.
+An agent runs in one of three ways. In a confined container the machine's own init starts it as a
+unit (`agent.py --connect SOCKET`), so that it and every command it runs carry whatever confines the
+machine's processes: user namespace, capabilities, system-call filter, cgroup. In a VM the guest's
+init starts it on a virtio-serial port (`--port NAME`). Otherwise it is forked on the host by one
+spawner process per herd process (`spawn_agents`), each on a socket the host sends it, and a backend
+moves it into the machine with an `enter` request once the machine is ready. The spawner is
+executed as a script with `python -I -S`: it imports only the standard library, and everything an
+agent needs is imported before it enters the machine, whose file system may hold no Python at all.
 """
 
 from __future__ import annotations
@@ -263,14 +266,15 @@ class Agent:
             return
         self.inbox += data
         for header, body in decode_frames(self.inbox):
-            if "enter" in header:
-                self.enter(header)
-            else:
+            if "command" in header:
                 self.start(header, body)
+            else:
+                self.setup(header)
 
-    def enter(self, header: dict[str, object]) -> None:
+    def setup(self, header: dict[str, object]) -> None:
         try:
-            enter(int(header["enter"]), [str(p) for p in header.get("cgroup_procs", [])])  # type: ignore[call-overload, attr-defined]
+            if "enter" in header:
+                enter(int(header["enter"]), [str(p) for p in header.get("cgroup_procs", [])])  # type: ignore[call-overload, attr-defined]
         except OSError as error:
             self.send({"id": header["id"], "error": str(error)})
         else:
@@ -329,11 +333,22 @@ def serve_port(name: str) -> None:
     agent.serve()
 
 
+def serve_connection(path: str) -> None:
+    """In a container: connect to the host's listening socket at `path` and serve it."""
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.connect(path)
+    Agent(connection.detach()).serve()
+
+
 def main() -> int:
     """`agent.py FD`: fork an agent for each socket sent over the socket FD (on the host).
-    `agent.py --port NAME`: serve the virtio-serial port NAME (in a VM)."""
+    `agent.py --port NAME`: serve the virtio-serial port NAME (in a VM).
+    `agent.py --connect PATH`: serve the host's socket at PATH (in a container)."""
     if sys.argv[1] == "--port":
         serve_port(sys.argv[2])
+        return 0
+    if sys.argv[1] == "--connect":
+        serve_connection(sys.argv[2])
         return 0
     spawn_agents(socket.socket(fileno=int(sys.argv[1])))
     return 0

@@ -35,16 +35,22 @@ class Capability(enum.StrEnum):
     HOTPLUG = "hotplug"  # connect/disconnect networks while running
     DEVICES = "devices"  # host device nodes granted to the machine
     PCI = "pci"  # PCI functions passed through
+    # Root in a machine is not root on the host: every process in it, each command herd runs
+    # included, is confined (a user namespace, the machine's capabilities and system-call filter, or
+    # a VM), and the machine's memory, CPUs, processes and writable layer are limited.
+    CONFINED = "confined"
 
 
 @dataclass(frozen=True)
 class HostCheck:
-    """One line of `herd doctor`: what was checked, whether it is fine, and how to fix it."""
+    """One line of `herd doctor`: what was checked, whether it is fine, and how to fix it. A
+    `warning` is fine for running tests, yet something the user must know."""
 
     name: str
     ok: bool
     detail: str
     fix: str | None = None
+    warning: bool = False
 
 
 def _no_options(options: Mapping[str, Any]) -> list[str]:
@@ -57,7 +63,9 @@ class BackendInfo:
 
     `priority` picks the default backend: when a run names none, the installed backend with the
     highest priority boots the machines that name none either. `validate_options` checks a machine's
-    `options` field and returns one message per problem.
+    `options` field and returns one message per problem. `id_shift` is the host id that root in the
+    backend's machines is (`herd.idmap.BASE` for machines in user namespaces, 0 where a machine's
+    ids are the host's): the host image's files are prepared to be owned as the machines see them.
     """
 
     name: str
@@ -67,6 +75,7 @@ class BackendInfo:
     priority: int = 0
     host_checks: Callable[[], Iterable[HostCheck]] = lambda: ()
     validate_options: Callable[[Mapping[str, Any]], list[str]] = _no_options
+    id_shift: int = 0
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""A cgroup per machine, under `herd/<run id>/` in every hierarchy a container manager uses.
+"""A cgroup per machine, under `herd/<run id>/` in every hierarchy a container manager uses and in
+those of the controllers that limit a machine's memory, CPUs and processes.
 
 systemd-nspawn run with `--keep-unit` (there is no systemd to ask for a scope) places the container
 in a `payload` child of the cgroup it was started in: two containers started from one cgroup would
@@ -22,19 +23,32 @@ KILL_WAIT = 10.0  # seconds killed processes get to leave their cgroup
 JOIN_AND_EXEC = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
 
 
+LIMITING = ("memory", "pids", "cpu")
+MIB = 1 << 20
+CPU_PERIOD = 100_000  # microseconds: the period a CPU quota is counted in
+
+
 @cache
 def hierarchies() -> tuple[Path, ...]:
-    """Mount points of the unified (v2) hierarchy and of systemd's named v1 hierarchy, if mounted."""
+    """Mount points of the unified (v2) hierarchy, of systemd's named v1 hierarchy and of the v1
+    hierarchies of the limiting controllers, where mounted."""
     found = []
     with open("/proc/self/mountinfo") as mountinfo:
         for line in mountinfo:
             fields = line.split()
             separator = fields.index("-")
-            fstype, options = fields[separator + 1], fields[separator + 3]
+            fstype, options = fields[separator + 1], fields[separator + 3].split(",")
             mount_point = Path(fields[4])
-            if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in options.split(",")):
+            if fstype == "cgroup2" or (
+                fstype == "cgroup" and ("name=systemd" in options or set(options) & set(LIMITING))
+            ):
                 found.append(mount_point)
     return tuple(found)
+
+
+def _write(path: Path, value: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(value)
 
 
 def unified_mounted() -> bool:
@@ -53,6 +67,39 @@ class Cgroup:
     def create(self) -> None:
         for path in self.paths:
             path.mkdir(parents=True, exist_ok=True)
+
+    def limit(self, memory_mib: int, cpus: float, pids: int) -> None:
+        """Bound what every process in this cgroup and below it may use together: memory (swap
+        included, where the kernel counts it), CPU time (`cpus` CPUs' worth) and processes.
+
+        Each limit goes where its controller is: the unified hierarchy (v2) or its own v1 one. In
+        v2 the controllers are first enabled down from the root; a controller offered nowhere
+        raises `HerdError`, so a machine never runs without the limits it was promised."""
+        memory, quota = str(memory_mib * MIB), int(cpus * CPU_PERIOD)
+        settings = {
+            "memory": [("memory.max", memory), ("memory.swap.max", "0")],
+            "pids": [("pids.max", str(pids))],
+            "cpu": [("cpu.max", f"{quota} {CPU_PERIOD}")],
+        }
+        settings_v1 = {
+            "memory": [("memory.limit_in_bytes", memory), ("memory.memsw.limit_in_bytes", memory)],
+            "pids": [("pids.max", str(pids))],
+            "cpu": [("cpu.cfs_period_us", str(CPU_PERIOD)), ("cpu.cfs_quota_us", str(quota))],
+        }
+        applied = set()
+        for root, path in zip(hierarchies(), self.paths, strict=True):
+            if (path / "cgroup.controllers").exists():
+                enabled = _enable_down_to(root, self.relative)
+                chosen = {c: settings[c] for c in enabled if c not in applied}
+            else:
+                chosen = {c: settings_v1[c] for c in LIMITING if (path / f"{c}.{_PROBE[c]}").exists()}
+            for controller, files in chosen.items():
+                for name, value in files:
+                    if (path / name).exists():
+                        _write(path / name, value)
+                applied.add(controller)
+        if missing := [c for c in LIMITING if c not in applied]:
+            raise HerdError(f"cannot limit cgroup {self.relative}: no {' or '.join(missing)} controller here")
 
     def command_in(self, argv: list[str]) -> list[str]:
         """`argv`, wrapped so that it runs inside this cgroup.
@@ -104,6 +151,20 @@ class Cgroup:
             for directory, _, _ in os.walk(path, topdown=False):
                 with contextlib.suppress(FileNotFoundError):
                     os.rmdir(directory)
+
+
+_PROBE = {"memory": "limit_in_bytes", "pids": "max", "cpu": "cfs_quota_us"}
+
+
+def _enable_down_to(root: Path, relative: str) -> list[str]:
+    """Enable the limiting controllers that the unified hierarchy at `root` offers in every
+    ancestor of `root / relative`, from the root down; return those enabled."""
+    offered = (root / "cgroup.controllers").read_text().split()
+    enabled = [c for c in LIMITING if c in offered]
+    parts = Path(relative).parts
+    for depth in range(len(parts) if enabled else 0):
+        _write(root.joinpath(*parts[:depth]) / "cgroup.subtree_control", " ".join(f"+{c}" for c in enabled))
+    return enabled
 
 
 def machine_cgroup(run_id: str, machine: str) -> Cgroup:

@@ -1,7 +1,9 @@
 """The host's end of a machine's command agent (see `herd.agent` for the protocol).
 
-`spawn_agent()` gives a new agent on the host, forked by a spawner process that herd starts once;
-a container backend then moves it into the machine with `Channel.enter()`. Calls may come from
+`AgentListener` waits for an agent that a machine's own init starts and that connects to a socket
+the machine can reach. `spawn_agent()` gives a new agent on the host instead, forked by a spawner
+process that herd starts once; a container backend then moves it into the machine with
+`Channel.enter()`. Calls may come from
 many threads: one reader thread hands each response to the call waiting for it.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import socket
 import subprocess
 import sys
@@ -127,6 +130,10 @@ class Channel:
         request = {"enter": pid, "cgroup_procs": list(cgroup_procs), "environment": dict(environment or {})}
         self._request(request, b"", timeout)
 
+    def set_environment(self, environment: Mapping[str, str], timeout: float = ANSWER_GRACE) -> None:
+        """Add `environment` to that of every command the agent runs from then on."""
+        self._request({"environment": dict(environment)}, b"", timeout)
+
     def run(self, command: str, timeout: float | None, stdin: bytes = b"") -> ExecResult:
         """Run `command` through the agent and wait for its result."""
         wait = None if timeout is None else timeout + ANSWER_GRACE
@@ -150,6 +157,36 @@ class Channel:
             self._socket.shutdown(socket.SHUT_WR)
         self._thread.join(timeout=5)
         self._socket.close()
+
+
+class AgentListener:
+    """A listening socket at `path`, for the one agent that the machine's init starts.
+
+    The socket belongs to `owner` (a host id): the machine's root, where it is not host root."""
+
+    def __init__(self, path: Path, owner: int = 0) -> None:
+        self.path = path
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        self._socket.bind(str(path))
+        os.chown(path, owner, owner)
+        self._socket.listen(1)
+        self._socket.setblocking(False)
+
+    def fileno(self) -> int:
+        return self._socket.fileno()
+
+    def accept(self, name: str) -> Channel | None:
+        """The channel of the agent that connected, for the machine `name`; None if none has yet."""
+        try:
+            connection, _ = self._socket.accept()
+        except BlockingIOError:
+            return None
+        connection.setblocking(True)
+        return Channel(name, connection)
+
+    def close(self) -> None:
+        self._socket.close()
+        self.path.unlink(missing_ok=True)
 
 
 class _Spawner:

@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def plugins(_args: argparse.Namespace) -> int:
+    from herd.backend import Capability
+    from herd.doctor import confinement
     from herd.plugins import GROUPS, Plugins, distribution_of, installed
 
     loaded = Plugins()
@@ -89,6 +91,10 @@ def plugins(_args: argparse.Namespace) -> int:
             print(f"  {info.name:<{width}} loaded  {info.kind.value}, priority {info.priority} ({dist})")
             print(f"  {'':<{width}}         {info.description}")
             print(f"  {'':<{width}}         capabilities: {capabilities}")
+            line = confinement(info)
+            if Capability.CONFINED not in info.capabilities:
+                line = _style(line, "33")
+            print(f"  {'':<{width}}         {line}")
     return 0
 
 
@@ -103,7 +109,10 @@ def doctor(args: argparse.Namespace) -> int:
         if name != section:
             print(_style(f"{name}:", "1"))
             section = name
-        mark = _style("ok  ", "32") if check.ok else _style("FAIL", "31")
+        if not check.ok:
+            mark = _style("FAIL", "31")
+        else:
+            mark = _style("warn", "33") if check.warning else _style("ok  ", "32")
         print(f"  {mark} {check.name}: {check.detail}")
         if not check.ok:
             failed += 1

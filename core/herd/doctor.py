@@ -7,7 +7,7 @@ import shutil
 from collections.abc import Iterator
 
 from herd import firewall, limits, links
-from herd.backend import HostCheck
+from herd.backend import BackendInfo, Capability, HostCheck
 from herd.cgroups import hierarchies
 from herd.errors import HerdError
 from herd.plugins import Plugins
@@ -107,11 +107,27 @@ def _firewall_checks() -> Iterator[HostCheck]:
         yield HostCheck("firewall", True, f"bridged frames pass {command}; {detail}")
 
 
+def confinement(info: BackendInfo) -> str:
+    """One line on whether a backend's machines can touch the host."""
+    if Capability.CONFINED in info.capabilities:
+        return "confined: root in its machines is not root on the host, and every machine has limits"
+    return (
+        "NOT CONFINED: root in its machines may be root on the host and reach its files and settings; "
+        "run only tests you trust on it"
+    )
+
+
+def _confinement_check(info: BackendInfo) -> HostCheck:
+    confined = Capability.CONFINED in info.capabilities
+    return HostCheck("confinement", True, confinement(info), warning=not confined)
+
+
 def all_checks(plugins: Plugins, machines: int = 2) -> Iterator[tuple[str, HostCheck]]:
     """(section, check) for the core and every installed backend, for a test of `machines`."""
     for check in core_checks(machines):
         yield "herd", check
     plugins.load_all()
     for name, info in sorted(plugins.backends.items()):
+        yield f"backend {name}", _confinement_check(info)
         for check in info.host_checks():
             yield f"backend {name}", check

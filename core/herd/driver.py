@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from herd import cgroups, hostimage, limits, links, network, residue
+from herd import cgroups, hostimage, hostsnapshot, limits, links, network, residue
 from herd.backend import (
     Attachment,
     BackendInfo,
@@ -209,6 +209,8 @@ class Driver:
         self._handles: dict[str, MachineHandle] = {}
         self._plans: dict[str, LaunchPlan] = {}
         self._lock = threading.Lock()
+        self._snapshots: dict[int, Path] = {}
+        self._snapshot_lock = threading.Lock()
         self._network_setup: Future[None] | None = None
         self.run_dir: RunDir | None = None
         self.rules: BridgeRules | None = None
@@ -312,6 +314,14 @@ class Driver:
         )
         return result
 
+    def _snapshot(self, id_shift: int) -> Path:
+        """The host's /etc and /var as machines whose root is host id `id_shift` may see them,
+        looked up once per run (every machine of the run then sees the same)."""
+        with self._snapshot_lock:
+            if id_shift not in self._snapshots:
+                self._snapshots[id_shift] = hostsnapshot.snapshot(id_shift)
+            return self._snapshots[id_shift]
+
     def _plan(self, machine: Machine, index: int) -> LaunchPlan:
         """The machine's launch plan; made at its first boot, brought up to date at the next ones
         (the script may have plugged it into other networks meanwhile)."""
@@ -331,7 +341,13 @@ class Driver:
                 index=index,
                 state_dir=state_dir,
                 log_dir=log_dir,
-                root=hostimage.prepare(machine.spec, state_dir, hosts, log_dir / "journal"),
+                root=hostimage.prepare(
+                    machine.spec,
+                    state_dir,
+                    hosts,
+                    log_dir / "journal",
+                    self._snapshot(self.backend_info(machine).id_shift),
+                ),
                 attachments=attachments,
                 cgroup=cgroups.machine_cgroup(self.run_dir.id, machine.name),
                 grants=self._grants.get(machine.name, ()),

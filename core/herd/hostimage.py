@@ -1,7 +1,8 @@
 """The `host` image: a machine that runs the host's own OS, assembled without copying it.
 
 /usr (and /opt, /nix where present) is shared read-only; /etc and /var are copy-on-write overlays of
-the host's, each with a per-machine upper layer. herd writes into the upper layers what makes the
+what the machine may see of the host's (`herd.hostsnapshot`: its packaged configuration, never its
+secrets or state), each with a per-machine upper layer. herd writes into the upper layers what makes the
 machine itself (hostname, hosts, machine-id, an empty fstab, the boot target and the test's units and
 files) and hides the host's enabled units by making every `*.wants`/`*.requires` directory of
 /etc/systemd/system opaque. systemd then boots `herd.target`, which pulls in only what the test asks
@@ -11,12 +12,14 @@ for: never the host's enabled services, never a wait on network-online.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
 from herd.backend import DeviceGrant, MachineRoot, Overlay
 from herd.errors import HerdError
+from herd.idmap import COUNT, shifted
 from herd.spec import UNPLACEABLE, MachineSpec
 
 BOOT_TARGET = "herd.target"
@@ -188,8 +191,11 @@ def _layer_for(path: str, layers: dict[str, Path], directory: Path, machine: str
     return directory / resolved.lstrip("/")
 
 
-def prepare(machine: MachineSpec, state_dir: Path, hosts: str, journal_dir: Path) -> MachineRoot:
-    """Build the machine's root under `state_dir` and describe how to assemble it."""
+def prepare(
+    machine: MachineSpec, state_dir: Path, hosts: str, journal_dir: Path, lowers: Path
+) -> MachineRoot:
+    """Build the machine's root under `state_dir` and describe how to assemble it; `lowers` holds
+    the /etc and /var it starts from (`hostsnapshot.snapshot`)."""
     directory = state_dir / "root"
     directory.mkdir(parents=True)
     read_only: list[tuple[str, str]] = []
@@ -231,6 +237,31 @@ def prepare(machine: MachineSpec, state_dir: Path, hosts: str, journal_dir: Path
     return MachineRoot(
         directory=directory,
         read_only_binds=tuple(read_only),
-        overlays=tuple(Overlay(f"/{name}", layers[name], f"/{name}") for name in OVERLAID),
+        overlays=tuple(Overlay(str(lowers / name), layers[name], f"/{name}") for name in OVERLAID),
         binds=((str(journal_dir), "/var/log/journal"),),
     )
+
+
+def _entries(path: str) -> Iterable[tuple[str, os.stat_result]]:
+    info = os.lstat(path)
+    yield path, info
+    if stat.S_ISDIR(info.st_mode):
+        for directory, subdirectories, files in os.walk(path):
+            for name in (*subdirectories, *files):
+                entry = os.path.join(directory, name)
+                yield entry, os.lstat(entry)
+
+
+def give_to_machine(root: MachineRoot, shift: int) -> None:
+    """Hand what herd wrote into a prepared root (its directories, the upper layers' files) to the
+    machine's users as a machine whose root is host id `shift` sees them: host root's files become
+    the machine root's. Run before each boot: herd may have written more since the last."""
+    if shift == 0:
+        return
+    for top in (root.directory, *(overlay.upper for overlay in root.overlays)):
+        for path, info in _entries(str(top)):
+            if info.st_uid < COUNT:
+                group = shifted(info.st_gid, shift) if info.st_gid < COUNT else info.st_gid
+                os.chown(path, shifted(info.st_uid, shift), group, follow_symlinks=False)
+                if not stat.S_ISLNK(info.st_mode):
+                    os.chmod(path, stat.S_IMODE(info.st_mode))  # chown cleared the set-id bits

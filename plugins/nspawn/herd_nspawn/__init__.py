@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import herd
+from herd import idmap
 from herd.backend import (
     Attachment,
     BackendInfo,
@@ -47,12 +48,19 @@ def herd_register_backends(register: Any) -> None:
             name=NAME,
             kind=Kind.CONTAINER,
             capabilities=frozenset(
-                {Capability.SYSTEMD, Capability.SUID, Capability.HOTPLUG, Capability.DEVICES}
+                {
+                    Capability.SYSTEMD,
+                    Capability.SUID,
+                    Capability.HOTPLUG,
+                    Capability.DEVICES,
+                    Capability.CONFINED,
+                }
             ),
             description="systemd-nspawn containers on the host's kernel; boot in a fraction of a second",
             priority=100,
             host_checks=host_checks,
             validate_options=validate_options,
+            id_shift=idmap.BASE,
         )
     )
 

@@ -1,14 +1,24 @@
 """One machine as a systemd-nspawn container: boot, commands, network plugs, stop.
 
-Boot: herd makes an empty network namespace and starts systemd-nspawn in it at once, inside the
-machine's own cgroup (there is no systemd on the host to ask for a scope, hence `--register=no
---keep-unit`), with `--notify-ready=yes`: nspawn reports the container's leader PID, then READY=1
-once systemd has reached herd.target, on a notify socket of herd's. No polling, no fixed sleep.
+Confinement: the container runs in a user namespace of its own whose ids 0…65535 are host ids
+`herd.idmap.BASE`…: root in it owns nothing on the host. The host's /usr (and /opt, /nix) is bound
+read-only through id-mapped mounts, so its files stay host root's on disk and are root's in the
+machine; /etc and /var are overlays of the host image's filtered copy made for that id range
+(`herd.hostsnapshot`). systemd-nspawn gives the container its network namespace (owned by the
+container's user namespace, so that its root may bind low ports and open raw sockets), its
+capability set and its system-call filter. herd's command agent is a unit of the container's own
+systemd, so every command carries all of that too; it connects to a socket herd listens on. The
+machine's cgroup bounds its memory, CPU time and processes.
 
-While the container boots, herd plugs its veths in, then opens the network gate: a FIFO that the
-unit `herd-network.service` reads from, ordered before network.target. So every unit ordered after
-network.target finds the network up, and plugging costs the boot nothing. The command agent also
-starts while the container boots, and enters it once it is ready.
+Boot: herd starts systemd-nspawn at once, inside the machine's own cgroup (there is no systemd on
+the host to ask for a scope, hence `--register=no --keep-unit`), with `--notify-ready=yes`: nspawn
+reports the container's leader PID, then READY=1 once systemd has reached herd.target, on a notify
+socket of herd's. No polling, no fixed sleep.
+
+As soon as the leader is known herd plugs the container's veths into its network namespace, then
+opens the network gate: a FIFO that the unit `herd-network.service` reads from, ordered before
+network.target. So every unit ordered after network.target finds the network up, and plugging
+costs the boot nothing. The agent unit starts early in the boot, in parallel with the rest.
 
 Device grants are bound in with the rest of the file system; the device policy that lets the
 container open them, and nothing else, is attached to its cgroup before nspawn starts.
@@ -23,14 +33,15 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from herd import hostimage, links
+from herd import agent, hostimage, idmap, links
 from herd.backend import Attachment, ExecResult, LaunchPlan, MachineHandle, StopMode
-from herd.cgroups import Cgroup, unified_mounted
-from herd.channel import Channel, ChannelClosed, spawn_agent
+from herd.cgroups import unified_mounted
+from herd.channel import AgentListener, Channel, ChannelClosed
 from herd.errors import MachineError
 from herd.process import wait_for_exit
 from herd_nspawn import devices, grants
@@ -53,6 +64,14 @@ Type=oneshot
 RemainAfterExit=yes
 ExecStart=/bin/sh -c 'read -r _ < {GATE_DIRECTORY}/network'
 """
+AGENT_UNIT = "herd-agent.service"
+AGENT_UNIT_TEXT = f"""[Unit]
+Description=herd: the command agent, confined as every process of the machine is
+DefaultDependencies=no
+
+[Service]
+ExecStart=/usr/bin/python3 -I -S {GATE_DIRECTORY}/agent.py --connect {GATE_DIRECTORY}/agent
+"""
 
 
 def console_tail(path: Path, lines: int = CONSOLE_TAIL_LINES) -> str:
@@ -63,7 +82,7 @@ def console_tail(path: Path, lines: int = CONSOLE_TAIL_LINES) -> str:
     return "\n".join("    " + line for line in text.splitlines()[-lines:])
 
 
-def nspawn_argv(plan: LaunchPlan, netns: int, gate: Path) -> list[str]:
+def nspawn_argv(plan: LaunchPlan, gate: Path) -> list[str]:
     root = plan.root
     argv = [
         NSPAWN,
@@ -77,10 +96,12 @@ def nspawn_argv(plan: LaunchPlan, netns: int, gate: Path) -> list[str]:
         "--timezone=off",
         f"--directory={root.directory}",
         f"--machine={plan.machine.name}",
-        f"--network-namespace-path=/proc/self/fd/{netns}",
+        f"--private-users={idmap.BASE}:{idmap.COUNT}",
+        "--private-users-ownership=off",
+        "--private-network",
         "--setenv=SYSTEMD_COLORS=0",
     ]
-    argv += [f"--bind-ro={host}:{guest}" for host, guest in root.read_only_binds]
+    argv += [f"--bind-ro={host}:{guest}:idmap" for host, guest in root.read_only_binds]
     argv += [f"--overlay={o.lower}:{o.upper}:{o.target}" for o in root.overlays]
     argv += [f"--bind={host}:{guest}" for host, guest in root.binds]
     argv += grants.bind_arguments(plan.grants)
@@ -201,46 +222,75 @@ def _notify_socket(plan: LaunchPlan) -> tuple[socket.socket, str]:
     return sock, name
 
 
-def _wait_until_ready(
-    plan: LaunchPlan, process: subprocess.Popen[bytes], notify: socket.socket, console: Path
-) -> int:
-    """Read nspawn's notifications until READY=1; return the leader PID. Raise if it never comes."""
-    timeout = plan.machine.boot_timeout
-    deadline = time.monotonic() + timeout
-    leader = None
-    pidfd = os.pidfd_open(process.pid)
-    try:
-        with selectors.DefaultSelector() as selector:
-            selector.register(notify, selectors.EVENT_READ)
-            selector.register(pidfd, selectors.EVENT_READ)
-            while True:
-                remaining = deadline - time.monotonic()
-                events = selector.select(max(remaining, 0)) if remaining > 0 else []
-                if not events:
-                    raise MachineError(
-                        f"machine {plan.machine.name} did not boot within {timeout:g} s; "
-                        f"the end of its console ({console}):\n{console_tail(console)}"
-                    )
-                for key, _ in events:
-                    if key.fileobj == pidfd:
-                        status = process.wait()
-                        raise MachineError(
-                            f"machine {plan.machine.name} did not boot: systemd-nspawn exited with status "
-                            f"{status}; the end of its console ({console}):\n{console_tail(console)}"
-                        )
-                    message = notify.recv(4096).decode(errors="replace")
-                    for line in message.splitlines():
-                        if line.startswith("X_NSPAWN_LEADER_PID="):
-                            leader = int(line.split("=", 1)[1])
-                        elif line == "READY=1" and leader is not None:
-                            return leader
-    finally:
-        os.close(pidfd)
+class _Boot:
+    """What herd waits for while a container boots: nspawn's notifications (the leader PID, then
+    READY=1) and the agent's connection, each until the boot timeout or nspawn's exit."""
+
+    def __init__(
+        self,
+        plan: LaunchPlan,
+        process: subprocess.Popen[bytes],
+        notify: socket.socket,
+        listener: AgentListener,
+    ) -> None:
+        self.plan = plan
+        self.process = process
+        self.notify = notify
+        self.listener = listener
+        self.deadline = time.monotonic() + plan.machine.boot_timeout
+        self.leader: int | None = None
+        self.ready = False
+        self.channel: Channel | None = None
+
+    def _failure(self, what: str) -> MachineError:
+        console = self.plan.log_dir / "console.log"
+        return MachineError(
+            f"machine {self.plan.machine.name} {what}; the end of its console ({console}):\n"
+            f"{console_tail(console)}"
+        )
+
+    def wait(self, done: Callable[[], bool]) -> None:
+        """Handle what comes until `done()` holds; raise if the deadline or nspawn's exit comes first."""
+        pidfd = os.pidfd_open(self.process.pid)
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self.notify, selectors.EVENT_READ, "notify")
+                selector.register(pidfd, selectors.EVENT_READ, "exit")
+                if self.channel is None:
+                    selector.register(self.listener, selectors.EVENT_READ, "agent")
+                while not done():
+                    remaining = self.deadline - time.monotonic()
+                    events = selector.select(remaining) if remaining > 0 else []
+                    if not events:
+                        waiting = "its command agent" if self.ready else "herd.target"
+                        timeout = self.plan.machine.boot_timeout
+                        raise self._failure(f"did not boot within {timeout:g} s (waiting for {waiting})")
+                    for key, _ in events:
+                        if key.data == "exit":
+                            status = self.process.wait()
+                            raise self._failure(f"did not boot: systemd-nspawn exited with status {status}")
+                        if key.data == "agent":
+                            self.channel = self.listener.accept(self.plan.machine.name)
+                            if self.channel is not None:
+                                selector.unregister(self.listener)
+                        else:
+                            self._read_notification()
+        finally:
+            os.close(pidfd)
+
+    def _read_notification(self) -> None:
+        message = self.notify.recv(4096).decode(errors="replace")
+        for line in message.splitlines():
+            if line.startswith("X_NSPAWN_LEADER_PID="):
+                self.leader = int(line.split("=", 1)[1])
+            elif line == "READY=1":
+                self.ready = True
 
 
 class _Gate:
-    """The FIFO herd-network.service waits on. Held open for reading and writing by herd, so that
-    neither side blocks on open; one line written releases the unit."""
+    """The directory bound at /run/herd in the container: the FIFO herd-network.service waits on,
+    the agent's program and the socket it connects to. herd holds the FIFO open for reading and
+    writing, so that neither side blocks on open; one line written releases the unit."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -248,7 +298,11 @@ class _Gate:
         fifo = directory / "network"
         if not fifo.exists():
             os.mkfifo(fifo, 0o600)
+            os.chown(fifo, idmap.BASE, idmap.BASE)
         self.fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        program = directory / "agent.py"
+        if not program.exists():
+            program.write_bytes(Path(agent.__file__).read_bytes())
 
     def open(self) -> None:
         os.write(self.fd, b"plugged\n")
@@ -258,7 +312,7 @@ class _Gate:
 
 
 def _spawn_nspawn(
-    plan: LaunchPlan, netns: int, gate: Path, notify_name: str, console: BinaryIO
+    plan: LaunchPlan, gate: Path, notify_name: str, console: BinaryIO
 ) -> subprocess.Popen[bytes]:
     environment = dict(
         os.environ,
@@ -270,41 +324,55 @@ def _spawn_nspawn(
         # learns that a cgroup emptied: stopping a user session then stalls.
         environment["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"] = "1"
     return subprocess.Popen(
-        plan.cgroup.command_in(nspawn_argv(plan, netns, gate)),
+        plan.cgroup.command_in(nspawn_argv(plan, gate)),
         stdin=subprocess.DEVNULL,
         stdout=console,
         stderr=subprocess.STDOUT,
         env=environment,
-        pass_fds=(netns,),
         start_new_session=True,
     )
 
 
+def _give_to_machine(plan: LaunchPlan) -> None:
+    """Make what the container writes to on the host its own: the root herd prepared and the
+    journal's directory (never a granted device or mount, which stay the host's)."""
+    hostimage.give_to_machine(plan.root, idmap.BASE)
+    for host, _ in plan.root.binds:
+        os.chown(host, idmap.BASE, idmap.BASE)
+
+
 def start(plan: LaunchPlan) -> Container:
-    """Boot the machine of `plan` and return once its systemd reached herd.target."""
+    """Boot the machine of `plan` and return once its systemd reached herd.target and its command
+    agent connected."""
     hostimage.add_unit(plan.root, GATE_UNIT, GATE_UNIT_TEXT)
+    hostimage.add_unit(plan.root, AGENT_UNIT, AGENT_UNIT_TEXT)
     _plant_os_release(plan.root.directory)
     environment = hostimage.apply_grant_environment(plan.root, plan.grants)
-    agent_cgroup = Cgroup(f"{plan.cgroup.relative}/agent")
-    agent_cgroup.create()
-    console = plan.log_dir / "console.log"
-    netns = links.new_netns()
+    _give_to_machine(plan)
+    netns = -1
     gate: _Gate | None = None
+    listener: AgentListener | None = None
     channel: Channel | None = None
     try:
         devices.apply_policy(plan.machine.name, plan.cgroup, grants.nodes(plan.grants))
         gate = _Gate(plan.state_dir / "gate")
+        listener = AgentListener(gate.directory / "agent", idmap.BASE)
         notify, notify_name = _notify_socket(plan)
-        with notify, open(console, "ab") as console_file:
-            process = _spawn_nspawn(plan, netns, gate.directory, notify_name, console_file)
+        with notify, open(plan.log_dir / "console.log", "ab") as console_file:
+            process = _spawn_nspawn(plan, gate.directory, notify_name, console_file)
             try:
-                channel = spawn_agent(plan.machine.name)
-                links.loopback_up(netns)
+                boot = _Boot(plan, process, notify, listener)
+                boot.wait(lambda: boot.leader is not None)
+                assert boot.leader is not None
+                netns = os.open(f"/proc/{boot.leader}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
                 for attachment in plan.attachments:
                     links.plug_veth(netns, attachment)
                 gate.open()
-                leader = _wait_until_ready(plan, process, notify, console)
-                channel.enter(leader, agent_cgroup.procs_files, environment)
+                boot.wait(lambda: boot.ready and boot.channel is not None)
+                channel = boot.channel
+                assert channel is not None
+                if environment:
+                    channel.set_environment(environment)
             except BaseException:
                 process.kill()  # the cgroup wrapper, if it has not joined the cgroup yet
                 plan.cgroup.kill()
@@ -313,21 +381,24 @@ def start(plan: LaunchPlan) -> Container:
     except BaseException:
         if channel is not None:
             channel.close()
-        os.close(netns)
+        if netns >= 0:
+            os.close(netns)
         plan.cgroup.kill()
         plan.cgroup.remove()
         raise
     finally:
         if gate is not None:
             gate.close()
+        if listener is not None:
+            listener.close()
     return Container(
         backend=plan.backend,
         name=plan.machine.name,
-        access=f"nsenter --target {leader} --all /bin/sh -l",
+        access=f"nsenter --target {boot.leader} --all /bin/sh -l",
         plan=plan,
         process=process,
         channel=channel,
         netns=netns,
-        leader=leader,
+        leader=boot.leader,
         attachments=list(plan.attachments),
     )
