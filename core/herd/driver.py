@@ -33,7 +33,7 @@ from herd.backend import (
     MachineHandle,
     StopMode,
 )
-from herd.errors import HerdError, MachineError, PluginError, SpecError, TestTimeout
+from herd.errors import ArgumentError, HerdError, MachineError, PluginError, SpecError, TestTimeout
 from herd.firewall import BridgeRules
 from herd.log import RunLog
 from herd.machine import Machine
@@ -41,6 +41,7 @@ from herd.netcontrol import NetworkControl
 from herd.plugins import PLUGINS_GROUP, Plugins
 from herd.rundir import RunDir
 from herd.script import ScriptSource, run_script, script_frames
+from herd.spec import timeout_problem
 
 if TYPE_CHECKING:
     from herd.spec import TestSpec
@@ -65,6 +66,10 @@ class RunOptions:
     verbose: bool = False
     stop_timeout: float = STOP_TIMEOUT
     terminal: TextIO | None = field(default_factory=lambda: sys.stderr)
+
+    def __post_init__(self) -> None:
+        if (problem := timeout_problem(self.stop_timeout)) is not None:
+            raise ArgumentError(f"run option stop_timeout: {problem}")
 
 
 @dataclass
@@ -440,6 +445,8 @@ class Driver:
         """
         from herd.machine import poll
 
+        if (problem := timeout_problem(timeout)) is not None:
+            raise ArgumentError(f"retry: timeout: {problem}")
         poll(
             lambda last_try: bool(function(last_try)),
             timeout,

@@ -277,11 +277,25 @@ def _check_image(value: object, report: Callable[[str], None]) -> str:
     return "host"
 
 
+# The longest timeout herd accepts, in seconds: one week. No test waits that long on purpose, and
+# the timers a timeout ends up in (the agent's, the run's SIGALRM) overflow far above it.
+MAX_TIMEOUT = 7 * 24 * 3600
+
+
+def timeout_problem(value: object) -> str | None:
+    """Why `value` is no timeout herd can use, or None: it must be a number of seconds above 0 and
+    at most `MAX_TIMEOUT` (which leaves out NaN and infinity)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_TIMEOUT:
+        return f"expected a positive number of seconds, at most {MAX_TIMEOUT} (one week), got {value!r}"
+    return None
+
+
 def _check_timeout(value: object, report: Callable[[str], None]) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        report(f"expected a positive number of seconds, got {value!r}")
+    problem = timeout_problem(value)
+    if problem is not None:
+        report(problem)
         return 60.0
-    return float(value)
+    return float(value)  # type: ignore[arg-type]
 
 
 def _check_devices(value: object, report: Callable[[str], None]) -> tuple[str, ...]:
@@ -418,10 +432,8 @@ def parse_test(
         problems.add,
     )
     _check_script(script, {m.script_name for m in parsed}, problems)
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-    ):
-        problems.add(f"timeout: expected a positive number of seconds, got {timeout!r}")
+    if timeout is not None and (problem := timeout_problem(timeout)) is not None:
+        problems.add(f"timeout: {problem}")
     if problems.items:
         raise SpecError(problems.items)
     return TestSpec(

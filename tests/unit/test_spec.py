@@ -149,3 +149,18 @@ def test_what_herd_writes_itself_cannot_be_declared() -> None:
         assert "is written by herd itself" in problems({"m": {"files": {path: "x"}}})[0], path
     for unit in ("herd.target", "default.target", "herd-network.service"):
         assert "a unit name herd uses itself" in problems({"m": {"units": {unit: "[Unit]\n"}}})[0], unit
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), -float("inf"), 1e12, 604800.5, 10**400, 0])
+def test_timeouts_are_finite_positive_and_at_most_a_week(seconds: float) -> None:
+    found = problems({"m": {"boot_timeout": seconds}, "n": {}}, timeout=seconds)
+    expected = f"expected a positive number of seconds, at most 604800 (one week), got {seconds!r}"
+    assert found == [
+        f"test 't', machine 'm', field 'boot_timeout': {expected}",
+        f"test 't': timeout: {expected}",
+    ]
+
+
+def test_a_week_is_the_longest_timeout() -> None:
+    spec = parse_test("t", {"m": {"boot_timeout": 604800}}, SCRIPT, timeout=604800.0)
+    assert spec.timeout == spec.machines[0].boot_timeout == 604800.0
