@@ -41,7 +41,7 @@ from herd.netcontrol import NetworkControl
 from herd.plugins import PLUGINS_GROUP, Plugins
 from herd.rundir import RunDir
 from herd.script import ScriptSource, run_script, script_frames
-from herd.spec import timeout_problem
+from herd.spec import test_name_problem, timeout_problem
 
 if TYPE_CHECKING:
     from herd.spec import TestSpec
@@ -93,6 +93,11 @@ class Interrupted(BaseException):
 
 
 def default_output_dir(test_name: str, run_id: str) -> Path:
+    """`herd-output/<test>/<time>-<run id>` in the working directory, made, with the link `latest`
+    next to it. The test's name is one path component: a spec made without `parse_test` is checked
+    here too, so that no name leads out of `herd-output`."""
+    if (problem := test_name_problem(test_name)) is not None:
+        raise HerdError(problem)
     base = Path("herd-output") / test_name
     directory = base / f"{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
     directory.mkdir(parents=True)

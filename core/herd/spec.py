@@ -33,6 +33,8 @@ _UNIT_NAME = re.compile(
     r"^[A-Za-z0-9:_.\\@-]+\.(service|socket|target|timer|path|mount|automount|swap|slice|scope)$"
 )
 _UNIT_PLAIN_NAME = re.compile(r"^[A-Za-z0-9:_.\\@-]+$")
+# A test's name is a directory name under the output directory (see `test_name_problem`).
+TEST_NAME_MAX_BYTES = 128
 _BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 _CDI_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*/[a-z0-9][a-z0-9._-]*=[A-Za-z0-9][A-Za-z0-9._:-]*$")
 _PCI_ADDRESS = re.compile(r"^pci:[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
@@ -375,6 +377,23 @@ def _check_machine_name(name: object, seen: dict[str, str], problems: _Problems)
     return True
 
 
+def test_name_problem(name: object) -> str | None:
+    """Why `name` cannot name a test, or None. The name is one component of the path of the run's
+    output directory (`herd-output/<name>/`), so it must stay one: printable characters, no `/`,
+    no leading `.` (which also rules out `.` and `..`), at most `TEST_NAME_MAX_BYTES` in UTF-8."""
+    rule = (
+        f"a test name is printable characters without '/', not starting with '.', "
+        f"at most {TEST_NAME_MAX_BYTES} bytes in UTF-8"
+    )
+    if not isinstance(name, str) or not name.strip():
+        return f"the test needs a non-empty name, got {name!r}"
+    if not name.isprintable() or "/" in name or name.startswith("."):
+        return f"the test name {name!r} cannot name a directory: {rule}"
+    if len(name.encode()) > TEST_NAME_MAX_BYTES:
+        return f"the test name {name[:20]!r}... is too long: {rule}"
+    return None
+
+
 def _check_script(script: object, machine_names: set[str], problems: _Problems) -> None:
     if script is None:  # the caller drives the machines (a pytest test)
         return
@@ -409,10 +428,11 @@ def parse_test(
 
     `script` may be None when the caller drives the machines itself (herd's pytest plugin).
     """
-    test_name = name if isinstance(name, str) and name.strip() else "?"
+    name_problem = test_name_problem(name)
+    test_name = name if isinstance(name, str) and name_problem is None else "?"
     problems = _Problems(test_name)
-    if test_name == "?":
-        problems.add(f"the test needs a non-empty name, got {name!r}")
+    if name_problem is not None:
+        problems.add(name_problem)
     parsed: list[MachineSpec] = []
     if not isinstance(machines, Mapping) or not machines:
         problems.add("machines: expected a non-empty mapping of machine names to their fields")

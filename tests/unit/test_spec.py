@@ -151,6 +151,25 @@ def test_what_herd_writes_itself_cannot_be_declared() -> None:
         assert "a unit name herd uses itself" in problems({"m": {"units": {unit: "[Unit]\n"}}})[0], unit
 
 
+@pytest.mark.parametrize(
+    "name", ["/tmp/x", "../../x", "a/b", ".", "..", ".hidden", "a\0b", "tab\there", "line\nbreak", "x" * 129]
+)
+def test_a_test_name_must_be_one_directory_name(name: str) -> None:
+    [message] = problems({"m": {}}, name=name)
+    assert message.startswith("test '?': the test name ")
+    assert "printable characters without '/', not starting with '.', at most 128 bytes" in message
+
+
+@pytest.mark.parametrize("name", ["ping", "web server (v2)", "x" * 128, "é" * 64, "a.b-c_d"])
+def test_printable_names_without_a_slash_or_a_leading_dot_are_test_names(name: str) -> None:
+    assert parse_test(name, {"m": {}}, SCRIPT).name == name
+
+
+def test_a_name_of_128_characters_may_be_too_many_bytes() -> None:
+    [message] = problems({"m": {}}, name="é" * 65)
+    assert "is too long" in message
+
+
 @pytest.mark.parametrize("seconds", [float("nan"), float("inf"), -float("inf"), 1e12, 604800.5, 10**400, 0])
 def test_timeouts_are_finite_positive_and_at_most_a_week(seconds: float) -> None:
     found = problems({"m": {"boot_timeout": seconds}, "n": {}}, timeout=seconds)
