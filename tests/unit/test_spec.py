@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from herd import SpecError, Test
@@ -183,3 +185,86 @@ def test_timeouts_are_finite_positive_and_at_most_a_week(seconds: float) -> None
 def test_a_week_is_the_longest_timeout() -> None:
     spec = parse_test("t", {"m": {"boot_timeout": 604800}}, SCRIPT, timeout=604800.0)
     assert spec.timeout == spec.machines[0].boot_timeout == 604800.0
+
+
+def files_problems(files: dict[str, object]) -> list[str]:
+    return problems({"m": {"files": files}})
+
+
+def test_paths_are_normalised_and_two_spellings_of_one_path_conflict() -> None:
+    spec = parse_test("t", {"m": {"files": {"/etc//app/./conf": "a", "/srv/x": "b"}}}, SCRIPT)
+    assert set(spec.machines[0].files) == {"/etc/app/conf", "/srv/x"}
+    assert files_problems({"/etc/x": "a", "/etc//x": "b", "/etc/./x": "c"}) == [
+        "test 't', machine 'm', field 'files': '/etc//x' is the same path as '/etc/x', also declared",
+        "test 't', machine 'm', field 'files': '/etc/./x' is the same path as '/etc/x', also declared",
+    ]
+
+
+@pytest.mark.parametrize("path", ["/etc/../x", "/etc/x/..", "/var/lib/../../etc/x"])
+def test_dot_dot_components_are_refused(path: str) -> None:
+    assert files_problems({path: "a"}) == [
+        f"test 't', machine 'm', field 'files': {path!r} has a '..' component: give the path without it"
+    ]
+
+
+def test_a_nul_byte_in_a_path_is_refused() -> None:
+    assert files_problems({"/etc/a\0b": "x"}) == [
+        "test 't', machine 'm', field 'files': '/etc/a\\x00b' holds a NUL byte"
+    ]
+
+
+def test_a_declared_path_below_another_names_both() -> None:
+    found = files_problems({"/etc/app": "a", "/etc/app/conf.d/x": "b", "/etc//app/y": "c"})
+    assert found == [
+        "test 't', machine 'm', field 'files': '/etc/app/conf.d/x' is below '/etc/app', also declared: "
+        "a path cannot be both a file and a directory",
+        "test 't', machine 'm', field 'files': '/etc//app/y' is below '/etc/app', also declared: "
+        "a path cannot be both a file and a directory",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "below"),
+    [
+        ("/etc/systemd/system/default.target/x", "/etc/systemd/system/default.target"),
+        ("/etc/hosts/x", "/etc/hosts"),
+        ("/etc/machine-id/a/b", "/etc/machine-id"),
+    ],
+)
+def test_nothing_goes_below_a_file_herd_writes(path: str, below: str) -> None:
+    assert files_problems({path: "a"}) == [
+        f"test 't', machine 'm', field 'files': {path!r} is below {below!r}, a file herd writes itself"
+    ]
+
+
+@pytest.mark.parametrize(
+    "path", ["/etc", "/etc/systemd", "/etc/systemd/system", "/var", "/var/log/journal", "/var/tmp"]
+)
+def test_no_file_replaces_a_directory_herd_makes(path: str) -> None:
+    assert files_problems({path: "a"}) == [
+        f"test 't', machine 'm', field 'files': {path!r} is a directory herd makes in every machine"
+    ]
+
+
+def test_the_host_tree_decides_where_a_file_fits() -> None:
+    """The machine's /etc and /var are views of the host's: its files, directories and links."""
+    assert files_problems({"/etc/passwd/x": "a"}) == [
+        "test 't', machine 'm', field 'files': '/etc/passwd/x' is below '/etc/passwd', which is a file "
+        "on the host, not a directory"
+    ]
+    assert files_problems({"/var/lib": "a"}) == [
+        "test 't', machine 'm', field 'files': '/var/lib' is a directory on the host: a file cannot "
+        "replace it"
+    ]
+
+
+@pytest.mark.parametrize("link", ["/var/run", "/var/lock"])
+def test_no_file_goes_through_a_link_of_the_host(link: str) -> None:
+    if not os.path.islink(link):
+        pytest.skip(f"{link} is not a link on this host")
+    [message] = files_problems({f"{link}/x.pid": "1\n"})
+    assert message == (
+        f"test 't', machine 'm', field 'files': '{link}/x.pid' is below '{link}', a link on the host "
+        f"to {os.readlink(link)!r}: herd would replace the link with a directory; give the path the "
+        "link leads to"
+    )
