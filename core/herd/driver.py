@@ -98,7 +98,7 @@ def default_output_dir(test_name: str, run_id: str) -> Path:
     here too, so that no name leads out of `herd-output`."""
     if (problem := test_name_problem(test_name)) is not None:
         raise HerdError(problem)
-    base = Path("herd-output") / test_name
+    base = Path(os.path.abspath("herd-output")) / test_name
     directory = base / f"{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
     directory.mkdir(parents=True)
     latest = base / "latest"
@@ -107,6 +107,23 @@ def default_output_dir(test_name: str, run_id: str) -> Path:
             latest.unlink()
         latest.symlink_to(directory.name)
     return directory
+
+
+def make_output_dir(chosen: Path | None, test_name: str, run_id: str) -> Path:
+    """The run's output directory, made: the one chosen (`--output-dir`), else the default one.
+
+    Always absolute, whatever the working directory, so that every backend gets absolute paths
+    (a Docker bind mount takes nothing else).
+    """
+    directory = Path(os.path.abspath(chosen)) if chosen is not None else default_output_dir(test_name, run_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def shown_path(path: Path) -> str:
+    """`path` as the terminal shows it: relative to the working directory when it is below it."""
+    relative = os.path.relpath(path)
+    return str(path) if relative == ".." or relative.startswith("../") else relative
 
 
 def with_backends(spec: TestSpec, plugins: Plugins, default: str | None) -> TestSpec:
@@ -595,11 +612,7 @@ class Driver:
     def _prepare_run(self, outcome: Outcome) -> None:
         """Output directory, log, network plan; then the bridges start coming up in the background."""
         assert self.run_dir is not None
-        if self.options.output_dir is not None:
-            self.output_dir = Path(self.options.output_dir)
-        else:
-            self.output_dir = default_output_dir(self.spec.name, self.run_dir.id)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.output_dir = make_output_dir(self.options.output_dir, self.spec.name, self.run_dir.id)
         outcome.output_dir = self.output_dir
         self.log = RunLog(self.output_dir / "log.txt", self.options.terminal, self.options.verbose)
         self._network_plan = network.plan(self.run_dir.id, self.spec)
@@ -626,7 +639,7 @@ class Driver:
         self.log.terminal_line(f"  error: {message}", "red")
 
     def _report_end(self, outcome: Outcome) -> None:
-        where = f" · logs: {self.output_dir}"
+        where = f" · logs: {shown_path(self.output_dir)}"
         if outcome.passed:
             self.log.info(f"PASS {self.spec.name} in {outcome.seconds:.2f} s{where}", color="green")
         elif outcome.interrupted:
