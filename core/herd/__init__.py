@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import pluggy
 
     from herd.errors import (
+        ArgumentError,
         CapabilityError,
         CommandFailed,
         HerdError,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     hookimpl: pluggy.HookimplMarker
 
 __all__ = [
+    "ArgumentError",
     "CapabilityError",
     "CommandFailed",
     "HerdError",

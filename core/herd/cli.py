@@ -1,7 +1,9 @@
 """The `herd` command: run tests, list plugins, check the host.
 
-Exit status of `herd run`: 0 when every test passed, 1 when one failed, 2 for an invalid test or
-command line, 128+N when signal N interrupted the run (130 for Ctrl-C, 143 for SIGTERM).
+Exit status of `herd run`: 0 when every test passed, 1 when one failed or a run could not start on
+this host (such as /run/herd read-only or full), 2 for an invalid test, a test file that does not
+load, or a bad command line, 128+N when signal N interrupted the run (130 for Ctrl-C, 143 for
+SIGTERM).
 
 The command line is parsed with argparse: herd starts a process per run, and the standard library's
 parser costs a fraction of a third-party one's import time.

@@ -33,7 +33,7 @@ from herd.backend import (
     MachineHandle,
     StopMode,
 )
-from herd.errors import HerdError, MachineError, PluginError, SpecError, TestTimeout
+from herd.errors import ArgumentError, HerdError, MachineError, PluginError, SpecError, TestTimeout
 from herd.firewall import BridgeRules
 from herd.log import RunLog
 from herd.machine import Machine
@@ -41,6 +41,7 @@ from herd.netcontrol import NetworkControl
 from herd.plugins import PLUGINS_GROUP, Plugins
 from herd.rundir import RunDir
 from herd.script import ScriptSource, run_script, script_frames
+from herd.spec import test_name_problem, timeout_problem
 
 if TYPE_CHECKING:
     from herd.spec import TestSpec
@@ -66,6 +67,10 @@ class RunOptions:
     stop_timeout: float = STOP_TIMEOUT
     terminal: TextIO | None = field(default_factory=lambda: sys.stderr)
 
+    def __post_init__(self) -> None:
+        if (problem := timeout_problem(self.stop_timeout)) is not None:
+            raise ArgumentError(f"run option stop_timeout: {problem}")
+
 
 @dataclass
 class Outcome:
@@ -88,7 +93,12 @@ class Interrupted(BaseException):
 
 
 def default_output_dir(test_name: str, run_id: str) -> Path:
-    base = Path("herd-output") / test_name
+    """`herd-output/<test>/<time>-<run id>` in the working directory, made, with the link `latest`
+    next to it. The test's name is one path component: a spec made without `parse_test` is checked
+    here too, so that no name leads out of `herd-output`."""
+    if (problem := test_name_problem(test_name)) is not None:
+        raise HerdError(problem)
+    base = Path(os.path.abspath("herd-output")) / test_name
     directory = base / f"{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
     directory.mkdir(parents=True)
     latest = base / "latest"
@@ -97,6 +107,23 @@ def default_output_dir(test_name: str, run_id: str) -> Path:
             latest.unlink()
         latest.symlink_to(directory.name)
     return directory
+
+
+def make_output_dir(chosen: Path | None, test_name: str, run_id: str) -> Path:
+    """The run's output directory, made: the one chosen (`--output-dir`), else the default one.
+
+    Always absolute, whatever the working directory, so that every backend gets absolute paths
+    (a Docker bind mount takes nothing else).
+    """
+    directory = Path(os.path.abspath(chosen)) if chosen is not None else default_output_dir(test_name, run_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def shown_path(path: Path) -> str:
+    """`path` as the terminal shows it: relative to the working directory when it is below it."""
+    relative = os.path.relpath(path)
+    return str(path) if relative == ".." or relative.startswith("../") else relative
 
 
 def with_backends(spec: TestSpec, plugins: Plugins, default: str | None) -> TestSpec:
@@ -456,6 +483,8 @@ class Driver:
         """
         from herd.machine import poll
 
+        if (problem := timeout_problem(timeout)) is not None:
+            raise ArgumentError(f"retry: timeout: {problem}")
         poll(
             lambda last_try: bool(function(last_try)),
             timeout,
@@ -599,11 +628,7 @@ class Driver:
     def _prepare_run(self, outcome: Outcome) -> None:
         """Output directory, log, network plan; then the bridges start coming up in the background."""
         assert self.run_dir is not None
-        if self.options.output_dir is not None:
-            self.output_dir = Path(self.options.output_dir)
-        else:
-            self.output_dir = default_output_dir(self.spec.name, self.run_dir.id)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.output_dir = make_output_dir(self.options.output_dir, self.spec.name, self.run_dir.id)
         outcome.output_dir = self.output_dir
         self.log = RunLog(self.output_dir / "log.txt", self.options.terminal, self.options.verbose)
         self._network_plan = network.plan(self.run_dir.id, self.spec)
@@ -630,7 +655,7 @@ class Driver:
         self.log.terminal_line(f"  error: {message}", "red")
 
     def _report_end(self, outcome: Outcome) -> None:
-        where = f" · logs: {self.output_dir}"
+        where = f" · logs: {shown_path(self.output_dir)}"
         if outcome.passed:
             self.log.info(f"PASS {self.spec.name} in {outcome.seconds:.2f} s{where}", color="green")
         elif outcome.interrupted:

@@ -23,6 +23,12 @@ class PluginError(HerdError):
     """A plugin could not be loaded or broke its contract."""
 
 
+class ArgumentError(HerdError, ValueError):
+    """A Machine method or a run option got a value herd cannot use: a command holding a NUL byte,
+    a timeout that is not a positive number of seconds within `herd.spec.MAX_TIMEOUT`. Raised
+    before anything reaches a machine, which keeps running."""
+
+
 class CapabilityError(HerdError):
     """A Machine method needs a capability that the machine's backend does not declare."""
 

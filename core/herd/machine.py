@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from herd.backend import Capability, ExecResult, StopMode
-from herd.errors import CapabilityError, CommandFailed, WaitTimeout
+from herd.errors import ArgumentError, CapabilityError, CommandFailed, WaitTimeout
+from herd.spec import timeout_problem
 
 if TYPE_CHECKING:
     from herd.driver import Driver
@@ -130,9 +131,31 @@ class Machine:
             f"{self.backend!r} ({info.kind.value}) does not have; {hint}"
         )
 
+    # -- arguments --------------------------------------------------------------------------------
+
+    def _check_command(self, command: str) -> None:
+        """Refuse a command the machine's shell cannot be given: `sh -c` takes a C string."""
+        if "\0" in command:
+            raise ArgumentError(f"{self.name}: command {command!r} holds a NUL byte, which a command cannot")
+
+    def _check_timeout(self, timeout: float) -> None:
+        """Refuse a timeout herd cannot wait for (NaN, infinity, beyond `herd.spec.MAX_TIMEOUT`)."""
+        problem = timeout_problem(timeout)
+        if problem is not None:
+            raise ArgumentError(f"{self.name}: timeout: {problem}")
+
+    def _check_commands(self, commands: tuple[str, ...], timeout: float | None) -> None:
+        """Check every command of `succeed` or `fail` before the first one runs."""
+        for command in commands:
+            self._check_command(command)
+        self._check_timeout(timeout or DEFAULT_TIMEOUT)
+
     # -- commands ---------------------------------------------------------------------------------
 
     def _run(self, command: str, timeout: float | None, stdin: bytes | str = b"") -> ExecResult:
+        self._check_command(command)
+        if timeout is not None:
+            self._check_timeout(timeout)
         data = stdin.encode() if isinstance(stdin, str) else stdin
         result = self._driver.execute(self, command, timeout, data)
         if result.timed_out:
@@ -173,6 +196,7 @@ class Machine:
 
         >>> machine.succeed("systemctl is-active nginx", "curl -sf http://localhost")
         """
+        self._check_commands(commands, timeout)
         return "".join(self._expect(command, True, timeout) for command in commands)
 
     def fail(self, *commands: str, timeout: float | None = None) -> str:
@@ -180,9 +204,12 @@ class Machine:
 
         >>> machine.fail("curl -sf http://localhost:8080")
         """
+        self._check_commands(commands, timeout)
         return "".join(self._expect(command, False, timeout) for command in commands)
 
     def _wait_for_status(self, command: str, success: bool, timeout: float) -> str:
+        self._check_command(command)
+        self._check_timeout(timeout)
         deadline = time.monotonic() + timeout
 
         def attempt(_last_try: bool) -> str | None:
@@ -275,6 +302,7 @@ class Machine:
 
         >>> machine.wait_for_unit("nginx.service")
         """
+        self._check_timeout(timeout)
         full = unit if "." in unit else f"{unit}.service"
 
         def active(_last_try: bool) -> bool:
@@ -318,6 +346,7 @@ class Machine:
 
         >>> machine.reboot()
         """
+        self._check_timeout(timeout)
         how = self._driver.backend_call(self, "herd_machine_reboot", timeout=timeout)
         self._driver.log.info(str(how), machine=self.name)
 
@@ -327,6 +356,7 @@ class Machine:
 
         >>> machine.wait_for_console_text("login:")
         """
+        self._check_timeout(timeout)
         pattern = re.compile(regex)
 
         def seen(_last_try: bool) -> str | None:
@@ -518,9 +548,7 @@ class Machine:
         import tarfile
 
         parent, name = os.path.split(source.rstrip("/"))
-        result = self._driver.execute(
-            self, f"tar -c -C {shlex.quote(parent or '/')} {shlex.quote(name)}", DEFAULT_TIMEOUT, b""
-        )
+        result = self._run(f"tar -c -C {shlex.quote(parent or '/')} {shlex.quote(name)}", DEFAULT_TIMEOUT)
         if result.status != 0:
             message = result.stderr.decode(errors="replace").strip()
             raise CommandFailed(f"{self.name}: cannot copy {source}: {message}", result.status, "")

@@ -144,7 +144,12 @@ def _skip_without_capabilities(
 
 
 def _test_name(item: pytest.Item) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", item.name).strip("-") or "test"
+    """The item's name as a herd test name: ASCII letters, digits, `_`, `.` and `-`, cut to the
+    longest name herd takes (a parametrized test's ids can be longer)."""
+    from herd.spec import TEST_NAME_MAX_BYTES
+
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", item.name)[:TEST_NAME_MAX_BYTES]
+    return name.strip("-.") or "test"
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ import string
 import tempfile
 from pathlib import Path
 
+from herd.errors import HerdError
+
 ID_ALPHABET = string.ascii_lowercase + string.digits
 ID_LENGTH = 5
 LOCK_SUFFIX = ".lock"
@@ -52,29 +54,47 @@ def try_lock(path: Path) -> int | None:
     return descriptor
 
 
+def _claim(root: Path) -> tuple[int, str]:
+    """Create a lock file under a free id in `root`, already locked; return its descriptor and id."""
+    root.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=root, prefix=".claim-")
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        os.write(descriptor, f"{os.getpid()}\n".encode())
+        while True:
+            run_id = new_id()
+            try:
+                os.link(temporary, lock_path(run_id))
+                return descriptor, run_id
+            except FileExistsError:
+                continue
+    except BaseException:
+        os.close(descriptor)
+        raise
+    finally:
+        os.unlink(temporary)
+
+
 class RunDir:
-    """The id, lock and state directory of one live run."""
+    """The id, lock and state directory of one live run.
+
+    Raises `HerdError` naming the directory and the system's error when the host cannot keep a
+    run's state there (read-only, full, not a directory).
+    """
 
     def __init__(self) -> None:
         root = state_root()
-        root.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=root, prefix=".claim-")
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        os.write(descriptor, f"{os.getpid()}\n".encode())
         try:
-            while True:
-                run_id = new_id()
-                try:
-                    os.link(temporary, lock_path(run_id))
-                    break
-                except FileExistsError:
-                    continue
-        finally:
-            os.unlink(temporary)
-        self._lock = descriptor
-        self.id = run_id
-        self.path = root / run_id
-        self.path.mkdir()
+            self._lock, self.id = _claim(root)
+        except OSError as error:
+            raise _unusable(root, error) from None
+        self.path = root / self.id
+        try:
+            self.path.mkdir()
+        except OSError as error:
+            lock_path(self.id).unlink(missing_ok=True)
+            os.close(self._lock)
+            raise _unusable(self.path, error) from None
 
     def machine_dir(self, name: str) -> Path:
         return self.path / "machines" / name
@@ -84,3 +104,7 @@ class RunDir:
         shutil.rmtree(self.path, ignore_errors=True)
         lock_path(self.id).unlink(missing_ok=True)
         os.close(self._lock)
+
+
+def _unusable(directory: Path, error: OSError) -> HerdError:
+    return HerdError(f"cannot keep the run's state in {directory}: {error.strerror or error}")

@@ -33,6 +33,8 @@ _UNIT_NAME = re.compile(
     r"^[A-Za-z0-9:_.\\@-]+\.(service|socket|target|timer|path|mount|automount|swap|slice|scope)$"
 )
 _UNIT_PLAIN_NAME = re.compile(r"^[A-Za-z0-9:_.\\@-]+$")
+# A test's name is a directory name under the output directory (see `test_name_problem`).
+TEST_NAME_MAX_BYTES = 128
 _BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 _CDI_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*/[a-z0-9][a-z0-9._-]*=[A-Za-z0-9][A-Za-z0-9._:-]*$")
 _PCI_ADDRESS = re.compile(r"^pci:[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
@@ -236,29 +238,113 @@ def _file_spec(path: str, value: object, report: Callable[[str], None]) -> FileS
     return FileSpec(content, mode)
 
 
+def _path_parts(path: str) -> list[str]:
+    """The components of an absolute path, without the empty and `.` ones that `//` and `/./` make."""
+    return [part for part in path.split("/") if part not in ("", ".")]
+
+
+def _file_path_problem(path: object) -> str | None:
+    """Why `path` cannot name a file in a machine, or None.
+
+    `..` is refused rather than folded: in the machine it would follow links that herd cannot see.
+    """
+    if not isinstance(path, str) or not path.startswith("/") or path.endswith("/") or not _path_parts(path):
+        return f"{path!r} is not an absolute file path"
+    if "\0" in path:
+        return f"{path!r} holds a NUL byte"
+    if ".." in _path_parts(path):
+        return f"{path!r} has a '..' component: give the path without it"
+    return None
+
+
+def _ancestors(path: str) -> list[str]:
+    """`/a/b/c` → [`/a`, `/a/b`]."""
+    parts = path.split("/")[1:-1]
+    return ["/" + "/".join(parts[: depth + 1]) for depth in range(len(parts))]
+
+
+# What herd makes in every machine besides its files: the directories it writes into, and two it
+# mounts or hides (the journal's, and /var/tmp, emptied). A file may go below them, never at them
+# or at their parents.
+_HERD_MADE_DIRECTORIES = (*(under.rstrip("/") for under in HERD_WRITES_UNDER), "/var/log/journal", "/var/tmp")
+HERD_DIRECTORIES = frozenset(
+    {
+        *_HERD_MADE_DIRECTORIES,
+        *(ancestor for made in (*HERD_WRITES, *_HERD_MADE_DIRECTORIES) for ancestor in _ancestors(made)),
+    }
+)
+
+
+def _herd_conflict(path: str) -> str | None:
+    """Why herd's own writes leave no room for a file at `path`, or None."""
+    if path in HERD_WRITES or f"{path}/".startswith(HERD_WRITES_UNDER):
+        return f"{path!r} is written by herd itself (it makes the machine what the test declares)"
+    for ancestor in _ancestors(path):
+        if ancestor in HERD_WRITES:
+            return f"{path!r} is below {ancestor!r}, a file herd writes itself"
+    if path in HERD_DIRECTORIES:
+        return f"{path!r} is a directory herd makes in every machine"
+    return None
+
+
+def _host_conflict(path: str) -> str | None:
+    """Why the host's own tree, which the machine's /etc and /var are views of, leaves no room for
+    a file at `path`, or None. Links at the top (such as /snap) are followed when files are placed."""
+    for ancestor in _ancestors(path)[1:]:
+        if os.path.islink(ancestor):
+            return (
+                f"{path!r} is below {ancestor!r}, a link on the host to {os.readlink(ancestor)!r}: "
+                "herd would replace the link with a directory; give the path the link leads to"
+            )
+        if os.path.lexists(ancestor) and not os.path.isdir(ancestor):
+            return f"{path!r} is below {ancestor!r}, which is a file on the host, not a directory"
+    if os.path.isdir(path) and not os.path.islink(path):
+        return f"{path!r} is a directory on the host: a file cannot replace it"
+    return None
+
+
+def _conflicts_between(paths: dict[str, str]) -> list[str]:
+    """Declared paths (normalised → as given) that cannot all be files: one below another."""
+    return [
+        f"{given!r} is below {paths[ancestor]!r}, also declared: a path cannot be both a file and a directory"
+        for normal, given in paths.items()
+        for ancestor in _ancestors(normal)
+        if ancestor in paths
+    ]
+
+
 def _check_files(value: object, report: Callable[[str], None]) -> dict[str, FileSpec]:
     if not isinstance(value, Mapping):
         report(f"expected a mapping of absolute paths to contents, got {_type_name(value)}")
         return {}
     files: dict[str, FileSpec] = {}
+    declared: dict[str, str] = {}  # normalised path → the path as given
     for path, content in value.items():
-        if not isinstance(path, str) or not path.startswith("/") or path.endswith("/"):
-            report(f"{path!r} is not an absolute file path")
+        problem = _file_path_problem(path)
+        if problem is not None:
+            report(problem)
             continue
-        normal = os.path.normpath(path)
+        normal = "/" + "/".join(_path_parts(path))
         top = normal.split("/")[1]
-        if top in UNPLACEABLE or normal == "/":
+        if top in UNPLACEABLE:
             report(
                 f"{path!r} is on a file system herd cannot place files on before boot "
                 f"(/{top} is shared read-only from the host, virtual, or fresh at every boot)"
             )
             continue
-        if normal in HERD_WRITES or f"{normal}/".startswith(HERD_WRITES_UNDER):
-            report(f"{path!r} is written by herd itself (it makes the machine what the test declares)")
+        if normal in declared:
+            report(f"{path!r} is the same path as {declared[normal]!r}, also declared")
+            continue
+        declared[normal] = path
+        problem = _herd_conflict(normal) or _host_conflict(normal)
+        if problem is not None:
+            report(problem)
             continue
         spec = _file_spec(path, content, report)
         if spec is not None:
             files[normal] = spec
+    for problem in _conflicts_between(declared):
+        report(problem)
     return files
 
 
@@ -277,11 +363,25 @@ def _check_image(value: object, report: Callable[[str], None]) -> str:
     return "host"
 
 
+# The longest timeout herd accepts, in seconds: one week. No test waits that long on purpose, and
+# the timers a timeout ends up in (the agent's, the run's SIGALRM) overflow far above it.
+MAX_TIMEOUT = 7 * 24 * 3600
+
+
+def timeout_problem(value: object) -> str | None:
+    """Why `value` is no timeout herd can use, or None: it must be a number of seconds above 0 and
+    at most `MAX_TIMEOUT` (which leaves out NaN and infinity)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_TIMEOUT:
+        return f"expected a positive number of seconds, at most {MAX_TIMEOUT} (one week), got {value!r}"
+    return None
+
+
 def _check_timeout(value: object, report: Callable[[str], None]) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        report(f"expected a positive number of seconds, got {value!r}")
+    problem = timeout_problem(value)
+    if problem is not None:
+        report(problem)
         return 60.0
-    return float(value)
+    return float(value)  # type: ignore[arg-type]
 
 
 def _check_devices(value: object, report: Callable[[str], None]) -> tuple[str, ...]:
@@ -361,6 +461,23 @@ def _check_machine_name(name: object, seen: dict[str, str], problems: _Problems)
     return True
 
 
+def test_name_problem(name: object) -> str | None:
+    """Why `name` cannot name a test, or None. The name is one component of the path of the run's
+    output directory (`herd-output/<name>/`), so it must stay one: printable characters, no `/`,
+    no leading `.` (which also rules out `.` and `..`), at most `TEST_NAME_MAX_BYTES` in UTF-8."""
+    rule = (
+        f"a test name is printable characters without '/', not starting with '.', "
+        f"at most {TEST_NAME_MAX_BYTES} bytes in UTF-8"
+    )
+    if not isinstance(name, str) or not name.strip():
+        return f"the test needs a non-empty name, got {name!r}"
+    if not name.isprintable() or "/" in name or name.startswith("."):
+        return f"the test name {name!r} cannot name a directory: {rule}"
+    if len(name.encode()) > TEST_NAME_MAX_BYTES:
+        return f"the test name {name[:20]!r}... is too long: {rule}"
+    return None
+
+
 def _check_script(script: object, machine_names: set[str], problems: _Problems) -> None:
     if script is None:  # the caller drives the machines (a pytest test)
         return
@@ -395,10 +512,11 @@ def parse_test(
 
     `script` may be None when the caller drives the machines itself (herd's pytest plugin).
     """
-    test_name = name if isinstance(name, str) and name.strip() else "?"
+    name_problem = test_name_problem(name)
+    test_name = name if isinstance(name, str) and name_problem is None else "?"
     problems = _Problems(test_name)
-    if test_name == "?":
-        problems.add(f"the test needs a non-empty name, got {name!r}")
+    if name_problem is not None:
+        problems.add(name_problem)
     parsed: list[MachineSpec] = []
     if not isinstance(machines, Mapping) or not machines:
         problems.add("machines: expected a non-empty mapping of machine names to their fields")
@@ -418,10 +536,8 @@ def parse_test(
         problems.add,
     )
     _check_script(script, {m.script_name for m in parsed}, problems)
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-    ):
-        problems.add(f"timeout: expected a positive number of seconds, got {timeout!r}")
+    if timeout is not None and (problem := timeout_problem(timeout)) is not None:
+        problems.add(f"timeout: {problem}")
     if problems.items:
         raise SpecError(problems.items)
     return TestSpec(

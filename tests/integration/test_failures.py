@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from herd import Test, TestTimeout
-from tests.conftest import assert_nothing_left
+from tests.conftest import ROOT, assert_nothing_left
 
 
 def write(path: Path, text: str) -> Path:
@@ -99,6 +101,41 @@ def test_an_invalid_test_file_is_rejected_before_anything_starts(herd_cli: Calla
         "test 'y', machine 'a', field 'backend': no backend named 'nosuch' is installed (installed: "
         in result.stderr
     )
+
+
+def test_a_test_file_that_does_not_load_is_one_line_and_exit_status_2(
+    herd_cli: Callable,  # type: ignore[type-arg]
+    tmp_path: Path,
+) -> None:
+    broken = write(tmp_path / "syntax.py", "import herd\n\ntest = herd.Test(name='x',\n")
+    result = herd_cli("run", str(broken))
+    assert result.returncode == 2
+    assert result.stderr == f"herd: {broken}:3: SyntaxError: '(' was never closed\n"
+
+    raising = write(tmp_path / "raising.py", "import herd\n\nMACHINES = {}['a']\n")
+    result = herd_cli("run", str(raising))
+    assert result.returncode == 2
+    assert result.stderr == f"herd: {raising}:3: KeyError: 'a'\n"
+
+
+def test_a_read_only_state_directory_is_one_line_and_exit_status_1(tmp_path: Path) -> None:
+    """/run/herd is made read-only in a mount namespace of the command's own: other runs on the host
+    keep theirs."""
+    herd = Path(sys.executable).with_name("herd")
+    inner = (
+        "mkdir -p /run/herd && mount --bind /run/herd /run/herd && mount -o remount,bind,ro /run/herd && "
+        f"exec {herd} run {ROOT / 'examples' / 'ping.py'} --output-dir {tmp_path / 'out'}"
+    )
+    result = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", inner],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr == "herd: cannot keep the run's state in /run/herd: Read-only file system\n"
+    assert not (tmp_path / "out").exists()  # nothing started
 
 
 def test_the_global_timeout_stops_the_run(run_test: Callable) -> None:  # type: ignore[type-arg]

@@ -8,3 +8,15 @@ import pytest
 def test_the_marker_description_names_every_argument(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["@pytest.mark.herd(machines, networks=None, timeout=None, requires=()): *"])
+
+
+def test_a_long_parametrized_test_gets_a_valid_herd_test_name(pytester: pytest.Pytester) -> None:
+    from herd.pytest_plugin import _test_name
+    from herd.spec import TEST_NAME_MAX_BYTES, test_name_problem
+
+    ids = ["x" * 200, "."]
+    source = f"import pytest\n@pytest.mark.parametrize('p', [1, 2], ids={ids!r})\ndef test_p(p): pass\n"
+    names = [_test_name(item) for item in pytester.getitems(source)]
+    assert names[0] == "test_p-" + "x" * (TEST_NAME_MAX_BYTES - len("test_p-"))
+    assert names[1] == "test_p"
+    assert all(test_name_problem(name) is None for name in names)

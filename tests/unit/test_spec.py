@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from herd import SpecError, Test
@@ -149,3 +151,120 @@ def test_what_herd_writes_itself_cannot_be_declared() -> None:
         assert "is written by herd itself" in problems({"m": {"files": {path: "x"}}})[0], path
     for unit in ("herd.target", "default.target", "herd-network.service"):
         assert "a unit name herd uses itself" in problems({"m": {"units": {unit: "[Unit]\n"}}})[0], unit
+
+
+@pytest.mark.parametrize(
+    "name", ["/tmp/x", "../../x", "a/b", ".", "..", ".hidden", "a\0b", "tab\there", "line\nbreak", "x" * 129]
+)
+def test_a_test_name_must_be_one_directory_name(name: str) -> None:
+    [message] = problems({"m": {}}, name=name)
+    assert message.startswith("test '?': the test name ")
+    assert "printable characters without '/', not starting with '.', at most 128 bytes" in message
+
+
+@pytest.mark.parametrize("name", ["ping", "web server (v2)", "x" * 128, "é" * 64, "a.b-c_d"])
+def test_printable_names_without_a_slash_or_a_leading_dot_are_test_names(name: str) -> None:
+    assert parse_test(name, {"m": {}}, SCRIPT).name == name
+
+
+def test_a_name_of_128_characters_may_be_too_many_bytes() -> None:
+    [message] = problems({"m": {}}, name="é" * 65)
+    assert "is too long" in message
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), -float("inf"), 1e12, 604800.5, 10**400, 0])
+def test_timeouts_are_finite_positive_and_at_most_a_week(seconds: float) -> None:
+    found = problems({"m": {"boot_timeout": seconds}, "n": {}}, timeout=seconds)
+    expected = f"expected a positive number of seconds, at most 604800 (one week), got {seconds!r}"
+    assert found == [
+        f"test 't', machine 'm', field 'boot_timeout': {expected}",
+        f"test 't': timeout: {expected}",
+    ]
+
+
+def test_a_week_is_the_longest_timeout() -> None:
+    spec = parse_test("t", {"m": {"boot_timeout": 604800}}, SCRIPT, timeout=604800.0)
+    assert spec.timeout == spec.machines[0].boot_timeout == 604800.0
+
+
+def files_problems(files: dict[str, object]) -> list[str]:
+    return problems({"m": {"files": files}})
+
+
+def test_paths_are_normalised_and_two_spellings_of_one_path_conflict() -> None:
+    spec = parse_test("t", {"m": {"files": {"/etc//app/./conf": "a", "/srv/x": "b"}}}, SCRIPT)
+    assert set(spec.machines[0].files) == {"/etc/app/conf", "/srv/x"}
+    assert files_problems({"/etc/x": "a", "/etc//x": "b", "/etc/./x": "c"}) == [
+        "test 't', machine 'm', field 'files': '/etc//x' is the same path as '/etc/x', also declared",
+        "test 't', machine 'm', field 'files': '/etc/./x' is the same path as '/etc/x', also declared",
+    ]
+
+
+@pytest.mark.parametrize("path", ["/etc/../x", "/etc/x/..", "/var/lib/../../etc/x"])
+def test_dot_dot_components_are_refused(path: str) -> None:
+    assert files_problems({path: "a"}) == [
+        f"test 't', machine 'm', field 'files': {path!r} has a '..' component: give the path without it"
+    ]
+
+
+def test_a_nul_byte_in_a_path_is_refused() -> None:
+    assert files_problems({"/etc/a\0b": "x"}) == [
+        "test 't', machine 'm', field 'files': '/etc/a\\x00b' holds a NUL byte"
+    ]
+
+
+def test_a_declared_path_below_another_names_both() -> None:
+    found = files_problems({"/etc/app": "a", "/etc/app/conf.d/x": "b", "/etc//app/y": "c"})
+    assert found == [
+        "test 't', machine 'm', field 'files': '/etc/app/conf.d/x' is below '/etc/app', also declared: "
+        "a path cannot be both a file and a directory",
+        "test 't', machine 'm', field 'files': '/etc//app/y' is below '/etc/app', also declared: "
+        "a path cannot be both a file and a directory",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "below"),
+    [
+        ("/etc/systemd/system/default.target/x", "/etc/systemd/system/default.target"),
+        ("/etc/hosts/x", "/etc/hosts"),
+        ("/etc/machine-id/a/b", "/etc/machine-id"),
+    ],
+)
+def test_nothing_goes_below_a_file_herd_writes(path: str, below: str) -> None:
+    assert files_problems({path: "a"}) == [
+        f"test 't', machine 'm', field 'files': {path!r} is below {below!r}, a file herd writes itself"
+    ]
+
+
+@pytest.mark.parametrize(
+    "path", ["/etc", "/etc/systemd", "/etc/systemd/system", "/var", "/var/log/journal", "/var/tmp"]
+)
+def test_no_file_replaces_a_directory_herd_makes(path: str) -> None:
+    assert files_problems({path: "a"}) == [
+        f"test 't', machine 'm', field 'files': {path!r} is a directory herd makes in every machine"
+    ]
+
+
+def test_the_host_tree_decides_where_a_file_fits() -> None:
+    """The machine's /etc and /var are views of the host's: its files, directories and links."""
+    assert files_problems({"/etc/passwd/x": "a"}) == [
+        "test 't', machine 'm', field 'files': '/etc/passwd/x' is below '/etc/passwd', which is a file "
+        "on the host, not a directory"
+    ]
+    assert files_problems({"/var/lib": "a"}) == [
+        "test 't', machine 'm', field 'files': '/var/lib' is a directory on the host: a file cannot "
+        "replace it"
+    ]
+
+
+@pytest.mark.parametrize("link", ["/var/run", "/var/lock"])
+def test_no_file_goes_through_a_link_of_the_host(link: str) -> None:
+    if not os.path.islink(link):
+        pytest.skip(f"{link} is not a link on this host")
+    [message] = files_problems({f"{link}/x.pid": "1\n"})
+    assert message == (
+        f"test 't', machine 'm', field 'files': '{link}/x.pid' is below '{link}', a link on the host "
+        f"to {os.readlink(link)!r}: herd would replace the link with a directory; give the path the "
+        "link leads to"
+    )
