@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from herd.backend import HostCheck
 from herd_nspawn import devices
 
-# --network-namespace-path and X_NSPAWN_LEADER_PID notifications need systemd 243 or newer.
-MINIMUM_SYSTEMD = 243
+# Id-mapped binds (":idmap", for the shared /usr of a machine in a user namespace) need systemd 250.
+MINIMUM_SYSTEMD = 250
 
 
 def _nspawn_version() -> int | None:
