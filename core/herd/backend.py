@@ -51,13 +51,19 @@ def _no_options(options: Mapping[str, Any]) -> list[str]:
     return [f"unknown option {name!r}: this backend takes no options" for name in options]
 
 
+def _any_machine(machine: MachineSpec) -> list[tuple[str, str]]:
+    return []
+
+
 @dataclass(frozen=True)
 class BackendInfo:
     """A backend as it registers itself (see `herd_register_backends`).
 
     `priority` picks the default backend: when a run names none, the installed backend with the
     highest priority boots the machines that name none either. `validate_options` checks a machine's
-    `options` field and returns one message per problem.
+    `options` field and returns one message per problem. `validate_machine` checks the machine's
+    other fields, which the core has validated already, against what this backend can give (a VM's
+    least memory, say), and returns (field name, message) per problem.
     """
 
     name: str
@@ -67,6 +73,7 @@ class BackendInfo:
     priority: int = 0
     host_checks: Callable[[], Iterable[HostCheck]] = lambda: ()
     validate_options: Callable[[Mapping[str, Any]], list[str]] = _no_options
+    validate_machine: Callable[[MachineSpec], list[tuple[str, str]]] = _any_machine
 
 
 @dataclass(frozen=True)
