@@ -57,15 +57,22 @@ def _no_options(options: Mapping[str, Any]) -> list[str]:
     return [f"unknown option {name!r}: this backend takes no options" for name in options]
 
 
+def _any_machine(machine: MachineSpec) -> list[tuple[str, str]]:
+    return []
+
+
 @dataclass(frozen=True)
 class BackendInfo:
     """A backend as it registers itself (see `herd_register_backends`).
 
     `priority` picks the default backend: when a run names none, the installed backend with the
     highest priority boots the machines that name none either. `validate_options` checks a machine's
-    `options` field and returns one message per problem. `id_shift` is the host id that root in the
-    backend's machines is (`herd.idmap.BASE` for machines in user namespaces, 0 where a machine's
-    ids are the host's): the host image's files are prepared to be owned as the machines see them.
+    `options` field and returns one message per problem. `validate_machine` checks the machine's
+    other fields, which the core has validated already, against what this backend can give (a VM's
+    least memory, say), and returns (field name, message) per problem. `id_shift` is the host id
+    that root in the backend's machines is (`herd.idmap.BASE` for machines in user namespaces, 0
+    where a machine's ids are the host's): the host image's files are prepared to be owned as the
+    machines see them.
     """
 
     name: str
@@ -75,6 +82,7 @@ class BackendInfo:
     priority: int = 0
     host_checks: Callable[[], Iterable[HostCheck]] = lambda: ()
     validate_options: Callable[[Mapping[str, Any]], list[str]] = _no_options
+    validate_machine: Callable[[MachineSpec], list[tuple[str, str]]] = _any_machine
     id_shift: int = 0
 
 

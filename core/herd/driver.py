@@ -159,6 +159,8 @@ def resolve_backends(
         infos[machine.name] = info
         for problem in info.validate_options(machine.options):
             problems.append(f"{where}, field 'options': {problem}")
+        for field_name, problem in info.validate_machine(machine):
+            problems.append(f"{where}, field {field_name!r}: {problem}")
         if Capability.SYSTEMD not in info.capabilities:
             for field_name in ("services", "units"):
                 if getattr(machine, field_name):

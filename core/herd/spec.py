@@ -9,6 +9,7 @@ their `options` mean, is checked later by the plugins (see `herd.plugins`).
 from __future__ import annotations
 
 import keyword
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -52,6 +53,23 @@ HERD_WRITES = frozenset(
 HERD_WRITES_UNDER = ("/etc/systemd/system-generators/", "/etc/systemd/system/herd.target.wants/")
 RESERVED_UNITS = frozenset({"herd.target", "default.target"})
 # Top-level directories where `files` may not go: shared read-only, virtual, or fresh at boot.
+# Resource limits every backend applies to a machine (sizes in MiB).
+DEFAULT_MEMORY = 1024
+DEFAULT_CPUS = 2.0
+DEFAULT_PIDS = 4096
+DEFAULT_DISK = 2048
+MINIMUM_MEMORY = 16
+MINIMUM_CPUS = 0.01  # the smallest CPU share a cgroup's quota expresses (1 ms per 100 ms)
+MAXIMUM_CPUS = 1024
+MINIMUM_PIDS = 64
+MAXIMUM_PIDS = 1 << 22  # the kernel's largest PID count
+MINIMUM_DISK = 16
+_SIZE = re.compile(r"^([0-9]+)([KMGT])(?:i?B)?$", re.IGNORECASE)
+_UNIT_KIB = {"K": 1, "M": 1 << 10, "G": 1 << 20, "T": 1 << 30}
+SIZE_GRAMMAR = (
+    "MiB as an integer, or a string of an integer and a unit: K, M, G or T, optionally followed "
+    "by 'iB' or 'B' ('512M', '2G', '1536MiB'; all powers of 1024)"
+)
 UNPLACEABLE = frozenset(
     {
         "usr",
@@ -95,6 +113,10 @@ class MachineSpec:
     devices: tuple[str, ...] = ()  # requests a device plugin turns into grants
     networks: tuple[MachineNetwork, ...] | None = None  # None: the network `default`
     forward_ports: Mapping[int, int] = field(default_factory=dict)
+    memory: int = DEFAULT_MEMORY  # MiB
+    cpus: float = DEFAULT_CPUS
+    pids: int = DEFAULT_PIDS  # processes and threads
+    disk: int = DEFAULT_DISK  # MiB the machine may write to its root file system
 
     @property
     def nics(self) -> tuple[MachineNetwork, ...]:
@@ -404,6 +426,57 @@ def _check_devices(value: object, report: Callable[[str], None]) -> tuple[str, .
     return tuple(requests)
 
 
+def parse_size(value: object) -> int:
+    """MiB from an integer of MiB or a string such as "512M" or "2GiB" (see `SIZE_GRAMMAR`).
+
+    Raises ValueError with a message that says what was expected.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"expected {SIZE_GRAMMAR}, got {value!r}")
+    kib = int(match[1]) * _UNIT_KIB[match[2].upper()]
+    if kib % 1024:
+        raise ValueError(f"{value!r} is not a whole number of MiB")
+    return kib // 1024
+
+
+def _size_checker(minimum: int, default: int) -> Callable[[object, Callable[[str], None]], int]:
+    def check(value: object, report: Callable[[str], None]) -> int:
+        try:
+            mib = parse_size(value)
+        except ValueError as error:
+            report(str(error))
+            return default
+        if mib < minimum:
+            report(f"expected at least {minimum} MiB, got {value!r}")
+            return default
+        return mib
+
+    return check
+
+
+def _check_cpus(value: object, report: Callable[[str], None]) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        report(f"expected a number of CPUs such as 2 or 0.5, got {value!r}")
+        return DEFAULT_CPUS
+    if not MINIMUM_CPUS <= value <= MAXIMUM_CPUS:
+        report(f"expected a number of CPUs from {MINIMUM_CPUS} to {MAXIMUM_CPUS}, got {value!r}")
+        return DEFAULT_CPUS
+    return float(value)
+
+
+def _check_pids(value: object, report: Callable[[str], None]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        report(f"expected an integer number of processes and threads, got {value!r}")
+        return DEFAULT_PIDS
+    if not MINIMUM_PIDS <= value <= MAXIMUM_PIDS:
+        report(f"expected from {MINIMUM_PIDS} to {MAXIMUM_PIDS} processes and threads, got {value!r}")
+        return DEFAULT_PIDS
+    return value
+
+
 def _check_options(value: object, report: Callable[[str], None]) -> dict[str, Any]:
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         report(f"expected a mapping of option names to values, got {_type_name(value)}")
@@ -422,6 +495,10 @@ _CHECKERS: dict[str, Callable[[object, Callable[[str], None]], Any]] = {
     "devices": _check_devices,
     "networks": parse_machine_networks,
     "forward_ports": parse_forward_ports,
+    "memory": _size_checker(MINIMUM_MEMORY, DEFAULT_MEMORY),
+    "cpus": _check_cpus,
+    "pids": _check_pids,
+    "disk": _size_checker(MINIMUM_DISK, DEFAULT_DISK),
 }
 
 

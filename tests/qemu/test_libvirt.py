@@ -246,7 +246,7 @@ def test_the_domain_xml_is_valid_for_libvirt(tmp_path: Path) -> None:
     """Every element herd writes, PCI functions included (no host here has one to pass through),
     as libvirt reads it: defined (never started) with validation against its schema."""
     run_id = new_id()
-    spec = parse_test("xml", {"vm": {"backend": BACKEND, "options": {"memory": 512, "cpus": 1}}}, "pass")
+    spec = parse_test("xml", {"vm": {"backend": BACKEND, "memory": 512, "cpus": 0.5}}, "pass")
     root = tmp_path / "root"
     root.mkdir()
     plan = LaunchPlan(
@@ -271,6 +271,7 @@ def test_the_domain_xml_is_valid_for_libvirt(tmp_path: Path) -> None:
     finally:
         defined.undefine()
     assert domain.get("type") == "qemu" and domain.findtext("memory") == str(512 * 1024)
+    assert domain.findtext("vcpu") == "1"
     assert domain.findtext("cpu/model") == "Nehalem"
     address = domain.find("devices/hostdev/source/address")
     assert address is not None and address.attrib == {

@@ -152,10 +152,9 @@ def test_containers_lack_the_vm_methods_and_hear_which_backend_has_them(tmp_path
 @pytest.mark.parametrize(
     ("options", "problem"),
     [
-        ({"memory": 64}, "memory must be MiB, at least 256 (what a VM boots in), got 64"),
         ({"kernel": "/nonexistent/vmlinuz"}, "kernel '/nonexistent/vmlinuz' is not a file"),
         ({"accelerator": "hvf"}, "accelerator must be one of auto, kvm, tcg, got 'hvf'"),
-        ({"cpu": 2}, "unknown option 'cpu'; qemu options: memory"),
+        ({"memory": 2048}, "unknown option 'memory'; qemu options: kernel"),
     ],
 )
 def test_bad_options_are_refused_before_anything_starts(options: dict[str, object], problem: str) -> None:
@@ -163,6 +162,29 @@ def test_bad_options_are_refused_before_anything_starts(options: dict[str, objec
     with pytest.raises(SpecError) as caught:
         test.run(terminal=None)
     assert any(problem in line for line in caught.value.problems), caught.value.problems
+
+
+@pytest.mark.parametrize("backend", ["qemu", "qemu-libvirt"])
+def test_limits_a_vm_cannot_have_are_refused_before_anything_starts(backend: str) -> None:
+    machines = {"small": {"backend": backend, "memory": "128M"}, "wide": {"backend": backend, "cpus": 300}}
+    with pytest.raises(SpecError) as caught:
+        Test(name="limits", machines=machines, script="pass").run(terminal=None)
+    assert caught.value.problems == [
+        "test 'limits', machine 'small', field 'memory': a VM needs at least 256 MiB (what the host "
+        "image boots in), got 128 MiB",
+        "test 'limits', machine 'wide', field 'cpus': a VM has at most 255 vCPUs, got 300",
+    ]
+
+
+def test_a_vms_memory_and_vcpus_follow_the_machine_fields(run_vm: Callable) -> None:  # type: ignore[type-arg]
+    def script(m) -> None:  # type: ignore[no-untyped-def]
+        m.start()
+        assert m.succeed("nproc").strip() == "2", "1.5 CPUs are 2 vCPUs: a fraction is rounded up"
+        total_kib = int(m.succeed("awk '/^MemTotal:/ {print $2}' /proc/meminfo"))
+        assert 600 << 10 < total_kib <= 768 << 10, f"MemTotal {total_kib} kB for 768 MiB"
+
+    outcome = run_vm(Test(name="vm-limits", machines={"m": {"memory": "768M", "cpus": 1.5}}, script=script))
+    assert outcome.passed, outcome.error
 
 
 def test_no_kernel_names_the_package_that_provides_one(

@@ -19,11 +19,15 @@ def checks():
 def validate(options):
     return [f"unknown option {name!r}" for name in options if name != "speed"]
 
+def validate_machine(machine):
+    return [("memory", "this backend needs at least 64 MiB")] if machine.memory < 64 else []
+
 @herd.hookimpl
 def herd_register_backends(register):
     register(BackendInfo(
         name="good", kind=Kind.VM, capabilities=frozenset({Capability.SCREENSHOT}),
         description="a backend for tests", priority={priority}, host_checks=checks, validate_options=validate,
+        validate_machine=validate_machine,
     ))
 """
 

@@ -82,6 +82,15 @@ def test_backend_resolution_validates_options_and_names_the_field(good_and_broke
     assert problems[1].startswith("test 't', machine 'b', field 'backend': no backend named 'firecracker'")
 
 
+def test_backend_resolution_checks_the_machine_against_its_backend(good_and_broken: Path) -> None:
+    spec = parse_test("t", {"small": {"backend": "good", "memory": 32}, "big": {"backend": "good"}}, "pass")
+    with pytest.raises(SpecError) as caught:
+        resolve_backends(spec, Plugins(), None)
+    assert caught.value.problems == [
+        "test 't', machine 'small', field 'memory': this backend needs at least 64 MiB"
+    ]
+
+
 def test_the_run_default_applies_to_machines_that_name_no_backend(good_and_broken: Path) -> None:
     spec = parse_test("t", {"a": {}, "b": {"backend": "good"}}, "pass")
     resolved, infos = resolve_backends(spec, Plugins(), "good")

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from herd import SpecError, Test
-from herd.spec import FileSpec, parse_test
+from herd.spec import FileSpec, parse_size, parse_test
 
 SCRIPT = "start_all()"
 
@@ -268,3 +268,88 @@ def test_no_file_goes_through_a_link_of_the_host(link: str) -> None:
         f"to {os.readlink(link)!r}: herd would replace the link with a directory; give the path the "
         "link leads to"
     )
+
+
+def test_resource_limits_default_to_the_documented_values() -> None:
+    [machine] = parse_test("t", {"m": {}}, SCRIPT).machines
+    assert (machine.memory, machine.cpus, machine.pids, machine.disk) == (1024, 2.0, 4096, 2048)
+
+
+@pytest.mark.parametrize(
+    ("declared", "mib"),
+    [(512, 512), ("512M", 512), ("512m", 512), ("2G", 2048), ("2GiB", 2048), ("2GB", 2048),
+     ("1536MiB", 1536), ("1T", 1 << 20), ("16384K", 16), (" 64M ", 64)],
+)  # fmt: skip
+def test_sizes_are_mib_or_an_integer_with_a_binary_unit(declared: object, mib: int) -> None:
+    assert parse_size(declared) == mib
+    [machine] = parse_test("t", {"m": {"memory": declared, "disk": declared}}, SCRIPT).machines
+    assert machine.memory == mib and machine.disk == mib
+
+
+@pytest.mark.parametrize(
+    ("declared", "expected"),
+    [
+        (True, "expected MiB as an integer, or a string of an integer and a unit"),
+        (512.0, "expected MiB as an integer"),
+        ("1.5G", "expected MiB as an integer"),
+        ("lots", "got 'lots'"),
+        ("512", "got '512'"),
+        ("512X", "got '512X'"),
+        ("", "got ''"),
+        ("1536K", "'1536K' is not a whole number of MiB"),
+        (0, "expected at least 16 MiB, got 0"),
+        (-512, "expected at least 16 MiB, got -512"),
+        ("8M", "expected at least 16 MiB, got '8M'"),
+    ],
+)
+@pytest.mark.parametrize("field_name", ["memory", "disk"])
+def test_bad_sizes_name_the_field(field_name: str, declared: object, expected: str) -> None:
+    [message] = problems({"m": {field_name: declared}})
+    assert message.startswith(f"test 't', machine 'm', field '{field_name}': ")
+    assert expected in message
+
+
+def test_cpus_may_be_a_fraction() -> None:
+    spec = parse_test("t", {"half": {"cpus": 0.5}, "four": {"cpus": 4}}, SCRIPT)
+    assert [m.cpus for m in spec.machines] == [0.5, 4.0]
+    assert isinstance(spec.machines[1].cpus, float)
+
+
+@pytest.mark.parametrize(
+    ("declared", "expected"),
+    [
+        (True, "expected a number of CPUs such as 2 or 0.5, got True"),
+        ("2", "expected a number of CPUs such as 2 or 0.5, got '2'"),
+        (float("nan"), "expected a number of CPUs such as 2 or 0.5, got nan"),
+        (float("inf"), "expected a number of CPUs such as 2 or 0.5, got inf"),
+        (0, "expected a number of CPUs from 0.01 to 1024, got 0"),
+        (-1, "expected a number of CPUs from 0.01 to 1024, got -1"),
+        (0.001, "expected a number of CPUs from 0.01 to 1024, got 0.001"),
+        (1025, "expected a number of CPUs from 0.01 to 1024, got 1025"),
+    ],
+)
+def test_bad_cpus_name_the_field(declared: object, expected: str) -> None:
+    assert problems({"m": {"cpus": declared}}) == [f"test 't', machine 'm', field 'cpus': {expected}"]
+
+
+@pytest.mark.parametrize(
+    ("declared", "expected"),
+    [
+        (True, "expected an integer number of processes and threads, got True"),
+        (128.0, "expected an integer number of processes and threads, got 128.0"),
+        ("128", "expected an integer number of processes and threads, got '128'"),
+        (0, "expected from 64 to 4194304 processes and threads, got 0"),
+        (-5, "expected from 64 to 4194304 processes and threads, got -5"),
+        (63, "expected from 64 to 4194304 processes and threads, got 63"),
+        (1 << 23, "expected from 64 to 4194304 processes and threads, got 8388608"),
+    ],
+)
+def test_bad_pids_name_the_field(declared: object, expected: str) -> None:
+    assert problems({"m": {"pids": declared}}) == [f"test 't', machine 'm', field 'pids': {expected}"]
+
+
+def test_the_smallest_limits_are_accepted() -> None:
+    [machine] = parse_test(
+        "t", {"m": {"memory": "16M", "cpus": 0.01, "pids": 64, "disk": 16}}, SCRIPT
+    ).machines
+    assert (machine.memory, machine.cpus, machine.pids, machine.disk) == (16, 0.01, 64, 16)

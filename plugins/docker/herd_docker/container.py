@@ -54,6 +54,8 @@ CAPABILITIES = {
     "SETFCAP": 31,
 }  # fmt: skip
 KILL_WAIT = 10.0  # seconds a SIGKILLed container gets to exit
+# The cgroup v1 controllers that hold a container to its device rules and resource limits.
+LIMITING_CONTROLLERS = frozenset({"devices", "memory", "pids", "cpu"})
 EXIT_NOTICE = 1.0  # how long a command that lost its agent waits to see whether the machine died
 
 
@@ -221,6 +223,18 @@ class _HostSide:
         self.notify.close()
 
 
+def _limits(plan: LaunchPlan) -> dict[str, int]:
+    """The machine's memory (no swap beyond it), CPUs and processes as Docker's create takes them."""
+    machine = plan.machine
+    memory = machine.memory << 20
+    return {
+        "mem_limit": memory,
+        "memswap_limit": memory,
+        "nano_cpus": round(machine.cpus * 1e9),
+        "pids_limit": machine.pids,
+    }
+
+
 def _create(
     plan: LaunchPlan, host: _HostSide, console: Console, overlays: dict[str, Path], payload: Path
 ) -> Any:
@@ -257,6 +271,7 @@ def _create(
         tmpfs={"/run": "mode=0755"},
         mounts=[Mount(guest, source, type="bind", read_only=ro) for source, guest, ro in binds],
         devices=devices,
+        **_limits(plan),
     )
     try:
         container.start()
@@ -319,16 +334,18 @@ def _pidfd(plan: LaunchPlan, pid: int, console: Path) -> int:
     )
 
 
-def _device_rules_of(pid: int) -> tuple[str, ...]:
-    """The `cgroup.procs` of the cgroup v1 devices hierarchy's cgroup where Docker keeps `pid` (and
-    its device rules), where the host has that hierarchy: herd's command agent joins it too, so
-    commands are held to the rules the container's own processes are."""
+def _docker_cgroups_of(pid: int) -> tuple[str, ...]:
+    """The `cgroup.procs` files of the cgroups v1 controllers where Docker keeps `pid` and applies
+    the machine's device rules and limits (`LIMITING_CONTROLLERS`), where the host has those
+    hierarchies: herd's command agent joins them too, so that commands are held to the rules and
+    limits the container's own processes are."""
+    found = []
     with open(f"/proc/{pid}/cgroup") as cgroups:
         for line in cgroups:
             _, controllers, path = line.rstrip("\n").split(":", 2)
-            if "devices" in controllers.split(","):
-                return (f"/sys/fs/cgroup/devices{path}/cgroup.procs",)
-    return ()
+            if LIMITING_CONTROLLERS & set(controllers.split(",")):
+                found.append(f"/sys/fs/cgroup/{controllers}{path}/cgroup.procs")
+    return tuple(found)
 
 
 def _join(pid: int, cgroup: Cgroup) -> None:
@@ -365,7 +382,7 @@ def start(plan: LaunchPlan) -> Container:
         _plug(pid, plan.attachments, loopback=True)
         host.open_gate()
         _wait_until_ready(plan, host, console.log, pidfd)
-        channel.enter(pid, (*agent_cgroup.procs_files, *_device_rules_of(pid)), environment=environment)
+        channel.enter(pid, (*agent_cgroup.procs_files, *_docker_cgroups_of(pid)), environment=environment)
     except BaseException:
         if channel is not None:
             channel.close()

@@ -23,14 +23,14 @@ from herd.backend import (
     MachineHandle,
     StopMode,
 )
+from herd.spec import MachineSpec
 from herd_qemu import connection, direct, libvirt_engine, vm
 from herd_qemu.kernel import BUSYBOX, find_kernel
 
 NAME = "qemu"
 MINIMUM_MEMORY = 256  # MiB: what the host image boots in
+MAXIMUM_VCPUS = 255  # what QEMU's `pc` machine takes
 OPTIONS = {
-    "memory": "MiB of memory (default 1024)",
-    "cpus": "virtual CPUs (default 2)",
     "kernel": "the kernel image to boot (default: the newest /boot/vmlinuz-*)",
     "accelerator": "kvm, tcg or auto (default auto: KVM when a VM starts on it here, else TCG)",
 }
@@ -51,18 +51,25 @@ def validate_options(
         if name not in known:
             listing = ", ".join(f"{key} ({text})" for key, text in known.items())
             problems.append(f"unknown option {name!r}; {backend} options: {listing}")
-    memory = options.get("memory", 1024)
-    if isinstance(memory, bool) or not isinstance(memory, int) or memory < MINIMUM_MEMORY:
-        problems.append(f"memory must be MiB, at least {MINIMUM_MEMORY} (what a VM boots in), got {memory!r}")
-    cpus = options.get("cpus", 2)
-    if isinstance(cpus, bool) or not isinstance(cpus, int) or not 1 <= cpus <= 64:
-        problems.append(f"cpus must be a number from 1 to 64, got {cpus!r}")
     accelerator = options.get("accelerator", "auto")
     if accelerator not in ACCELERATORS:
         problems.append(f"accelerator must be one of {', '.join(ACCELERATORS)}, got {accelerator!r}")
     kernel = options.get("kernel")
     if kernel is not None and (not isinstance(kernel, str) or not Path(kernel).is_file()):
         problems.append(f"kernel {kernel!r} is not a file")
+    return problems
+
+
+def validate_machine(machine: MachineSpec) -> list[tuple[str, str]]:
+    """A VM's memory and vCPUs: at least what the host image boots in, at most what QEMU gives."""
+    problems = []
+    if machine.memory < MINIMUM_MEMORY:
+        problems.append(
+            ("memory", f"a VM needs at least {MINIMUM_MEMORY} MiB (what the host image boots in), "
+             f"got {machine.memory} MiB")
+        )  # fmt: skip
+    if vm.vcpus(machine) > MAXIMUM_VCPUS:
+        problems.append(("cpus", f"a VM has at most {MAXIMUM_VCPUS} vCPUs, got {machine.cpus:g}"))
     return problems
 
 
@@ -137,6 +144,7 @@ def herd_register_backends(register: Any) -> None:
             priority=50,
             host_checks=host_checks,
             validate_options=validate_options,
+            validate_machine=validate_machine,
         )
     )
     register(
@@ -147,6 +155,7 @@ def herd_register_backends(register: Any) -> None:
             description="the same QEMU VMs, run as transient libvirt domains (local or remote libvirtd)",
             host_checks=libvirt_host_checks,
             validate_options=validate_libvirt_options,
+            validate_machine=validate_machine,
         )
     )
 

@@ -22,7 +22,7 @@ from herd_qemu import guest
 from herd_qemu.hostroot import overlay_options
 from herd_qemu.kernel import KERNEL_ARGUMENTS, QBOOT, ROOT_TAG, Kernel
 from herd_qemu.qmp import QMP
-from herd_qemu.vm import CPU_MODELS, QEMU, VIRTIOFSD, Console, VirtualMachine, prepare, remove_taps
+from herd_qemu.vm import CPU_MODELS, QEMU, VIRTIOFSD, Console, VirtualMachine, prepare, remove_taps, vcpus
 
 # The guest is the only writer of its root while it runs, so it may cache everything; xattrs carry
 # file capabilities (ping's cap_net_raw), which QEMU's 9p server drops.
@@ -76,11 +76,10 @@ def _mount_script(plan: LaunchPlan, root_listener: int) -> str:
 def _qemu_argv(
     plan: LaunchPlan, kernel: Kernel, accel: str, fds: dict[str, int], root_socket: Path
 ) -> list[str]:
-    options = plan.machine.options
-    memory = options.get("memory", 1024)
+    memory = plan.machine.memory
     argv = [
         QEMU, "-name", plan.machine.name, "-accel", accel, "-cpu", CPU_MODELS[accel],
-        "-m", str(memory), "-smp", str(options.get("cpus", 2)),
+        "-m", str(memory), "-smp", str(vcpus(plan.machine)),
         "-nodefaults", "-no-user-config", "-display", "none", "-device", "VGA",
         "-kernel", str(kernel.image), "-initrd", str(kernel.initramfs), "-append", KERNEL_ARGUMENTS,
         "-object", f"memory-backend-memfd,id=memory,size={memory}M,share=on",

@@ -18,7 +18,7 @@ from herd.backend import LaunchPlan
 from herd.errors import HerdError
 from herd_qemu import guest
 from herd_qemu.kernel import KERNEL_ARGUMENTS, QBOOT, ROOT_TAG, Kernel
-from herd_qemu.vm import CPU_MODELS, VIRTIOFSD
+from herd_qemu.vm import CPU_MODELS, VIRTIOFSD, vcpus
 
 NAMESPACE = "urn:x-herd:libvirt:1"
 ET.register_namespace("herd", NAMESPACE)
@@ -99,15 +99,14 @@ def _devices(domain: ET.Element, plan: LaunchPlan, sockets: Sockets) -> None:
 
 def build(plan: LaunchPlan, kernel: Kernel, accelerator: str, sockets: Sockets, uuid: str) -> str:
     """The domain XML of the machine of `plan`."""
-    options = plan.machine.options
     domain = ET.Element("domain", type=DOMAIN_TYPES[accelerator])
     _element(domain, "name", domain_name(plan.run_id, plan.machine.name))
     _element(domain, "uuid", uuid)
     _element(domain, "title", f"herd run {plan.run_id}, machine {plan.machine.name}")
     metadata = _element(domain, "metadata")
     _element(metadata, METADATA_TAG, run=plan.run_id, machine=plan.machine.name)
-    _element(domain, "memory", str(options.get("memory", 1024)), unit="MiB")
-    _element(domain, "vcpu", str(options.get("cpus", 2)))
+    _element(domain, "memory", str(plan.machine.memory), unit="MiB")
+    _element(domain, "vcpu", str(vcpus(plan.machine)))
     backing = _element(domain, "memoryBacking")
     _element(backing, "source", type="memfd")  # virtio-fs needs the guest's memory shared
     _element(backing, "access", mode="shared")

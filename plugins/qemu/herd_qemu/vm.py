@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import shutil
 import socket
@@ -30,6 +31,7 @@ from herd import links
 from herd.backend import ExecResult, LaunchPlan, MachineHandle, StopMode
 from herd.channel import Channel, ChannelClosed
 from herd.errors import HerdError, MachineError
+from herd.spec import MachineSpec
 from herd_qemu import guest
 from herd_qemu.kernel import CACHE, QBOOT, Kernel, prepare_kernel
 
@@ -42,6 +44,11 @@ CONSOLE_TAIL_LINES = 25
 # AVX) boots the host image about 0.5 s sooner than "max". On KVM, "max" is the host's own CPU.
 CPU_MODELS = {"kvm": "max", "tcg": "Nehalem"}
 TEARDOWN_SYNC_TIMEOUT = 10.0  # seconds a VM gets to write its journal and files out at teardown
+
+
+def vcpus(machine: MachineSpec) -> int:
+    """A VM's vCPUs: its `cpus`, a fraction rounded up (a vCPU is whole; QEMU's time is not capped)."""
+    return math.ceil(machine.cpus)
 
 
 KVM_PROBE_TIMEOUT = 10.0  # seconds; a kernel that KVM runs reaches its panic in well under one
