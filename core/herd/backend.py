@@ -35,9 +35,12 @@ class Capability(enum.StrEnum):
     HOTPLUG = "hotplug"  # connect/disconnect networks while running
     DEVICES = "devices"  # host device nodes granted to the machine
     PCI = "pci"  # PCI functions passed through
+    # The machine fields memory, cpus, pids and disk bound what the machine's processes, each
+    # command herd runs included, use together.
+    LIMITS = "limits"
     # Root in a machine is not root on the host: every process in it, each command herd runs
     # included, is confined (a user namespace, the machine's capabilities and system-call filter, or
-    # a VM), and the machine's memory, CPUs, processes and writable layer are limited.
+    # a VM), and it has limits.
     CONFINED = "confined"
 
 

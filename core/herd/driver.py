@@ -361,7 +361,7 @@ class Driver:
             hostimage.write_hosts(plan.root, control.hosts_file(machine.name))
         else:
             assert self.run_dir is not None
-            state_dir = self.run_dir.machine_dir(machine.name)
+            state_dir = self.run_dir.machine_dir(machine.name, machine.spec.disk)
             log_dir = self.output_dir / machine.name
             hosts = control.hosts_file(machine.name)
             plan = LaunchPlan(

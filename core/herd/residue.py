@@ -13,7 +13,6 @@ A live run's resources are never touched.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -24,13 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from herd import cgroups, links, network
-from herd.rundir import ID_LENGTH, LOCK_SUFFIX, lock_path, state_root, try_lock
+from herd.rundir import ID_LENGTH, LOCK_SUFFIX, lock_path, mounts, state_root, try_lock, unmount_all
 
 if TYPE_CHECKING:
     from herd.plugins import Plugins
 
 FIREWALL_COMMANDS = ("iptables", "ip6tables")
-MNT_DETACH = 2
 CLAIM_PREFIX = ".claim-"
 STALE_CLAIM_AGE = 60.0  # seconds
 
@@ -76,12 +74,6 @@ def _firewall_rules(run_id: str | None = None) -> list[tuple[str, str]]:
     return found
 
 
-def _mounts(run_id: str) -> list[str]:
-    state = str(state_root() / run_id)
-    with open("/proc/self/mountinfo") as mountinfo:
-        return [line.split()[4] for line in mountinfo if state in line]
-
-
 def leftovers(run_id: str, plugins: Plugins | None = None) -> list[str]:
     """Everything of run `run_id` that still exists on this host, one description each."""
     state = state_root() / run_id
@@ -91,7 +83,7 @@ def leftovers(run_id: str, plugins: Plugins | None = None) -> list[str]:
     if lock_path(run_id).exists():
         found.append(f"lock {lock_path(run_id)}")
     found += [f"cgroup {path}" for path in cgroups.run_cgroup(run_id).paths if path.exists()]
-    found += [f"mount {point}" for point in _mounts(run_id)]
+    found += [f"mount {point}" for point in mounts(run_id)]
     found += [f"{command} rule: {rule}" for command, rule in _firewall_rules(run_id)]
     found += [f"process {pid} ({command})" for pid, command in _processes(run_id).items()]
     if plugins is not None:
@@ -142,10 +134,7 @@ def reap(run_id: str, plugins: Plugins | None = None) -> list[str]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         removed += [f"process {pid} ({command})" for pid, command in processes.items()]
-        libc = ctypes.CDLL(None, use_errno=True)
-        for point in reversed(_mounts(run_id)):
-            if libc.umount2(point.encode(), MNT_DETACH) == 0:
-                removed.append(f"mount {point}")
+        removed += [f"mount {point}" for point in unmount_all(run_id)]
         for name in links.link_names(f"{network.LINK_PREFIX}{run_id}"):
             if links.delete_link(name):
                 removed.append(f"link {name}")

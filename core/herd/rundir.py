@@ -10,6 +10,7 @@ rules, so that they never collide with another run's.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
 import shutil
@@ -22,6 +23,8 @@ from herd.errors import HerdError
 ID_ALPHABET = string.ascii_lowercase + string.digits
 ID_LENGTH = 5
 LOCK_SUFFIX = ".lock"
+MNT_DETACH = 2  # umount2(2)
+MS_NOSUID, MS_NODEV = 2, 4  # mount(2)
 
 
 STATE_ROOT = Path("/run/herd")
@@ -96,14 +99,42 @@ class RunDir:
             os.close(self._lock)
             raise _unusable(self.path, error) from None
 
-    def machine_dir(self, name: str) -> Path:
-        return self.path / "machines" / name
+    def machine_dir(self, name: str, size_mib: int) -> Path:
+        """A new directory for the machine's state: a file system of `size_mib` MiB of its own,
+        which bounds everything the machine writes (its root's upper layers and directories), in
+        every backend that keeps its writable layer there. It lives until the run is removed, so
+        what a stopped machine wrote is there when it starts again."""
+        path = self.path / "machines" / name
+        path.mkdir(parents=True)
+        options = f"size={size_mib}m,mode=0755".encode()
+        if _libc().mount(b"herd", bytes(path), b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
+            code = ctypes.get_errno()
+            raise HerdError(f"cannot mount a file system for machine {name} at {path}: {os.strerror(code)}")
+        return path
 
     def remove(self) -> None:
-        """Delete the run's state, then its lock file, and release the lock."""
+        """Unmount and delete the run's state, then its lock file, and release the lock."""
+        unmount_all(self.id)
         shutil.rmtree(self.path, ignore_errors=True)
         lock_path(self.id).unlink(missing_ok=True)
         os.close(self._lock)
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def mounts(run_id: str) -> list[str]:
+    """Every mount point in the run's state directory, in the order they were mounted."""
+    state = str(state_root() / run_id)
+    with open("/proc/self/mountinfo") as mountinfo:
+        return [line.split()[4] for line in mountinfo if state in line]
+
+
+def unmount_all(run_id: str) -> list[str]:
+    """Detach every mount in the run's state directory, the latest first; return those detached."""
+    libc = _libc()
+    return [point for point in reversed(mounts(run_id)) if libc.umount2(point.encode(), MNT_DETACH) == 0]
 
 
 def _unusable(directory: Path, error: OSError) -> HerdError:

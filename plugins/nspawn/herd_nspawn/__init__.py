@@ -53,6 +53,7 @@ def herd_register_backends(register: Any) -> None:
                     Capability.SUID,
                     Capability.HOTPLUG,
                     Capability.DEVICES,
+                    Capability.LIMITS,
                     Capability.CONFINED,
                 }
             ),

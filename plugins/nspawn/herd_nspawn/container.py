@@ -354,7 +354,9 @@ def start(plan: LaunchPlan) -> Container:
     listener: AgentListener | None = None
     channel: Channel | None = None
     try:
-        devices.apply_policy(plan.machine.name, plan.cgroup, grants.nodes(plan.grants))
+        machine = plan.machine
+        plan.cgroup.limit(machine.memory, machine.cpus, machine.pids)
+        devices.apply_policy(machine.name, plan.cgroup, grants.nodes(plan.grants))
         gate = _Gate(plan.state_dir / "gate")
         listener = AgentListener(gate.directory / "agent", idmap.BASE)
         notify, notify_name = _notify_socket(plan)
