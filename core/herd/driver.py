@@ -373,11 +373,12 @@ class Driver:
         try:
             wait(futures)
         finally:
-            # Interrupted (Ctrl-C): boots not begun never begin, and those under way end before
-            # teardown looks for machines to stop.
+            # Interrupted (Ctrl-C, the test's timeout): boots not begun never begin, and those under
+            # way end before teardown looks for machines to stop. A future cancelled here never
+            # counts as done for `wait`, so only those that began are waited for.
             pool.shutdown(wait=False, cancel_futures=True)
             with _signals_ignored():
-                wait(futures)
+                wait([f for f in futures if not f.cancelled()])
         errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
         if self._network_setup is not None:
             self._network_setup.result()
