@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from herd.backend import Capability, ExecResult, StopMode
 from herd.errors import CapabilityError, CommandFailed, WaitTimeout
+from herd.log import printable
 
 if TYPE_CHECKING:
     from herd.driver import Driver
@@ -162,7 +163,7 @@ class Machine:
             message = f"{self.name}: command `{command}` failed (exit status {result.status})"
         else:
             message = f"{self.name}: command `{command}` unexpectedly succeeded"
-        errors = result.stderr.decode(errors="replace").strip().splitlines()
+        errors = printable(result.stderr.decode(errors="replace")).strip().splitlines()
         if errors:
             quoted = "\n".join(f"    {line}" for line in errors[-STDERR_TAIL_LINES:])
             message += f"; its standard error ends with:\n{quoted}"
@@ -522,7 +523,7 @@ class Machine:
             self, f"tar -c -C {shlex.quote(parent or '/')} {shlex.quote(name)}", DEFAULT_TIMEOUT, b""
         )
         if result.status != 0:
-            message = result.stderr.decode(errors="replace").strip()
+            message = printable(result.stderr.decode(errors="replace")).strip()
             raise CommandFailed(f"{self.name}: cannot copy {source}: {message}", result.status, "")
         destination = self._driver.output_dir / target_dir
         destination.mkdir(parents=True, exist_ok=True)
