@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from herd.driver import Driver, RunOptions
     from herd.errors import HerdError
     from herd.loader import load_tests
+    from herd.log import printable
 
     try:
         tests = load_tests(args.file)
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             outcome = driver.run()
         except HerdError as error:  # the run could not start (its teardown has run)
-            print(f"herd: {error}", file=sys.stderr)
+            print(f"herd: {printable(str(error))}", file=sys.stderr)
             return EXIT_FAILED
         if outcome.interrupted:
             return 128 + signal.Signals[outcome.interrupted].value

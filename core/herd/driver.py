@@ -35,7 +35,7 @@ from herd.backend import (
 )
 from herd.errors import ArgumentError, HerdError, MachineError, PluginError, SpecError, TestTimeout
 from herd.firewall import BridgeRules
-from herd.log import RunLog
+from herd.log import RunLog, printable
 from herd.machine import Machine
 from herd.netcontrol import NetworkControl
 from herd.plugins import PLUGINS_GROUP, Plugins
@@ -291,7 +291,8 @@ class Driver:
             result = self.execute(machine, "cat > /etc/hosts", 30.0, hosts.encode())
             if result.status != 0:
                 raise MachineError(
-                    f"machine {name}: cannot update /etc/hosts: {result.stderr.decode().strip()}"
+                    f"machine {name}: cannot update /etc/hosts: "
+                    f"{printable(result.stderr.decode(errors='replace')).strip()}"
                 )
         elif name in self._plans:
             hostimage.write_hosts(self._plans[name].root, hosts)
@@ -418,11 +419,12 @@ class Driver:
         try:
             wait(futures)
         finally:
-            # Interrupted (Ctrl-C): boots not begun never begin, and those under way end before
-            # teardown looks for machines to stop.
+            # Interrupted (Ctrl-C, the test's timeout): boots not begun never begin, and those under
+            # way end before teardown looks for machines to stop. A future cancelled here never
+            # counts as done for `wait`, so only those that began are waited for.
             pool.shutdown(wait=False, cancel_futures=True)
             with _signals_ignored():
-                wait(futures)
+                wait([f for f in futures if not f.cancelled()])
         errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
         if self._network_setup is not None:
             self._network_setup.result()
@@ -434,9 +436,8 @@ class Driver:
         if len(errors) == 1:
             raise errors[0]  # type: ignore[misc]
         if errors:
-            raise MachineError(
-                f"{len(errors)} machines failed to boot:\n" + "\n".join(f"  - {e}" for e in errors)
-            )
+            listed = "\n".join(f"  - {printable(str(error))}" for error in errors)
+            raise MachineError(f"{len(errors)} machines failed to boot:\n{listed}")
 
     def stop_machine(self, machine: Machine, mode: StopMode) -> None:
         with self._lock:

@@ -59,6 +59,11 @@ class WaitTimeout(MachineError, TimeoutError):
     """A wait or a command did not finish within its timeout."""
 
 
+class ScriptExitError(HerdError):
+    """The script raised SystemExit (`sys.exit()`) or KeyboardInterrupt itself: its test fails, and
+    the run goes on (a real Ctrl-C interrupts the run instead)."""
+
+
 class TestTimeout(HerdError):
     """The whole test ran past its global timeout."""
 

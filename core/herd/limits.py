@@ -5,12 +5,17 @@ Containers that share the host's root user share its inotify quota
 instances and keeps four: past about 25 containers, boots stall with "Failed to create inotify
 object: Too many open files" and basic.target never comes. herd counts what is in use, adds what
 the run's containers need (with a margin), and raises the limit when it falls short, saying so.
-The limit stays raised: lowering it again could stall another run on the host.
+The limit stays raised: lowering it again could stall another run on the host. For the same
+reason a run never lowers what another raised meanwhile: runs count, compare and write under one
+lock (`/run/lock/herd-inotify.lock`), and write only a limit above the one in force.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +25,7 @@ INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
 INSTANCES_PER_CONTAINER = 8  # about five while booting, four after: twice that, for headroom
 SPARE_INSTANCES = 64  # for the host's own programs
 RAISED_AT_LEAST_TO = 1024
+QUOTA_LOCK = Path("/run/lock/herd-inotify.lock")  # the host's, not a run's: outside /run/herd
 
 
 def inotify_instances_in_use() -> int:
@@ -60,8 +66,29 @@ def inotify_plan(containers: int) -> InotifyPlan | None:
     return InotifyPlan(limit, in_use, in_use + containers * INSTANCES_PER_CONTAINER + SPARE_INSTANCES)
 
 
+@contextmanager
+def _runs_locked_out() -> Iterator[None]:
+    """Hold the host's inotify lock: no other run reads or writes the quota meanwhile."""
+    QUOTA_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(QUOTA_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
 def ensure_inotify_instances(containers: int) -> str | None:
-    """Raise the inotify quota if `containers` more containers would exhaust it; say what was done."""
+    """Raise the inotify quota if `containers` more containers would exhaust it; say what was done.
+
+    Another run may count and raise it at the same time: under the lock, one run's raise is in
+    force before the other reads the limit, so neither lowers what the other needs.
+    """
+    with _runs_locked_out():
+        return _raise_if_short(containers)
+
+
+def _raise_if_short(containers: int) -> str | None:
     plan = inotify_plan(containers)
     if plan is None or not plan.short:
         return None

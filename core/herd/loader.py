@@ -24,6 +24,9 @@ def load_tests(path: Path) -> list[Test]:
         raise
     except SyntaxError as error:
         raise HerdError(f"{error.filename}:{error.lineno}: {type(error).__name__}: {error.msg}") from None
+    except SystemExit as exit_:  # herd would end with the file's status: no test would run
+        code = 0 if exit_.code is None else exit_.code
+        raise HerdError(f"{path} exited with code {code!r} (SystemExit) while herd loaded it") from None
     except Exception as error:
         raise HerdError(f"{_failing_line(error, path)}: {type(error).__name__}: {error}") from None
     tests = [value for value in namespace.values() if isinstance(value, Test)]

@@ -4,11 +4,16 @@ Every line of `log.txt` starts with the seconds since the run began; sections (a
 subtest) nest and end with their duration. The terminal gets the same events, one short line each.
 Plugins log through the standard `logging` module under the `herd` logger: those records land in the
 file, and warnings also on the terminal.
+
+Whatever a machine prints can reach both (a command's output, a console's or journal's tail in an
+error), so every line written is made `printable` first: a machine cannot move the cursor, colour a
+line, set the window's title or ring the bell on the user's terminal, nor hide text in the file.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 import time
@@ -18,6 +23,15 @@ from pathlib import Path
 from typing import TextIO
 
 OUTPUT_EXCERPT = 4096  # bytes of a command's output that the log keeps
+# Control characters but newline and tab: C0, DEL and C1 (U+0080-U+009F, which some terminals obey).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` safe to print: each control character but newline and tab is written as the text
+    `\\xNN` (ESC as `\\x1b`), so that escape sequences show instead of acting. A carriage return
+    right before a newline is dropped: it moves nothing, and consoles end their lines with it."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text.replace("\r\n", "\n"))
 
 
 def _excerpt(data: bytes) -> str:
@@ -67,12 +81,13 @@ class RunLog:
         stamp = f"[{self.elapsed():8.3f}] "
         indent = "  " * self.depth
         with self.lock:
-            for line in text.splitlines() or [""]:
+            for line in printable(text).splitlines() or [""]:
                 self.file.write(f"{stamp}{indent}{line}\n")
 
     def terminal_line(self, text: str, color: str | None = None) -> None:
         if self.terminal is None:
             return
+        text = printable(text)
         if self.color and color:
             codes = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1"}
             text = f"\x1b[{codes[color]}m{text}\x1b[0m"

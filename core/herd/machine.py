@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from herd.backend import Capability, ExecResult, StopMode
 from herd.errors import ArgumentError, CapabilityError, CommandFailed, WaitTimeout
+from herd.log import printable
 from herd.spec import timeout_problem
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ class Machine:
             message = f"{self.name}: command `{command}` failed (exit status {result.status})"
         else:
             message = f"{self.name}: command `{command}` unexpectedly succeeded"
-        errors = result.stderr.decode(errors="replace").strip().splitlines()
+        errors = printable(result.stderr.decode(errors="replace")).strip().splitlines()
         if errors:
             quoted = "\n".join(f"    {line}" for line in errors[-STDERR_TAIL_LINES:])
             message += f"; its standard error ends with:\n{quoted}"
@@ -550,7 +551,7 @@ class Machine:
         parent, name = os.path.split(source.rstrip("/"))
         result = self._run(f"tar -c -C {shlex.quote(parent or '/')} {shlex.quote(name)}", DEFAULT_TIMEOUT)
         if result.status != 0:
-            message = result.stderr.decode(errors="replace").strip()
+            message = printable(result.stderr.decode(errors="replace")).strip()
             raise CommandFailed(f"{self.name}: cannot copy {source}: {message}", result.status, "")
         destination = self._driver.output_dir / target_dir
         destination.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -233,6 +233,26 @@ def _journal_tail(directory: Path) -> str:
     return "(no journal or console output)"
 
 
+def _printable_report(longrepr: Any) -> Any:
+    """A failed herd test's report with the control characters in its tracebacks' lines and error
+    messages made visible (`herd.log.printable`): pytest prints an error's message as it is, and a
+    machine's output (a command's standard error, a console's tail) with it. Values of locals and
+    arguments are shown by their repr, which escapes them already."""
+    from herd.log import printable
+
+    if isinstance(longrepr, str):
+        return printable(longrepr)
+    chain = getattr(longrepr, "chain", None) or [
+        (getattr(longrepr, "reprtraceback", None), getattr(longrepr, "reprcrash", None), None)
+    ]
+    for traceback, crash, _ in chain:
+        for entry in getattr(traceback, "reprentries", ()):
+            entry.lines = [printable(line) for line in entry.lines]
+        if crash is not None:
+            crash.message = printable(crash.message)
+    return longrepr
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """A marked test's `timeout` bounds its body, as a script's bounds the script."""
@@ -251,13 +271,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     driver = item.stash.get(DRIVER_KEY, None)
     if call.when == "call":
         item.stash[REPORT_KEY] = report
-    if driver is None or not report.failed or call.when == "teardown":
+    if driver is None or not report.failed:
         return report
-    longrepr = report.longrepr
+    report.longrepr = longrepr = _printable_report(report.longrepr)
+    if call.when == "teardown":
+        return report
     if hasattr(longrepr, "addsection"):
+        from herd.log import printable
+
         for machine in driver.machines:
             directory = driver.output_dir / machine.name
-            longrepr.addsection(f"herd: the end of {machine.name}'s journal", _journal_tail(directory))
+            tail = printable(_journal_tail(directory))
+            longrepr.addsection(f"herd: the end of {machine.name}'s journal", tail)
         longrepr.addsection("herd: logs", f"log, consoles and journals of this test: {driver.output_dir}")
     return report
 

@@ -4,6 +4,11 @@ A script given as a string is compiled under the name of the file that declared 
 the line where the string starts there, when the string appears in that file as it is (the usual
 triple-quoted script). Otherwise it is compiled under a name of its own whose lines the traceback
 module can still show.
+
+A script that raises SystemExit (`sys.exit()`, even `sys.exit(0)`) or KeyboardInterrupt ends early,
+so its test fails with `ScriptExitError`, which names the exit code and the line; nothing in herd
+sees either, so the run tears down and a file's other tests still run. A real Ctrl-C never reaches
+the script as KeyboardInterrupt: the driver turns SIGINT into its own `Interrupted`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType, TracebackType
 from typing import TYPE_CHECKING, Any
+
+from herd.errors import ScriptExitError
 
 if TYPE_CHECKING:
     import traceback
@@ -46,7 +53,36 @@ def compile_script(script: str, test_name: str, source: ScriptSource) -> CodeTyp
 def run_script(
     script: str | Callable[..., Any], namespace: dict[str, Any], test_name: str, source: ScriptSource
 ) -> None:
-    """Run a string script with `namespace` as its globals, or call a function with its parameters."""
+    """Run a string script with `namespace` as its globals, or call a function with its parameters.
+
+    Raises `ScriptExitError` when the script raises SystemExit or KeyboardInterrupt.
+    """
+    try:
+        _run(script, namespace, test_name, source)
+    except (SystemExit, KeyboardInterrupt) as error:
+        reason = exit_reason(error, test_name, source)
+        raise ScriptExitError(reason).with_traceback(error.__traceback__) from error
+
+
+def exit_reason(error: SystemExit | KeyboardInterrupt, test_name: str, source: ScriptSource) -> str:
+    """Why a test whose script raised `error` failed, naming the exit code and the line."""
+    frame = script_frames(error, source)[-1]
+    where = f"{frame.filename}:{frame.lineno}"
+    if isinstance(error, KeyboardInterrupt):
+        return (
+            f"test {test_name!r}: the script raised KeyboardInterrupt at {where}; it fails the test "
+            f"(a Ctrl-C interrupts the whole run instead)"
+        )
+    code = 0 if error.code is None else error.code  # as the interpreter would exit
+    return (
+        f"test {test_name!r}: the script exited with code {code!r} (SystemExit) at {where}; "
+        f"a script passes by returning, so the test fails"
+    )
+
+
+def _run(
+    script: str | Callable[..., Any], namespace: dict[str, Any], test_name: str, source: ScriptSource
+) -> None:
     if isinstance(script, str):
         exec(compile_script(script, test_name, source), namespace)
         return

@@ -3,9 +3,14 @@ pseudo-devices every container has and the granted nodes with the access granted
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import stat
 import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,3 +69,40 @@ def test_the_program_matches_rules_in_order() -> None:
     code = devices.program([devices.Rule("c", 1, None, "rw"), devices.Rule("b", None, None, "rwm")])
     prologue, rule_with_access, rule_any, epilogue = 6, 3 + 2 + 2, 1 + 2, 2
     assert len(code) == 8 * (prologue + rule_with_access + rule_any + epilogue)
+
+
+@contextlib.contextmanager
+def signals_to_this_thread(every: float) -> Iterator[None]:
+    """SIGUSR1 to the calling thread every `every` seconds: each one that arrives while the kernel
+    verifies a program makes it give up with EAGAIN, as signals do to a herd that boots under load."""
+    target = threading.get_ident()
+    stop = threading.Event()
+
+    def send() -> None:
+        while not stop.wait(every):
+            signal.pthread_kill(target, signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, lambda _number, _frame: None)
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(every / 10)  # the sender gets the GIL on time, not after 5 ms
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sender.join()
+        sys.setswitchinterval(switch_interval)
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_a_policy_is_set_while_signals_interrupt_the_verifier(cgroup: Cgroup) -> None:
+    deadline = time.monotonic() + 1.5
+    count = 0
+    with signals_to_this_thread(0.002):
+        while time.monotonic() < deadline:
+            child = Cgroup(f"{cgroup.relative}/{count}")  # removed with the fixture's cgroup
+            child.create()
+            devices.apply_policy("m", child, [])
+            count += 1
+    assert count > 100

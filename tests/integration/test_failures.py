@@ -143,3 +143,31 @@ def test_the_global_timeout_stops_the_run(run_test: Callable) -> None:  # type: 
     outcome = run_test(Test(name="slow", machines={"a": {}}, script="a.succeed('sleep 60')", timeout=2))
     assert isinstance(outcome.error, TestTimeout) and "timeout of 2 s" in str(outcome.error)
     assert time.monotonic() - started < 15
+
+
+def test_an_exit_or_keyboard_interrupt_in_a_script_fails_that_test_only(
+    herd_cli: Callable, tmp_path: Path
+) -> None:  # type: ignore[type-arg]
+    test_file = write(
+        tmp_path / "exits.py",
+        """
+        import herd
+
+        exit_0 = herd.Test(name="exit-0", machines={"a": {}}, script="import sys\\nsys.exit(0)")
+        exit_3 = herd.Test(name="exit-3", machines={"a": {}}, script="import sys\\nsys.exit(3)")
+        interrupt = herd.Test(name="interrupt", machines={"a": {}}, script="raise KeyboardInterrupt")
+        after = herd.Test(name="after", machines={"a": {}}, script="a.succeed('true')")
+        """,
+    )
+    result = herd_cli("run", str(test_file), "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 1
+    ends = [line.split(" in ")[0] for line in result.stderr.splitlines() if line.startswith(("PASS", "FAIL"))]
+    assert ends == ["FAIL exit-0", "FAIL exit-3", "FAIL interrupt", "PASS after"]
+    for reason in (
+        "error: test 'exit-0': the script exited with code 0 (SystemExit) at <herd script of exit-0>:2",
+        "error: test 'exit-3': the script exited with code 3 (SystemExit) at <herd script of exit-3>:2",
+        f"error: test 'interrupt': the script raised KeyboardInterrupt at {test_file}:6",  # found there
+    ):
+        assert reason in result.stderr
+    for run_id in re.findall(r"· run ([a-z0-9]{5})", result.stderr):
+        assert_nothing_left(run_id)

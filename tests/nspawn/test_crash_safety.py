@@ -205,3 +205,37 @@ def test_a_killed_run_and_nspawn_are_both_cleaned(tmp_path: Path, before: dict[s
     subprocess.run([HERD, "clean"], capture_output=True, check=True)
     assert_nothing_left(victim.run_id)
     assert_as_before(before)
+
+
+EXITING = """
+import herd, os
+
+def script(alpha, start_all):
+    start_all()
+    os._exit(0)
+
+test = herd.Test(name="exiting", machines={"alpha": {}}, script=script)
+"""
+
+
+def test_herd_clean_removes_what_a_script_ending_herd_with_os_exit_left(
+    tmp_path: Path, before: dict[str, object]
+) -> None:
+    test_file = tmp_path / "exiting.py"
+    test_file.write_text(EXITING)
+    result = subprocess.run(
+        [HERD, "run", str(test_file), "--backend", "nspawn", "-o", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0  # os._exit ends herd's process as it asks, teardown and all
+    run_id = re.search(r"run ([a-z0-9]{5})", result.stderr).group(1)  # type: ignore[union-attr]
+    assert "PASS" not in result.stderr and "FAIL" not in result.stderr
+    assert leftovers(run_id) and not is_live(run_id)
+    cleaned = subprocess.run([HERD, "clean"], capture_output=True, text=True, check=True)
+    assert f"run {run_id}: removed" in cleaned.stdout
+    assert_nothing_left(run_id)
+    assert_as_before(before)

@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM end a run cleanly and quickly; a halt that stalls is escalated."""
+"""Ctrl-C, SIGTERM and the test's timeout end a run cleanly and quickly, even while machines wait
+for a boot slot; a halt that stalls is escalated."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from herd import Test
+from herd import Test, TestTimeout
+from herd.cgroups import machine_cgroup
+from herd.driver import BOOT_CONCURRENCY
 from tests.conftest import ROOT, assert_nothing_left
 
 HERD = str(Path(sys.executable).with_name("herd"))
@@ -74,3 +77,51 @@ def test_a_halt_that_stalls_is_escalated(tmp_path: Path) -> None:
     log = (tmp_path / "out" / "log.txt").read_text()
     assert "m: did not power off within 1 s: terminated" in log
     assert_nothing_left(outcome.run_id)
+
+
+MORE_MACHINES_THAN_BOOT_SLOTS = BOOT_CONCURRENCY + 2
+
+
+def test_the_timeout_during_a_boot_with_machines_waiting_for_a_slot_ends_the_run(tmp_path: Path) -> None:
+    machines: dict[str, dict[str, object]] = {f"m{i}": {} for i in range(MORE_MACHINES_THAN_BOOT_SLOTS)}
+    test = Test(name="t", machines=machines, script="start_all()", timeout=0.3)
+    started = time.monotonic()
+    outcome = test.run(backend="nspawn", output_dir=tmp_path / "out", terminal=None)
+    assert time.monotonic() - started < 15
+    assert isinstance(outcome.error, TestTimeout) and "timeout of 0.3 s" in str(outcome.error)
+    assert_nothing_left(outcome.run_id)
+
+
+BOOTING = f"""
+import herd
+
+test = herd.Test(
+    name="booting",
+    machines={{f"m{{i}}": {{}} for i in range({MORE_MACHINES_THAN_BOOT_SLOTS})}},
+    script="start_all()",
+)
+"""
+
+
+def test_sigint_during_a_boot_with_machines_waiting_for_a_slot_ends_the_run(tmp_path: Path) -> None:
+    test_file = tmp_path / "booting.py"
+    test_file.write_text(BOOTING)
+    process = subprocess.Popen(
+        [HERD, "run", str(test_file), "--backend", "nspawn", "-o", str(tmp_path / "out")],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert process.stderr is not None
+    run_id = re.search(r"run ([a-z0-9]{5})", process.stderr.readline()).group(1)  # type: ignore[union-attr]
+    deadline = time.monotonic() + 30
+    while not any(cgroup.exists() for cgroup in machine_cgroup(run_id, "m0").paths):  # m0 is booting
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.005)
+    signalled = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert time.monotonic() - signalled < 10
+    assert process.returncode == 130
+    assert "INTERRUPTED booting by SIGINT" in stderr.splitlines()[-1]
+    assert_nothing_left(run_id)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import subprocess
+import threading
 from pathlib import Path
 
 from herd import Test
-from herd.limits import INOTIFY_INSTANCES
+from herd.limits import INOTIFY_INSTANCES, QUOTA_LOCK, ensure_inotify_instances
 from tests.conftest import ROOT, assert_nothing_left
 
 
@@ -29,3 +32,17 @@ def test_a_short_soak_leaves_nothing(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "30 runs: 0 failed, 0 leaked, 0 stray runs" in result.stdout
+
+
+def test_runs_count_and_raise_the_inotify_quota_one_at_a_time() -> None:
+    """A run that read the limit while another raised it could write back a lower one: each run
+    counts, compares and writes while it holds the host's quota lock."""
+    descriptor = os.open(QUOTA_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)  # another run, counting
+    checking = threading.Thread(target=ensure_inotify_instances, args=(1,))
+    checking.start()
+    checking.join(0.3)
+    assert checking.is_alive(), "the quota was read while another run held the lock"
+    os.close(descriptor)
+    checking.join(10)
+    assert not checking.is_alive()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from herd.errors import HerdError, ScriptExitError
+from herd.loader import load_tests
 from herd.script import ScriptSource, compile_script, run_script, script_frames
 
 SCRIPT = """
@@ -55,3 +59,37 @@ def test_frames_match_a_file_named_by_a_relative_path(tmp_path, monkeypatch) -> 
         run_script(namespace["script"], {}, "t", source)  # type: ignore[arg-type]
     [frame] = [f for f in script_frames(caught.value, source) if f.name == "script"]
     assert frame.lineno == 2
+
+
+@pytest.mark.parametrize(
+    ("script", "code"),
+    [
+        ("import sys\nsys.exit(3)\n", "3"),
+        ("import sys\nsys.exit()\n", "0"),
+        ("raise SystemExit('bye')\n", "'bye'"),
+    ],
+)
+def test_an_exit_from_a_script_fails_its_test_naming_the_code_and_line(script: str, code: str) -> None:
+    with pytest.raises(ScriptExitError) as caught:
+        run_script(script, {}, "t", ScriptSource(None, None))
+    assert str(caught.value) == (
+        f"test 't': the script exited with code {code} (SystemExit) at <herd script of t>:"
+        f"{script.count(chr(10))}; a script passes by returning, so the test fails"
+    )
+
+
+def test_a_keyboard_interrupt_raised_by_a_function_script_fails_its_test() -> None:
+    def script() -> None:
+        raise KeyboardInterrupt
+
+    source = ScriptSource(__file__, None)
+    with pytest.raises(ScriptExitError, match=r"raised KeyboardInterrupt at .*test_script\.py:") as caught:
+        run_script(script, {}, "t", source)
+    assert script_frames(caught.value, source)[-1].line == "raise KeyboardInterrupt"
+
+
+def test_a_test_file_that_exits_while_loading_is_an_invalid_file(tmp_path: Path) -> None:
+    path = tmp_path / "exits.py"
+    path.write_text("import sys\nsys.exit(5)\n")
+    with pytest.raises(HerdError, match=r"exits.py exited with code 5 \(SystemExit\) while herd loaded it"):
+        load_tests(path)

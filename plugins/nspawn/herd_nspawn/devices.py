@@ -38,6 +38,10 @@ SYSCALL_NUMBERS = {"x86_64": 321, "aarch64": 280}  # __NR_bpf; both little-endia
 DEVICE_TYPES = {"b": 1, "c": 2}  # BPF_DEVCG_DEV_BLOCK, BPF_DEVCG_DEV_CHAR
 ACCESS_BITS = {"m": 1, "r": 2, "w": 4}  # BPF_DEVCG_ACC_MKNOD, _READ, _WRITE
 VERIFIER_LOG_SIZE = 1 << 16
+# The verifier gives up with EAGAIN when a signal arrives while it runs (the kernel asks to be
+# called again): under load, with herd's threads busy, that happens. libbpf tries 5 times; a
+# signal every 2 ms fails about one load in seven, so 10 tries make a failure all but impossible.
+BPF_ATTEMPTS = 10
 
 log = logging.getLogger("herd.nspawn")
 
@@ -130,6 +134,17 @@ def program(rules: Iterable[Rule]) -> bytes:
 
 
 def _bpf(command: int, attributes: bytes) -> int:
+    """bpf(2), called again while the kernel answers EAGAIN, at most `BPF_ATTEMPTS` times."""
+    for _ in range(BPF_ATTEMPTS - 1):
+        try:
+            return _bpf_once(command, attributes)
+        except OSError as error:
+            if error.errno != errno.EAGAIN:
+                raise
+    return _bpf_once(command, attributes)
+
+
+def _bpf_once(command: int, attributes: bytes) -> int:
     number = SYSCALL_NUMBERS.get(platform.machine())
     if number is None:
         raise OSError(0, f"herd does not know the bpf() system call on {platform.machine()}")

@@ -1,0 +1,49 @@
+"""The run's log: what a machine prints is shown, never obeyed, on the terminal and in log.txt."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from herd.log import RunLog, printable
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("\x1b[32mPASS", "\\x1b[32mPASS"),  # ESC: colours, cursor moves
+        ("\x1b]0;title\x07", "\\x1b]0;title\\x07"),  # OSC: the window's title; BEL
+        ("FAIL\rPASS", "FAIL\\x0dPASS"),  # a lone carriage return would overwrite the line
+        ("abc\x08\x08\x08", "abc\\x08\\x08\\x08"),  # backspaces
+        ("\x9b31m", "\\x9b31m"),  # C1: CSI in one character
+        ("\x85\x9f\x80", "\\x85\\x9f\\x80"),
+        ("\x00\x01\x0b\x0c\x1f\x7f", "\\x00\\x01\\x0b\\x0c\\x1f\\x7f"),
+    ],
+)
+def test_control_characters_are_written_as_their_code(raw: str, shown: str) -> None:
+    assert printable(raw) == shown
+
+
+def test_newlines_tabs_and_text_stay_as_they_are() -> None:
+    text = "line 1\n\tindented · ünïcode → ok \\x1b stays text\n"
+    assert printable(text) == text
+
+
+def test_a_carriage_return_ending_a_line_is_dropped() -> None:
+    assert printable("console line\r\nnext\r\n") == "console line\nnext\n"
+
+
+def test_the_log_file_and_the_terminal_get_machine_output_neutralised(tmp_path: Path) -> None:
+    terminal = io.StringIO()
+    log = RunLog(tmp_path / "log.txt", terminal, verbose=True)
+    output = b"\x1b[32mPASS\x1b]0;title\x07\r\n"
+    csi = "\x9b2J".encode()  # C1's CSI, as UTF-8
+    log.command("m", "printf ...", status=0, seconds=0.01, stdout=output, stderr=csi)
+    log.info("\x1b[2Jcleared?", machine="m")
+    log.close()
+    written = (tmp_path / "log.txt").read_text() + terminal.getvalue()
+    assert not any(character in written for character in "\x1b\x07\r\x9b")
+    assert "\\x1b[32mPASS\\x1b]0;title\\x07" in written and "\\x9b2J" in written
+    assert "m            \\x1b[2Jcleared?" in terminal.getvalue()
