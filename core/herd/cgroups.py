@@ -28,22 +28,45 @@ MIB = 1 << 20
 CPU_PERIOD = 100_000  # microseconds: the period a CPU quota is counted in
 
 
-@cache
-def hierarchies() -> tuple[Path, ...]:
-    """Mount points of the unified (v2) hierarchy, of systemd's named v1 hierarchy and of the v1
-    hierarchies of the limiting controllers, where mounted."""
+def _cgroup_mounts() -> list[tuple[str, set[str], Path]]:
+    """(file system type, mount options, mount point) of every cgroup file system mounted."""
     found = []
     with open("/proc/self/mountinfo") as mountinfo:
         for line in mountinfo:
             fields = line.split()
             separator = fields.index("-")
-            fstype, options = fields[separator + 1], fields[separator + 3].split(",")
-            mount_point = Path(fields[4])
-            if fstype == "cgroup2" or (
-                fstype == "cgroup" and ("name=systemd" in options or set(options) & set(LIMITING))
-            ):
-                found.append(mount_point)
-    return tuple(found)
+            fstype = fields[separator + 1]
+            if fstype in ("cgroup", "cgroup2"):
+                found.append((fstype, set(fields[separator + 3].split(",")), Path(fields[4])))
+    return found
+
+
+@cache
+def hierarchies() -> tuple[Path, ...]:
+    """Mount points of the unified (v2) hierarchy and of systemd's named v1 hierarchy, if mounted:
+    where every machine's cgroup is made."""
+    return tuple(
+        point
+        for fstype, options, point in _cgroup_mounts()
+        if fstype == "cgroup2" or "name=systemd" in options
+    )
+
+
+@cache
+def limiting_hierarchies() -> tuple[Path, ...]:
+    """Mount points of the v1 hierarchies of the limiting controllers: where a machine's cgroup is
+    made only when its limits are set there (`Cgroup.limit`)."""
+    return tuple(
+        point for fstype, options, point in _cgroup_mounts() if fstype == "cgroup" and options & set(LIMITING)
+    )
+
+
+@cache
+def v1_limiting_controllers() -> frozenset[str]:
+    """The limiting controllers that have a v1 hierarchy of their own on this host."""
+    return frozenset(
+        c for fstype, options, _ in _cgroup_mounts() if fstype == "cgroup" for c in options & set(LIMITING)
+    )
 
 
 def _write(path: Path, value: str) -> None:
@@ -62,11 +85,11 @@ class Cgroup:
 
     def __init__(self, relative: str) -> None:
         self.relative = relative
-        self.paths = tuple(root / relative for root in hierarchies())
+        self.paths = tuple(root / relative for root in (*hierarchies(), *limiting_hierarchies()))
 
     def create(self) -> None:
-        for path in self.paths:
-            path.mkdir(parents=True, exist_ok=True)
+        for root in hierarchies():
+            (root / self.relative).mkdir(parents=True, exist_ok=True)
 
     def limit(self, memory_mib: int, cpus: float, pids: int) -> None:
         """Bound what every process in this cgroup and below it may use together: memory (swap
@@ -87,7 +110,9 @@ class Cgroup:
             "cpu": [("cpu.cfs_period_us", str(CPU_PERIOD)), ("cpu.cfs_quota_us", str(quota))],
         }
         applied = set()
-        for root, path in zip(hierarchies(), self.paths, strict=True):
+        for root in limiting_hierarchies():
+            (root / self.relative).mkdir(parents=True, exist_ok=True)
+        for root, path in zip((*hierarchies(), *limiting_hierarchies()), self.paths, strict=True):
             if (path / "cgroup.controllers").exists():
                 enabled = _enable_down_to(root, self.relative)
                 chosen = {c: settings[c] for c in enabled if c not in applied}
@@ -112,8 +137,9 @@ class Cgroup:
 
     @property
     def procs_files(self) -> tuple[str, ...]:
-        """The `cgroup.procs` files a process writes its PID to, to join this cgroup."""
-        return tuple(str(path / "cgroup.procs") for path in self.paths)
+        """The `cgroup.procs` files a process writes its PID to, to join this cgroup (in the
+        hierarchies where it exists)."""
+        return tuple(str(path / "cgroup.procs") for path in self.paths if path.is_dir())
 
     def pids(self) -> set[int]:
         """Every process in this cgroup and below it."""

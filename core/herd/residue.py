@@ -102,7 +102,7 @@ def known_runs() -> set[str]:
     entries = os.listdir(root) if root.is_dir() else []
     ids = {e.removesuffix(LOCK_SUFFIX) for e in entries if not e.startswith(".")}
     ids |= _ids_in(links.link_names(network.LINK_PREFIX), network.LINK_PREFIX)
-    for hierarchy in cgroups.hierarchies():
+    for hierarchy in (*cgroups.hierarchies(), *cgroups.limiting_hierarchies()):
         herd_root = hierarchy / cgroups.ROOT_NAME
         if herd_root.is_dir():
             ids |= {entry.name for entry in os.scandir(herd_root) if entry.is_dir()}

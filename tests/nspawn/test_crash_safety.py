@@ -51,7 +51,7 @@ def host_state() -> dict[str, object]:
 
     herd_cgroups = sorted(
         entry.name
-        for hierarchy in cgroups.hierarchies()
+        for hierarchy in (*cgroups.hierarchies(), *cgroups.limiting_hierarchies())
         if (hierarchy / cgroups.ROOT_NAME).is_dir()
         for entry in os.scandir(hierarchy / cgroups.ROOT_NAME)
         if entry.is_dir() and not foreign(entry.name)

@@ -47,6 +47,7 @@ def herd_register_backends(register: Any) -> None:
             kind=Kind.CONTAINER,
             capabilities=frozenset(
                 {Capability.SYSTEMD, Capability.SUID, Capability.HOTPLUG, Capability.DEVICES}
+                | ({Capability.LIMITS} if container.limits_hold() else set())
             ),
             description="Docker containers booting systemd, on herd's bridges (a local engine)",
             host_checks=host_checks,

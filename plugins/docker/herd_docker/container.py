@@ -30,7 +30,7 @@ from typing import Any
 
 from herd import hostimage, links
 from herd.backend import Attachment, ExecResult, LaunchPlan, MachineHandle, StopMode
-from herd.cgroups import Cgroup
+from herd.cgroups import LIMITING, Cgroup, v1_limiting_controllers
 from herd.channel import Channel, ChannelClosed, spawn_agent
 from herd.errors import HerdError, MachineError
 from herd_docker import engine, image, rootfs
@@ -332,6 +332,13 @@ def _pidfd(plan: LaunchPlan, pid: int, console: Path) -> int:
         f"machine {plan.machine.name} did not boot: its container exited at once; the end of its "
         f"console ({console}):\n{tail(console)}"
     )
+
+
+def limits_hold() -> bool:
+    """Whether a machine's memory, cpus and pids hold here: Docker applies them in the v1
+    hierarchies of their controllers, where herd leaves its containers; on a host with the unified
+    hierarchy alone herd moves the container's processes out of Docker's cgroup."""
+    return v1_limiting_controllers() == frozenset(LIMITING)
 
 
 def _docker_cgroups_of(pid: int) -> tuple[str, ...]:
