@@ -58,3 +58,38 @@ def test_machines_run_the_host_os_with_their_own_identity(run_test: Callable, ba
     finally:
         marker.unlink()
     assert outcome.passed, outcome.error
+
+
+HARDENED_UNIT = """[Service]
+DynamicUser=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+NoNewPrivileges=yes
+StateDirectory=hardened
+ExecStart=/usr/bin/python3 -m http.server 8080 --directory /var/lib/hardened
+"""
+
+
+def test_hardened_units_and_mounts_work_in_a_machine(
+    run_test: Callable,  # type: ignore[type-arg]
+    require: Callable[[Capability], None],
+) -> None:
+    """What services and tests ask of a machine still works where machines are confined: a unit
+    with systemd's sandboxing (a dynamic user, a read-only system, private /tmp and devices),
+    mounts and namespaces of the machine's own."""
+    require(Capability.SYSTEMD)
+
+    def script(m, start_all) -> None:  # type: ignore[no-untyped-def]
+        start_all()
+        m.wait_for_unit("hardened.service")
+        m.wait_for_open_port(8080)
+        assert m.succeed("ps -o user= -p $(systemctl show -p MainPID --value hardened)") == "hardened\n"
+        m.succeed("mkdir -p /mnt/t && mount -t tmpfs tmpfs /mnt/t && touch /mnt/t/x && umount /mnt/t")
+        m.succeed("unshare --mount --pid --fork true")
+
+    outcome = run_test(
+        Test(name="hardened", machines={"m": {"units": {"hardened.service": HARDENED_UNIT}}}, script=script)
+    )
+    assert outcome.passed, outcome.error
