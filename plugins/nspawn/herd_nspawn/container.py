@@ -352,7 +352,7 @@ def start(plan: LaunchPlan) -> Container:
     netns = -1
     gate: _Gate | None = None
     listener: AgentListener | None = None
-    channel: Channel | None = None
+    boot: _Boot | None = None
     try:
         machine = plan.machine
         plan.cgroup.limit(machine.memory, machine.cpus, machine.pids)
@@ -371,18 +371,17 @@ def start(plan: LaunchPlan) -> Container:
                     links.plug_veth(netns, attachment)
                 gate.open()
                 boot.wait(lambda: boot.ready and boot.channel is not None)
-                channel = boot.channel
-                assert channel is not None
+                assert boot.channel is not None
                 if environment:
-                    channel.set_environment(environment)
+                    boot.channel.set_environment(environment)
             except BaseException:
                 process.kill()  # the cgroup wrapper, if it has not joined the cgroup yet
                 plan.cgroup.kill()
                 process.wait()
                 raise
     except BaseException:
-        if channel is not None:
-            channel.close()
+        if boot is not None and boot.channel is not None:
+            boot.channel.close()
         if netns >= 0:
             os.close(netns)
         plan.cgroup.kill()
@@ -393,13 +392,14 @@ def start(plan: LaunchPlan) -> Container:
             gate.close()
         if listener is not None:
             listener.close()
+    assert boot is not None and boot.leader is not None and boot.channel is not None
     return Container(
         backend=plan.backend,
         name=plan.machine.name,
         access=f"nsenter --target {boot.leader} --all /bin/sh -l",
         plan=plan,
         process=process,
-        channel=channel,
+        channel=boot.channel,
         netns=netns,
         leader=boot.leader,
         attachments=list(plan.attachments),
