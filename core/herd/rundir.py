@@ -24,7 +24,7 @@ ID_ALPHABET = string.ascii_lowercase + string.digits
 ID_LENGTH = 5
 LOCK_SUFFIX = ".lock"
 MNT_DETACH = 2  # umount2(2)
-MS_NOSUID, MS_NODEV = 2, 4  # mount(2)
+MS_NOSUID = 2  # mount(2)
 
 
 STATE_ROOT = Path("/run/herd")
@@ -103,11 +103,13 @@ class RunDir:
         """A new directory for the machine's state: a file system of `size_mib` MiB of its own,
         which bounds everything the machine writes (its root's upper layers and directories), in
         every backend that keeps its writable layer there. It lives until the run is removed, so
-        what a stopped machine wrote is there when it starts again."""
+        what a stopped machine wrote is there when it starts again. Device nodes there work (a
+        backend may keep twins of granted nodes there); which ones a machine may open is its
+        device policy's to say."""
         path = self.path / "machines" / name
         path.mkdir(parents=True)
         options = f"size={size_mib}m,mode=0755".encode()
-        if _libc().mount(b"herd", bytes(path), b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
+        if _libc().mount(b"herd", bytes(path), b"tmpfs", MS_NOSUID, options) != 0:
             code = ctypes.get_errno()
             raise HerdError(f"cannot mount a file system for machine {name} at {path}: {os.strerror(code)}")
         return path

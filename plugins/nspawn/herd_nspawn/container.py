@@ -104,7 +104,7 @@ def nspawn_argv(plan: LaunchPlan, gate: Path) -> list[str]:
     argv += [f"--bind-ro={host}:{guest}:idmap" for host, guest in root.read_only_binds]
     argv += [f"--overlay={o.lower}:{o.upper}:{o.target}" for o in root.overlays]
     argv += [f"--bind={host}:{guest}" for host, guest in root.binds]
-    argv += grants.bind_arguments(plan.grants)
+    argv += grants.bind_arguments(plan.grants, plan.state_dir / "devices", idmap.BASE)
     argv.append(f"--bind-ro={gate}:{GATE_DIRECTORY}")
     argv += list(plan.machine.options.get("extra_args", []))
     argv.append("--boot")
