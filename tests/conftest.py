@@ -9,6 +9,7 @@ that runs machines checks afterwards that the run left nothing behind.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -35,6 +36,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(item.path).relative_to(ROOT / "tests").parts[0] in NEEDS_ROOT:
             item.add_marker(skip)
+
+
+def start_herd_run(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """Start `herd run ARGS` in the background; return it and its run id, read from its first line."""
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("herd")), "run", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert process.stderr is not None
+    first_line = process.stderr.readline()
+    found = re.search(r"run ([a-z0-9]{5})", first_line)
+    assert found is not None, f"herd run said: {first_line}"
+    return process, found.group(1)
 
 
 def assert_nothing_left(run_id: str) -> None:

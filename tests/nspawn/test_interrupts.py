@@ -16,7 +16,7 @@ import pytest
 from herd import Test, TestTimeout
 from herd.cgroups import machine_cgroup
 from herd.driver import BOOT_CONCURRENCY
-from tests.conftest import ROOT, assert_nothing_left
+from tests.conftest import ROOT, assert_nothing_left, start_herd_run
 
 HERD = str(Path(sys.executable).with_name("herd"))
 WAITING = """
@@ -106,14 +106,7 @@ test = herd.Test(
 def test_sigint_during_a_boot_with_machines_waiting_for_a_slot_ends_the_run(tmp_path: Path) -> None:
     test_file = tmp_path / "booting.py"
     test_file.write_text(BOOTING)
-    process = subprocess.Popen(
-        [HERD, "run", str(test_file), "--backend", "nspawn", "-o", str(tmp_path / "out")],
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    assert process.stderr is not None
-    run_id = re.search(r"run ([a-z0-9]{5})", process.stderr.readline()).group(1)  # type: ignore[union-attr]
+    process, run_id = start_herd_run(str(test_file), "--backend", "nspawn", "-o", str(tmp_path / "out"))
     deadline = time.monotonic() + 30
     while not any(cgroup.exists() for cgroup in machine_cgroup(run_id, "m0").paths):  # m0 is booting
         assert time.monotonic() < deadline and process.poll() is None

@@ -25,7 +25,7 @@ from herd.cgroups import machine_cgroup
 from herd.residue import known_runs, leftovers
 from herd.rundir import new_id, state_root
 from herd.spec import parse_test
-from tests.conftest import ROOT, assert_nothing_left
+from tests.conftest import assert_nothing_left, start_herd_run
 
 if os.geteuid() != 0:
     pytest.skip("boots real VMs: needs root", allow_module_level=True)
@@ -150,14 +150,7 @@ def victim(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     ready, go = tmp_path / "ready", tmp_path / "go"
     test_file = tmp_path / "victim.py"
     test_file.write_text(textwrap.dedent(VICTIM.format(ready=str(ready), go=str(go))))
-    process = subprocess.Popen(
-        [HERD, "run", str(test_file), "-o", str(tmp_path / "out")],
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    assert process.stderr is not None
-    run_id = re.search(r"run ([a-z0-9]{5})", process.stderr.readline()).group(1)  # type: ignore[union-attr]
+    process, run_id = start_herd_run(str(test_file), "-o", str(tmp_path / "out"))
     deadline = time.monotonic() + 180
     while not ready.exists():
         assert time.monotonic() < deadline, "the VM did not boot"
