@@ -12,23 +12,24 @@ Many commands may run at once; each answers when its shell exits, with whatever 
 stderr held, even when a background process keeps them open. At its timeout a command's whole
 process group is killed.
 
-A request without a command, `{"id": 1, "environment": {...}}`, adds the variables to the
-environment of the commands the agent runs from then on; with `"enter": PID, "cgroup_procs": [...]`
-it first makes the agent join those cgroups and every namespace of process PID (a container's init).
-It answers `{"id": 1, "entered": true}`.
+A first request `{"id": 1, "enter": PID, "cgroup_procs": [...], "environment": {...},
+"filters": [...]}` makes the agent join those cgroups and every namespace of process PID (a
+container's init), take on its capability bounding set and install the seccomp filters (each a
+classic BPF program, base64, in the order to install them: the init's own, see `herd.seccomp`), and
+adds the variables to the environment of the commands it runs; it answers
+`{"id": 1, "entered": true}`. So every command carries what confines the machine's own processes.
+A backend starts the agent early, while the machine boots, and sends this once the machine is
+ready.
 
-An agent runs in one of three ways. In a confined container the machine's own init starts it as a
-unit (`agent.py --connect SOCKET`), so that it and every command it runs carry whatever confines the
-machine's processes: user namespace, capabilities, system-call filter, cgroup. In a VM the guest's
-init starts it on a virtio-serial port (`--port NAME`). Otherwise it is forked on the host by one
-spawner process per herd process (`spawn_agents`), each on a socket the host sends it, and a backend
-moves it into the machine with an `enter` request once the machine is ready. The spawner is
-executed as a script with `python -I -S`: it imports only the standard library, and everything an
-agent needs is imported before it enters the machine, whose file system may hold no Python at all.
+Agents are forked by one spawner process per herd process (`spawn_agents`), each on a socket the
+host sends it. The spawner is executed as a script with `python -I -S`: it imports only the
+standard library, and everything an agent needs is imported before it enters the machine, whose
+file system may hold no Python at all.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import json
@@ -44,6 +45,8 @@ import time
 HEADER = struct.Struct("!II")
 NAMESPACES = ("user", "cgroup", "ipc", "uts", "net", "pid", "mnt")
 PR_CAPBSET_DROP = 24  # prctl(2)
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 ENVIRONMENT = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": "/root",
@@ -86,19 +89,33 @@ def _capability_bound(pid: int) -> int:
     raise OSError(f"process {pid} shows no capability bounding set")
 
 
-def enter(pid: int, cgroup_procs: list[str]) -> None:
-    """Join the cgroup and every namespace of process `pid` (which must differ from ours), and take
-    on its capability bounding set: commands get no capability the machine's own processes lack."""
+class _SockFprog(ctypes.Structure):
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_char_p))
+
+
+def install_filters(libc: ctypes.CDLL, filters: list[bytes]) -> None:
+    """Install seccomp filters (classic BPF programs, 8 bytes an instruction), the first first.
+
+    Without no_new_privs, which would disable the machine's SUID binaries: the caller must hold
+    CAP_SYS_ADMIN in its user namespace, as an agent that just joined the machine's does."""
+    for program in filters:
+        fprog = _SockFprog(len(program) // 8, program)
+        if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"cannot install the machine's system-call filter: {os.strerror(code)}")
+
+
+def enter(pid: int, cgroup_procs: list[str], filters: list[bytes]) -> None:
+    """Join the cgroup and every namespace of process `pid` (which must differ from ours), take on
+    its capability bounding set and install its system-call filters: commands get no capability
+    and no system call the machine's own processes lack."""
     for path in cgroup_procs:
         with open(path, "w") as handle:
             handle.write(str(os.getpid()))
     libc = ctypes.CDLL(None, use_errno=True)
     bound = _capability_bound(pid)
     with open("/proc/sys/kernel/cap_last_cap") as last:
-        for capability in range(int(last.read()) + 1):
-            if not bound & (1 << capability) and libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
-                code = ctypes.get_errno()
-                raise OSError(code, f"cannot drop capability {capability}: {os.strerror(code)}")
+        last_capability = int(last.read())
     descriptors = []
     for name in NAMESPACES:
         target = f"/proc/{pid}/ns/{name}"
@@ -110,6 +127,16 @@ def enter(pid: int, cgroup_procs: list[str]) -> None:
             code = ctypes.get_errno()
             raise OSError(code, f"cannot enter the {name} namespace of process {pid}: {os.strerror(code)}")
         os.close(descriptor)
+    # Entering a user namespace gives every capability in it and a full bounding set, and host
+    # root is nobody there: become the machine's root, then bound what it may ever regain.
+    os.setgroups([])
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+    for capability in range(last_capability + 1):
+        if not bound & (1 << capability) and libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"cannot drop capability {capability}: {os.strerror(code)}")
+    install_filters(libc, filters)
     os.chdir("/")
 
 
@@ -266,15 +293,18 @@ class Agent:
             return
         self.inbox += data
         for header, body in decode_frames(self.inbox):
-            if "command" in header:
-                self.start(header, body)
-            else:
-                self.setup(header)
-
-    def setup(self, header: dict[str, object]) -> None:
-        try:
             if "enter" in header:
-                enter(int(header["enter"]), [str(p) for p in header.get("cgroup_procs", [])])  # type: ignore[call-overload, attr-defined]
+                self.enter(header)
+            else:
+                self.start(header, body)
+
+    def enter(self, header: dict[str, object]) -> None:
+        try:
+            enter(
+                int(header["enter"]),  # type: ignore[call-overload]
+                [str(p) for p in header.get("cgroup_procs", [])],  # type: ignore[attr-defined]
+                [base64.b64decode(str(f)) for f in header.get("filters", [])],  # type: ignore[attr-defined]
+            )
         except OSError as error:
             self.send({"id": header["id"], "error": str(error)})
         else:
@@ -333,22 +363,11 @@ def serve_port(name: str) -> None:
     agent.serve()
 
 
-def serve_connection(path: str) -> None:
-    """In a container: connect to the host's listening socket at `path` and serve it."""
-    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    connection.connect(path)
-    Agent(connection.detach()).serve()
-
-
 def main() -> int:
     """`agent.py FD`: fork an agent for each socket sent over the socket FD (on the host).
-    `agent.py --port NAME`: serve the virtio-serial port NAME (in a VM).
-    `agent.py --connect PATH`: serve the host's socket at PATH (in a container)."""
+    `agent.py --port NAME`: serve the virtio-serial port NAME (in a VM)."""
     if sys.argv[1] == "--port":
         serve_port(sys.argv[2])
-        return 0
-    if sys.argv[1] == "--connect":
-        serve_connection(sys.argv[2])
         return 0
     spawn_agents(socket.socket(fileno=int(sys.argv[1])))
     return 0

@@ -87,8 +87,10 @@ class Cgroup:
         self.relative = relative
         self.paths = tuple(root / relative for root in (*hierarchies(), *limiting_hierarchies()))
 
-    def create(self) -> None:
-        for root in hierarchies():
+    def create(self, limited: bool = False) -> None:
+        """Make the cgroup; `limited`: in the limiting controllers' v1 hierarchies too, for a
+        cgroup below one whose limits are set (`limit`), so that its processes are held to them."""
+        for root in (*hierarchies(), *(limiting_hierarchies() if limited else ())):
             (root / self.relative).mkdir(parents=True, exist_ok=True)
 
     def limit(self, memory_mib: int, cpus: float, pids: int) -> None:

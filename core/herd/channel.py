@@ -1,22 +1,20 @@
 """The host's end of a machine's command agent (see `herd.agent` for the protocol).
 
-`AgentListener` waits for an agent that a machine's own init starts and that connects to a socket
-the machine can reach. `spawn_agent()` gives a new agent on the host instead, forked by a spawner
-process that herd starts once; a container backend then moves it into the machine with
-`Channel.enter()`. Calls may come from
+`spawn_agent()` gives a new agent on the host, forked by a spawner process that herd starts once;
+a container backend then moves it into the machine with `Channel.enter()`. Calls may come from
 many threads: one reader thread hands each response to the call waiting for it.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
-import os
 import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from herd import agent
@@ -123,16 +121,19 @@ class Channel:
         pid: int,
         cgroup_procs: tuple[str, ...] = (),
         environment: Mapping[str, str] | None = None,
+        filters: Sequence[bytes] = (),
         timeout: float = ANSWER_GRACE,
     ) -> None:
-        """Make the agent join process `pid`'s namespaces and the given cgroups; `environment` is
-        added to that of every command it runs from then on (a device grant's variables)."""
-        request = {"enter": pid, "cgroup_procs": list(cgroup_procs), "environment": dict(environment or {})}
+        """Make the agent join process `pid`'s namespaces and the given cgroups and install the
+        seccomp `filters` (`herd.seccomp.filters_of(pid)`); `environment` is added to that of every
+        command it runs from then on (a device grant's variables)."""
+        request = {
+            "enter": pid,
+            "cgroup_procs": list(cgroup_procs),
+            "environment": dict(environment or {}),
+            "filters": [base64.b64encode(program).decode() for program in filters],
+        }
         self._request(request, b"", timeout)
-
-    def set_environment(self, environment: Mapping[str, str], timeout: float = ANSWER_GRACE) -> None:
-        """Add `environment` to that of every command the agent runs from then on."""
-        self._request({"environment": dict(environment)}, b"", timeout)
 
     def run(self, command: str, timeout: float | None, stdin: bytes = b"") -> ExecResult:
         """Run `command` through the agent and wait for its result."""
@@ -157,36 +158,6 @@ class Channel:
             self._socket.shutdown(socket.SHUT_WR)
         self._thread.join(timeout=5)
         self._socket.close()
-
-
-class AgentListener:
-    """A listening socket at `path`, for the one agent that the machine's init starts.
-
-    The socket belongs to `owner` (a host id): the machine's root, where it is not host root."""
-
-    def __init__(self, path: Path, owner: int = 0) -> None:
-        self.path = path
-        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        self._socket.bind(str(path))
-        os.chown(path, owner, owner)
-        self._socket.listen(1)
-        self._socket.setblocking(False)
-
-    def fileno(self) -> int:
-        return self._socket.fileno()
-
-    def accept(self, name: str) -> Channel | None:
-        """The channel of the agent that connected, for the machine `name`; None if none has yet."""
-        try:
-            connection, _ = self._socket.accept()
-        except BlockingIOError:
-            return None
-        connection.setblocking(True)
-        return Channel(name, connection)
-
-    def close(self) -> None:
-        self._socket.close()
-        self.path.unlink(missing_ok=True)
 
 
 class _Spawner:

@@ -11,7 +11,6 @@ from herd.backend import BackendInfo, Capability
 
 # Units a herd machine runs without being asked: the base system's, and herd's own.
 BASE_SERVICES = {
-    "herd-agent.service",
     "herd-network.service",
     "systemd-journald.service",
     "systemd-journal-flush.service",

@@ -6,9 +6,10 @@ read-only through id-mapped mounts, so its files stay host root's on disk and ar
 machine; /etc and /var are overlays of the host image's filtered copy made for that id range
 (`herd.hostsnapshot`). systemd-nspawn gives the container its network namespace (owned by the
 container's user namespace, so that its root may bind low ports and open raw sockets), its
-capability set and its system-call filter. herd's command agent is a unit of the container's own
-systemd, so every command carries all of that too; it connects to a socket herd listens on. The
-machine's cgroup bounds its memory, CPU time and processes.
+capability set and its system-call filter. herd's command agent joins the container's namespaces,
+takes on its init's capability bounding set and installs its init's system-call filters (read with
+`herd.seccomp`), so every command carries all of that too. The machine's cgroup bounds its memory,
+CPU time and processes, the agent's included.
 
 Boot: herd starts systemd-nspawn at once, inside the machine's own cgroup (there is no systemd on
 the host to ask for a scope, hence `--register=no --keep-unit`), with `--notify-ready=yes`: nspawn
@@ -18,7 +19,8 @@ socket of herd's. No polling, no fixed sleep.
 As soon as the leader is known herd plugs the container's veths into its network namespace, then
 opens the network gate: a FIFO that the unit `herd-network.service` reads from, ordered before
 network.target. So every unit ordered after network.target finds the network up, and plugging
-costs the boot nothing. The agent unit starts early in the boot, in parallel with the rest.
+costs the boot nothing. The command agent also starts while the container boots, and enters it
+once it is ready.
 
 Device grants are bound in with the rest of the file system; the device policy that lets the
 container open them, and nothing else, is attached to its cgroup before nspawn starts.
@@ -38,10 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from herd import agent, hostimage, idmap, links
+from herd import hostimage, idmap, links, seccomp
 from herd.backend import Attachment, ExecResult, LaunchPlan, MachineHandle, StopMode
-from herd.cgroups import unified_mounted
-from herd.channel import AgentListener, Channel, ChannelClosed
+from herd.cgroups import Cgroup, unified_mounted
+from herd.channel import Channel, ChannelClosed, spawn_agent
 from herd.errors import MachineError
 from herd.process import wait_for_exit
 from herd_nspawn import devices, grants
@@ -63,14 +65,6 @@ Before=network-pre.target network.target network-online.target
 Type=oneshot
 RemainAfterExit=yes
 ExecStart=/bin/sh -c 'read -r _ < {GATE_DIRECTORY}/network'
-"""
-AGENT_UNIT = "herd-agent.service"
-AGENT_UNIT_TEXT = f"""[Unit]
-Description=herd: the command agent, confined as every process of the machine is
-DefaultDependencies=no
-
-[Service]
-ExecStart=/usr/bin/python3 -I -S {GATE_DIRECTORY}/agent.py --connect {GATE_DIRECTORY}/agent
 """
 
 
@@ -223,24 +217,16 @@ def _notify_socket(plan: LaunchPlan) -> tuple[socket.socket, str]:
 
 
 class _Boot:
-    """What herd waits for while a container boots: nspawn's notifications (the leader PID, then
-    READY=1) and the agent's connection, each until the boot timeout or nspawn's exit."""
+    """What herd waits for while a container boots: nspawn's notifications, the leader PID, then
+    READY=1, each until the boot timeout or nspawn's exit."""
 
-    def __init__(
-        self,
-        plan: LaunchPlan,
-        process: subprocess.Popen[bytes],
-        notify: socket.socket,
-        listener: AgentListener,
-    ) -> None:
+    def __init__(self, plan: LaunchPlan, process: subprocess.Popen[bytes], notify: socket.socket) -> None:
         self.plan = plan
         self.process = process
         self.notify = notify
-        self.listener = listener
         self.deadline = time.monotonic() + plan.machine.boot_timeout
         self.leader: int | None = None
         self.ready = False
-        self.channel: Channel | None = None
 
     def _failure(self, what: str) -> MachineError:
         console = self.plan.log_dir / "console.log"
@@ -250,31 +236,23 @@ class _Boot:
         )
 
     def wait(self, done: Callable[[], bool]) -> None:
-        """Handle what comes until `done()` holds; raise if the deadline or nspawn's exit comes first."""
+        """Read notifications until `done()` holds; raise if the deadline or nspawn's exit comes first."""
         pidfd = os.pidfd_open(self.process.pid)
         try:
             with selectors.DefaultSelector() as selector:
                 selector.register(self.notify, selectors.EVENT_READ, "notify")
                 selector.register(pidfd, selectors.EVENT_READ, "exit")
-                if self.channel is None:
-                    selector.register(self.listener, selectors.EVENT_READ, "agent")
                 while not done():
                     remaining = self.deadline - time.monotonic()
                     events = selector.select(remaining) if remaining > 0 else []
                     if not events:
-                        waiting = "its command agent" if self.ready else "herd.target"
                         timeout = self.plan.machine.boot_timeout
-                        raise self._failure(f"did not boot within {timeout:g} s (waiting for {waiting})")
+                        raise self._failure(f"did not boot within {timeout:g} s")
                     for key, _ in events:
                         if key.data == "exit":
                             status = self.process.wait()
                             raise self._failure(f"did not boot: systemd-nspawn exited with status {status}")
-                        if key.data == "agent":
-                            self.channel = self.listener.accept(self.plan.machine.name)
-                            if self.channel is not None:
-                                selector.unregister(self.listener)
-                        else:
-                            self._read_notification()
+                        self._read_notification()
         finally:
             os.close(pidfd)
 
@@ -288,9 +266,9 @@ class _Boot:
 
 
 class _Gate:
-    """The directory bound at /run/herd in the container: the FIFO herd-network.service waits on,
-    the agent's program and the socket it connects to. herd holds the FIFO open for reading and
-    writing, so that neither side blocks on open; one line written releases the unit."""
+    """The FIFO herd-network.service waits on, in the directory bound at /run/herd in the
+    container. Held open for reading and writing by herd, so that neither side blocks on open; one
+    line written releases the unit."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -300,9 +278,6 @@ class _Gate:
             os.mkfifo(fifo, 0o600)
             os.chown(fifo, idmap.BASE, idmap.BASE)
         self.fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-        program = directory / "agent.py"
-        if not program.exists():
-            program.write_bytes(Path(agent.__file__).read_bytes())
 
     def open(self) -> None:
         os.write(self.fd, b"plugged\n")
@@ -341,47 +316,56 @@ def _give_to_machine(plan: LaunchPlan) -> None:
         os.chown(host, idmap.BASE, idmap.BASE)
 
 
+def _agent_cgroup(plan: LaunchPlan) -> Cgroup:
+    """The command agent's cgroup: inside the container's own (nspawn's `payload`, which the
+    machine's root owns), so that the machine's systemd can move a command's processes into the
+    scopes it makes (a login session that `su` opens), and below the machine's limits."""
+    agent = Cgroup(f"{plan.cgroup.relative}/payload/herd-agent")
+    agent.create(limited=True)
+    for path in agent.paths:
+        if (path / "cgroup.controllers").exists():
+            for entry in (path, path / "cgroup.procs"):
+                os.chown(entry, idmap.BASE, idmap.BASE)
+    return agent
+
+
 def start(plan: LaunchPlan) -> Container:
-    """Boot the machine of `plan` and return once its systemd reached herd.target and its command
-    agent connected."""
+    """Boot the machine of `plan` and return once its systemd reached herd.target."""
     hostimage.add_unit(plan.root, GATE_UNIT, GATE_UNIT_TEXT)
-    hostimage.add_unit(plan.root, AGENT_UNIT, AGENT_UNIT_TEXT)
     _plant_os_release(plan.root.directory)
     environment = hostimage.apply_grant_environment(plan.root, plan.grants)
     _give_to_machine(plan)
+    machine = plan.machine
+    plan.cgroup.limit(machine.memory, machine.cpus, machine.pids)
     netns = -1
     gate: _Gate | None = None
-    listener: AgentListener | None = None
-    boot: _Boot | None = None
+    channel: Channel | None = None
     try:
-        machine = plan.machine
-        plan.cgroup.limit(machine.memory, machine.cpus, machine.pids)
         devices.apply_policy(machine.name, plan.cgroup, grants.nodes(plan.grants))
         gate = _Gate(plan.state_dir / "gate")
-        listener = AgentListener(gate.directory / "agent", idmap.BASE)
         notify, notify_name = _notify_socket(plan)
         with notify, open(plan.log_dir / "console.log", "ab") as console_file:
             process = _spawn_nspawn(plan, gate.directory, notify_name, console_file)
             try:
-                boot = _Boot(plan, process, notify, listener)
+                channel = spawn_agent(machine.name)
+                boot = _Boot(plan, process, notify)
                 boot.wait(lambda: boot.leader is not None)
                 assert boot.leader is not None
                 netns = os.open(f"/proc/{boot.leader}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
                 for attachment in plan.attachments:
                     links.plug_veth(netns, attachment)
                 gate.open()
-                boot.wait(lambda: boot.ready and boot.channel is not None)
-                assert boot.channel is not None
-                if environment:
-                    boot.channel.set_environment(environment)
+                boot.wait(lambda: boot.ready)
+                filters = seccomp.filters_of(boot.leader)
+                channel.enter(boot.leader, _agent_cgroup(plan).procs_files, environment, filters)
             except BaseException:
                 process.kill()  # the cgroup wrapper, if it has not joined the cgroup yet
                 plan.cgroup.kill()
                 process.wait()
                 raise
     except BaseException:
-        if boot is not None and boot.channel is not None:
-            boot.channel.close()
+        if channel is not None:
+            channel.close()
         if netns >= 0:
             os.close(netns)
         plan.cgroup.kill()
@@ -390,16 +374,13 @@ def start(plan: LaunchPlan) -> Container:
     finally:
         if gate is not None:
             gate.close()
-        if listener is not None:
-            listener.close()
-    assert boot is not None and boot.leader is not None and boot.channel is not None
     return Container(
         backend=plan.backend,
-        name=plan.machine.name,
+        name=machine.name,
         access=f"nsenter --target {boot.leader} --all /bin/sh -l",
         plan=plan,
         process=process,
-        channel=boot.channel,
+        channel=channel,
         netns=netns,
         leader=boot.leader,
         attachments=list(plan.attachments),
