@@ -52,6 +52,7 @@ def gpu_spec(write_spec: SpecWriter, make_node: Callable[[str, int, int], Path],
     control = make_node("nodes/control", *FUSE)
     (tmp_path / "model.txt").write_text("model weights\n")
     (tmp_path / "shared").mkdir()
+    (tmp_path / "shared").chmod(0o1777)  # machines' roots are not host root: they write where anyone may
     document = spec(
         kind="herd.example/gpu",
         **{
@@ -111,6 +112,8 @@ def test_two_containers_share_the_device_and_a_third_cannot_touch_it(gpu_spec: P
     outcome = run(test, tmp_path)
     assert outcome.passed, outcome.error
     assert sorted(os.listdir(tmp_path / "shared")) == ["a", "b"]
+    # What machines wrote on the host is their unprivileged ids', never host root's.
+    assert all((tmp_path / "shared" / name).stat().st_uid != 0 for name in ("a", "b"))
 
 
 def test_mounts_and_environment_reach_commands_and_services(gpu_spec: Path, tmp_path: Path) -> None:

@@ -8,9 +8,11 @@ A container's root is not host root, and the host's device nodes belong to host 
 is root:kvm 0660): bound as they are, a machine could not open them. Each granted node is therefore
 bound from a twin that herd makes in the machine's state directory: the same device numbers and
 mode, owned as the machine sees the host node's owner (devtmpfs takes no id-mapped mounts). A
-granted mount is bound id-mapped where its file system allows it, so that host root's files are the
-machine root's and what the machine writes there is host root's; elsewhere it is bound as it is,
-and the machine sees its files as `nobody`'s.
+read-only granted mount (a driver's libraries) is bound id-mapped where its file system allows it,
+so that host root's files are the machine root's, SUID bits and file capabilities included. A
+writable one is bound as it is: what the machine writes there is owned by its unprivileged host
+ids, never host root's (an id-mapped writable mount would let it leave a SUID-root program on the
+host), and it writes only where the mode lets anyone.
 """
 
 from __future__ import annotations
@@ -79,6 +81,6 @@ def bind_arguments(grants: Iterable[DeviceGrant], twins: Path, shift: int) -> li
     for grant in grants:
         for host, guest, read_only in grant.mounts:
             option = "--bind-ro" if read_only else "--bind"
-            mapping = ":idmap" if file_system_type(host) in IDMAPPABLE else ""
+            mapping = ":idmap" if read_only and file_system_type(host) in IDMAPPABLE else ""
             binds.setdefault(guest, f"{option}={_escaped(host)}:{_escaped(guest)}{mapping}")
     return list(binds.values())
