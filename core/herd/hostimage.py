@@ -19,6 +19,7 @@ from pathlib import Path
 
 from herd.backend import DeviceGrant, MachineRoot, Overlay
 from herd.errors import HerdError
+from herd.hostsnapshot import entries_below
 from herd.idmap import COUNT, shifted
 from herd.spec import UNPLACEABLE, MachineSpec
 
@@ -242,16 +243,6 @@ def prepare(
     )
 
 
-def _entries(path: str) -> Iterable[tuple[str, os.stat_result]]:
-    info = os.lstat(path)
-    yield path, info
-    if stat.S_ISDIR(info.st_mode):
-        for directory, subdirectories, files in os.walk(path):
-            for name in (*subdirectories, *files):
-                entry = os.path.join(directory, name)
-                yield entry, os.lstat(entry)
-
-
 def give_to_machine(root: MachineRoot, shift: int) -> None:
     """Hand what herd wrote into a prepared root (its directories, the upper layers' files) to the
     machine's users as a machine whose root is host id `shift` sees them: host root's files become
@@ -259,7 +250,7 @@ def give_to_machine(root: MachineRoot, shift: int) -> None:
     if shift == 0:
         return
     for top in (root.directory, *(overlay.upper for overlay in root.overlays)):
-        for path, info in _entries(str(top)):
+        for path, info in ((str(top), os.lstat(top)), *entries_below(str(top))):
             if info.st_uid < COUNT:
                 group = shifted(info.st_gid, shift) if info.st_gid < COUNT else info.st_gid
                 os.chown(path, shifted(info.st_uid, shift), group, follow_symlinks=False)

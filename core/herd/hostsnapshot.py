@@ -39,19 +39,19 @@ UNUSED_FOR = 24 * 3600.0
 GENERATED = ("shadow", "gshadow")
 
 
-def _walk(directory: str) -> Iterator[tuple[str, os.stat_result]]:
+def entries_below(directory: str) -> Iterator[tuple[str, os.stat_result]]:
     """Every entry below `directory` (parents before children), never through a link."""
     with os.scandir(directory) as entries:
         for entry in sorted(entries, key=lambda e: e.name):
             info = entry.stat(follow_symlinks=False)
             yield entry.path, info
             if stat.S_ISDIR(info.st_mode):
-                yield from _walk(entry.path)
+                yield from entries_below(entry.path)
 
 
 def _fingerprint(etc: str, dpkg: Path) -> str:
     digest = hashlib.sha256(FORMAT)
-    for path, info in _walk(etc):
+    for path, info in entries_below(etc):
         fields = (
             path,
             info.st_mode,
@@ -135,7 +135,7 @@ def _copy(source: str, info: os.stat_result, target: Path, shift: int) -> None:
 
 def _copy_etc(source: str, target: Path, shift: int, conffiles: dict[str, str]) -> None:
     _copy(source, os.lstat(source), target, shift)
-    for path, info in _walk(source):
+    for path, info in entries_below(source):
         relative = os.path.relpath(path, source)
         if relative in GENERATED:
             continue
