@@ -20,6 +20,7 @@ import contextlib
 import json
 import shutil
 import socket
+import threading
 import time
 import uuid as uuids
 from dataclasses import dataclass, field
@@ -115,6 +116,9 @@ class Monitor:
     def __init__(self, domain: Any, machine: str) -> None:
         self.domain = domain
         self.machine = machine
+        self._events: list[dict[str, Any]] = []
+        self._arrived = threading.Condition()
+        self._callback: int | None = None  # libvirt's id of the event callback, once registered
 
     def command(self, name: str, **arguments: Any) -> Any:
         import libvirt_qemu  # libvirt-python's, loaded with it
@@ -132,8 +136,47 @@ class Monitor:
             raise MachineError(f"machine {self.machine}: QEMU: {name}: {problem.get('desc', problem)}")
         return reply.get("return")
 
+    def _event(
+        self,
+        _conn: Any,
+        _domain: Any,
+        event: str,
+        seconds: int,
+        micros: int,
+        details: str | None,
+        _opaque: Any,
+    ) -> None:
+        message = {
+            "event": event,
+            "data": json.loads(details) if details else {},
+            "timestamp": {"seconds": seconds, "microseconds": micros},
+        }
+        with self._arrived:
+            self._events.append(message)
+            self._arrived.notify_all()
+
+    def take_events(self, timeout: float) -> list[dict[str, Any]]:
+        """The QMP events since the first call (libvirt passes them on from then); when there are
+        none, wait up to `timeout` seconds for one."""
+        import libvirt_qemu
+
+        if self._callback is None:
+            self._callback = libvirt_qemu.qemuMonitorEventRegister(
+                self.domain.connect(), self.domain, None, self._event, None, 0
+            )
+        with self._arrived:
+            self._arrived.wait_for(lambda: bool(self._events), timeout)
+            taken, self._events = self._events, []
+        return taken
+
     def close(self) -> None:
-        """Nothing to close: the monitor is libvirt's."""
+        """Stop passing events on; the monitor itself is libvirt's."""
+        if self._callback is not None:
+            import libvirt_qemu
+
+            with contextlib.suppress(connection.module().libvirtError):
+                libvirt_qemu.qemuMonitorEventDeregister(self.domain.connect(), self._callback)
+            self._callback = None
 
 
 def _listen(path: Path) -> socket.socket:
