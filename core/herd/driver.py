@@ -31,6 +31,7 @@ from herd import (
     network,
     polling,
     residue,
+    scriptcheck,
 )
 from herd.backend import (
     Attachment,
@@ -86,6 +87,7 @@ class RunOptions:
     verbose: bool = False
     stop_timeout: float = STOP_TIMEOUT
     terminal: TextIO | None = field(default_factory=lambda: sys.stderr)
+    check: bool = True  # check a string script's names before anything starts (`herd run --no-check`)
 
     def __post_init__(self) -> None:
         if (problem := timeout_problem(self.stop_timeout)) is not None:
@@ -254,6 +256,8 @@ class Driver:
         if problems:
             raise SpecError(problems)
         self._grants = resolve_devices(self.spec, self.plugins, self._infos)
+        if self.options.check and (problems := scriptcheck.check(self.spec, self.source)):
+            raise SpecError(problems)
         self.machines = [Machine(m, self) for m in self.spec.machines]
         self.polling_conditions: list[polling.PollingCondition] = []
         self._console_starts: dict[str, int] = {}  # console.log's size when each machine last booted
