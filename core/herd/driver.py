@@ -642,12 +642,15 @@ class Driver:
         with self.log.section(f"subtest: {name}"):
             yield
 
-    def retry(self, function: Any, timeout: float = 900.0) -> None:
-        """Call `function(last_try)` until it returns True; fail after `timeout` seconds.
+    def retry(self, function: Any, timeout: float = 900.0, timeout_seconds: float | None = None) -> None:
+        """Call `function(last_try)` until it returns True; fail after `timeout` seconds
+        (`timeout_seconds` is the NixOS test driver's name for it).
 
         >>> retry(lambda last_try: "ready" in server.succeed("cat /run/state"))
         """
         from herd.machine import poll
+
+        timeout = timeout if timeout_seconds is None else timeout_seconds
 
         if (problem := timeout_problem(timeout)) is not None:
             raise ArgumentError(f"retry: timeout: {problem}")
