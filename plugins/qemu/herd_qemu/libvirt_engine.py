@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 import uuid as uuids
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,15 +111,23 @@ def _keep_log(plan: LaunchPlan, uri: str, name: str) -> None:
         log.unlink()
 
 
+KEPT_EVENTS = 1000  # QMP events kept until `take_events` asks: the oldest go first
+
+
 class Monitor:
-    """QEMU's monitor as libvirt lends it: QMP commands passed through to the domain's QEMU."""
+    """QEMU's monitor as libvirt lends it: QMP commands passed through to the domain's QEMU, and
+    its events passed on by libvirt from the monitor's making until it is closed."""
 
     def __init__(self, domain: Any, machine: str) -> None:
+        import libvirt_qemu  # libvirt-python's, loaded with it
+
         self.domain = domain
         self.machine = machine
-        self._events: list[dict[str, Any]] = []
+        self._events: deque[dict[str, Any]] = deque(maxlen=KEPT_EVENTS)
         self._arrived = threading.Condition()
-        self._callback: int | None = None  # libvirt's id of the event callback, once registered
+        self._callback: int | None = libvirt_qemu.qemuMonitorEventRegister(
+            domain.connect(), domain, None, self._event, None, 0
+        )
 
     def command(self, name: str, **arguments: Any) -> Any:
         import libvirt_qemu  # libvirt-python's, loaded with it
@@ -156,17 +165,12 @@ class Monitor:
             self._arrived.notify_all()
 
     def take_events(self, timeout: float) -> list[dict[str, Any]]:
-        """The QMP events since the first call (libvirt passes them on from then); when there are
-        none, wait up to `timeout` seconds for one."""
-        import libvirt_qemu
-
-        if self._callback is None:
-            self._callback = libvirt_qemu.qemuMonitorEventRegister(
-                self.domain.connect(), self.domain, None, self._event, None, 0
-            )
+        """The QMP events since the last call; when there are none, wait up to `timeout` seconds
+        for one."""
         with self._arrived:
             self._arrived.wait_for(lambda: bool(self._events), timeout)
-            taken, self._events = self._events, []
+            taken = list(self._events)
+            self._events.clear()
         return taken
 
     def close(self) -> None:
