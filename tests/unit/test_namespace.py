@@ -11,7 +11,7 @@ import pytest
 import herd
 from herd import HerdError, PollingConditionFailed, Test, WaitTimeout
 from herd.backend import BackendInfo, Kind
-from herd.console import ConsoleEcho
+from herd.console import ConsoleEcho, read_since, size_of
 from herd.driver import Driver, RunOptions
 from herd.log import RunLog
 from herd.machine import Machine
@@ -159,3 +159,13 @@ def test_the_echo_shows_complete_new_lines_and_starts_over_after_a_boot() -> Non
     echo.show_new_lines()
     echo.stop()
     assert shown == [("a", "ready"), ("a", "second boot")]
+
+
+def test_a_console_is_read_from_where_its_machine_last_booted(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    log = tmp_path / "console.log"
+    assert size_of(log) == 0 and read_since(log, 0) == ""  # before the first boot wrote it
+    log.write_bytes(b"first boot\n")
+    start = size_of(log)
+    with log.open("ab") as console:
+        console.write(b"second boot \xff\n")
+    assert read_since(log, start) == "second boot \ufffd\n"
