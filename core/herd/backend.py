@@ -27,10 +27,13 @@ class Capability(enum.StrEnum):
 
     SYSTEMD = "systemd"  # systemd is the machine's init: services, units, wait_for_unit, systemctl
     REBOOT = "reboot"  # machine.reboot()
-    CONSOLE = "console"  # wait_for_console_text, send_chars
+    # send_chars, send_console: typing on the console, and `herd_machine_console` while it runs
+    # (reading the console needs no capability: every backend writes console.log)
+    CONSOLE = "console"
+    MONITOR = "monitor"  # send_monitor_command, wait_for_qmp_event: QEMU's monitor
     KEYBOARD = "keyboard"  # send_key
     SCREENSHOT = "screenshot"  # screenshot
-    KERNEL = "kernel"  # its own kernel: modules, sysctls, kernel command line
+    KERNEL = "kernel"  # its own kernel: modules, sysctls, kernel command line, virtual terminals
     SUID = "suid"  # SUID binaries and file capabilities work
     HOTPLUG = "hotplug"  # connect/disconnect networks while running
     DEVICES = "devices"  # host device nodes granted to the machine

@@ -38,7 +38,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         tests = load_tests(args.file)
-        options = [RunOptions(backend=args.backend, keep=args.keep, verbose=args.verbose) for _ in tests]
+        options = [
+            RunOptions(backend=args.backend, keep=args.keep, verbose=args.verbose, check=args.check)
+            for _ in tests
+        ]
         drivers = [Driver(t.spec, t.source, o) for t, o in zip(tests, options, strict=True)]
     except HerdError as error:  # the file or a test in it is wrong: nothing has started
         print(f"herd: {error}", file=sys.stderr)
@@ -199,6 +202,12 @@ def parser() -> argparse.ArgumentParser:
         "--keep", action="store_true", help="after a failure, keep the machines up until Ctrl-C"
     )
     run_parser.add_argument("--verbose", "-v", action="store_true", help="show every command on the terminal")
+    run_parser.add_argument(
+        "--no-check",
+        dest="check",
+        action="store_false",
+        help="do not check the scripts' names and machine methods before the run",
+    )
     run_parser.set_defaults(handler=run)
 
     commands.add_parser(

@@ -21,7 +21,18 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from herd import cgroups, hostimage, hostsnapshot, limits, links, network, residue
+from herd import (
+    cgroups,
+    console,
+    hostimage,
+    hostsnapshot,
+    limits,
+    links,
+    network,
+    polling,
+    residue,
+    scriptcheck,
+)
 from herd.backend import (
     Attachment,
     BackendInfo,
@@ -33,7 +44,15 @@ from herd.backend import (
     MachineHandle,
     StopMode,
 )
-from herd.errors import ArgumentError, HerdError, MachineError, PluginError, SpecError, TestTimeout
+from herd.errors import (
+    ArgumentError,
+    HerdError,
+    MachineError,
+    PluginError,
+    SpecError,
+    TestTimeout,
+    WaitTimeout,
+)
 from herd.firewall import BridgeRules
 from herd.log import RunLog, printable
 from herd.machine import Machine
@@ -41,7 +60,7 @@ from herd.netcontrol import NetworkControl
 from herd.plugins import PLUGINS_GROUP, Plugins
 from herd.rundir import RunDir
 from herd.script import ScriptSource, run_script, script_frames
-from herd.spec import test_name_problem, timeout_problem
+from herd.spec import SINGLE_MACHINE_NAME, test_name_problem, timeout_problem
 
 if TYPE_CHECKING:
     from herd.spec import TestSpec
@@ -54,6 +73,8 @@ BOOT_CONCURRENCY = max(2, 2 * (os.cpu_count() or 1))
 STOP_CONCURRENCY = max(8, 8 * (os.cpu_count() or 1))
 TERMINAL_MACHINE_LINES = 8  # larger runs get one line for all their boots, and one for their stops
 LINK_CLEANUP_WAIT = 2.0  # seconds the kernel gets to clean up stopped machines' veths
+POWER_OFF_PROBE = 5.0  # seconds a probe command of `wait_for_shutdown` may take
+POWER_OFF_POLL = 0.1  # seconds between two such probes
 
 
 @dataclass
@@ -66,6 +87,7 @@ class RunOptions:
     verbose: bool = False
     stop_timeout: float = STOP_TIMEOUT
     terminal: TextIO | None = field(default_factory=lambda: sys.stderr)
+    check: bool = True  # check a string script's names before anything starts (`herd run --no-check`)
 
     def __post_init__(self) -> None:
         if (problem := timeout_problem(self.stop_timeout)) is not None:
@@ -234,7 +256,12 @@ class Driver:
         if problems:
             raise SpecError(problems)
         self._grants = resolve_devices(self.spec, self.plugins, self._infos)
+        if self.options.check and (problems := scriptcheck.check(self.spec, self.source)):
+            raise SpecError(problems)
         self.machines = [Machine(m, self) for m in self.spec.machines]
+        self.polling_conditions: list[polling.PollingCondition] = []
+        self._console_starts: dict[str, int] = {}  # console.log's size when each machine last booted
+        self._console_echo: console.ConsoleEcho | None = None
         self._handles: dict[str, MachineHandle] = {}
         self._plans: dict[str, LaunchPlan] = {}
         self._lock = threading.Lock()
@@ -288,7 +315,7 @@ class Driver:
         hosts = self.network_control.hosts_file(name)
         machine = next(m for m in self.machines if m.name == name)
         if self.is_running(machine):
-            result = self.execute(machine, "cat > /etc/hosts", 30.0, hosts.encode())
+            result = self._run_command(machine, "cat > /etc/hosts", 30.0, hosts.encode())
             if result.status != 0:
                 raise MachineError(
                     f"machine {name}: cannot update /etc/hosts: "
@@ -329,6 +356,12 @@ class Driver:
         return self._handles[machine.name]
 
     def execute(self, machine: Machine, command: str, timeout: float | None, stdin: bytes) -> ExecResult:
+        """Run a command of the script in the machine, once the entered polling conditions that
+        are due have been checked (`polling_condition`)."""
+        polling.check_all(self.polling_conditions)
+        return self._run_command(machine, command, timeout, stdin)
+
+    def _run_command(self, machine: Machine, command: str, timeout: float | None, stdin: bytes) -> ExecResult:
         handle = self._handle(machine)
         started = time.monotonic()
         result = self.hook.herd_machine_execute(handle=handle, command=command, timeout=timeout, stdin=stdin)
@@ -388,6 +421,7 @@ class Driver:
     def _boot(self, machine: Machine) -> None:
         started = time.monotonic()
         plan = self._plan(machine, self.machines.index(machine))
+        self._console_starts[machine.name] = console.size_of(plan.log_dir / "console.log")
         plan.cgroup.create()
         handle = self.hook.herd_machine_start(plan=plan)
         if handle is None:
@@ -439,6 +473,27 @@ class Driver:
             listed = "\n".join(f"  - {printable(str(error))}" for error in errors)
             raise MachineError(f"{len(errors)} machines failed to boot:\n{listed}")
 
+    def wait_for_power_off(self, machine: Machine, timeout: float) -> None:
+        """Wait until a running machine stops running commands (it powers off), then release it
+        as a clean stop does, waiting for it to end. The probes are not logged."""
+        handle = self.handle_of(machine)
+        if handle is None:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.hook.herd_machine_execute(
+                    handle=handle, command="true", timeout=POWER_OFF_PROBE, stdin=b""
+                )
+            except HerdError:
+                break  # its backend says it is not running, or cannot reach it any more
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(
+                    f"{machine.name}: timed out after {timeout:g} s waiting for it to power off"
+                )
+            time.sleep(POWER_OFF_POLL)
+        self.stop_machine(machine, StopMode.CLEAN)
+
     def stop_machine(self, machine: Machine, mode: StopMode) -> None:
         with self._lock:
             handle = self._handles.pop(machine.name, None)
@@ -450,17 +505,125 @@ class Driver:
     # -- the run ----------------------------------------------------------------------------------
 
     def namespace(self) -> dict[str, Any]:
-        """The names a test script sees."""
+        """The names a test script sees (`herd.spec.script_names`): the machines, `machine` in a
+        test of one, and the driver's names, the NixOS test driver's globals among them."""
+        import unittest
+
         namespace: dict[str, Any] = {m.spec.script_name: m for m in self.machines}
+        if len(self.machines) == 1:
+            namespace[SINGLE_MACHINE_NAME] = self.machines[0]
         namespace.update(
             driver=self,
             machines=list(self.machines),
             start_all=self.start_all,
+            join_all=self.join_all,
             subtest=self.subtest,
             retry=self.retry,
             log=self.log.info,
+            polling_condition=self.polling_condition,
+            serial_stdout_on=self.serial_stdout_on,
+            serial_stdout_off=self.serial_stdout_off,
+            create_machine=self.create_machine,
+            t=unittest.TestCase(),
+            os=os,
+            vlans=list(self.networks.networks),
+            BaseMachine=Machine,
         )
         return namespace
+
+    @property
+    def out_dir(self) -> Path:
+        """The run's output directory (the NixOS test driver's name for it).
+
+        >>> (driver.out_dir / "report.txt").write_text(server.succeed("cat /var/log/report"))
+        """
+        return self.output_dir
+
+    def join_all(self) -> None:
+        """Wait until every machine has powered off (the script powers them off, or they do).
+
+        >>> for m in machines:
+        ...     m.execute("systemctl poweroff --no-block")
+        >>> join_all()
+        """
+        for machine in self.machines:
+            machine.wait_for_shutdown()
+
+    def create_machine(self, *_args: Any, **_kwargs: Any) -> Machine:
+        """Not in herd: a test declares all its machines (`herd.Test(machines=...)`).
+
+        A declared machine boots when the script first uses it or calls `start()`, so a machine the
+        NixOS script makes with `create_machine` is one more entry of `machines` in herd.
+        """
+        raise HerdError(
+            f"test {self.spec.name!r}: create_machine() is not available: herd machines are declared "
+            f"in the test (herd.Test(machines={{...}})), and a declared machine boots when the script "
+            f"first uses it or calls its start()"
+        )
+
+    def polling_condition(
+        self,
+        function: Callable[[], Any] | None = None,
+        *,
+        seconds_interval: float = polling.DEFAULT_INTERVAL,
+        description: str | None = None,
+    ) -> Any:
+        """A condition checked between the script's commands while it is entered (`with`).
+
+        Use it as a decorator, with or without arguments, or call it with a function; the condition
+        holds unless its function returns False or raises. A condition that does not hold when
+        checked fails the test with `PollingConditionFailed`. `seconds_interval` spaces the checks;
+        `description` names the condition in the log (else the function's docstring or name).
+
+        >>> @polling_condition(seconds_interval=5)
+        ... def nginx_runs():
+        ...     server.succeed("pgrep -x nginx")
+        >>> with nginx_runs:
+        ...     client.succeed("curl -sf http://server")
+        """
+
+        def make(condition: Callable[[], Any]) -> polling.PollingCondition:
+            return polling.PollingCondition(
+                condition, self.polling_conditions, self.log, seconds_interval, description
+            )
+
+        return make if function is None else make(function)
+
+    def console_text(self, machine: Machine) -> str:
+        """What the machine's console printed since it last booted: its backend's answer while it
+        runs on a backend with the `console` capability, else its `console.log`."""
+        handle = self.handle_of(machine)
+        if handle is not None and Capability.CONSOLE in self.backend_info(machine).capabilities:
+            text = self.hook.herd_machine_console(handle=handle)
+            if text is not None:
+                return str(text).replace("\r\n", "\n")
+        start = self._console_starts.get(machine.name, 0)
+        return console.read_since(self.output_dir / machine.name / "console.log", start).replace("\r\n", "\n")
+
+    def serial_stdout_on(self) -> None:
+        """Echo every machine's console to the terminal from now on, line by line (off by default).
+
+        >>> serial_stdout_on()
+        """
+        self._echo().switch(True)
+
+    def serial_stdout_off(self) -> None:
+        """Stop echoing the consoles to the terminal (`serial_stdout_on`).
+
+        >>> serial_stdout_off()
+        """
+        if self._console_echo is not None:
+            self._console_echo.switch(False)
+
+    def _echo(self) -> console.ConsoleEcho:
+        if self._console_echo is None:
+            by_name = {m.name: m for m in self.machines}
+            self._console_echo = console.ConsoleEcho(
+                list(by_name),
+                lambda name: self.console_text(by_name[name]),
+                lambda name, line: self.log.terminal_line(f"  {name:<12} | {line}", "dim"),
+            )
+        return self._console_echo
 
     def start_all(self) -> None:
         """Boot every machine of the test at once and wait until all are ready.
@@ -479,12 +642,15 @@ class Driver:
         with self.log.section(f"subtest: {name}"):
             yield
 
-    def retry(self, function: Any, timeout: float = 900.0) -> None:
-        """Call `function(last_try)` until it returns True; fail after `timeout` seconds.
+    def retry(self, function: Any, timeout: float = 900.0, timeout_seconds: float | None = None) -> None:
+        """Call `function(last_try)` until it returns True; fail after `timeout` seconds
+        (`timeout_seconds` is the NixOS test driver's name for it).
 
         >>> retry(lambda last_try: "ready" in server.succeed("cat /run/state"))
         """
         from herd.machine import poll
+
+        timeout = timeout if timeout_seconds is None else timeout_seconds
 
         if (problem := timeout_problem(timeout)) is not None:
             raise ArgumentError(f"retry: timeout: {problem}")
@@ -599,6 +765,8 @@ class Driver:
     def close(self, outcome: Outcome) -> None:
         """Tear the run down (see `teardown`), then log how it ended."""
         with _signals_ignored():
+            if self._console_echo is not None:
+                self._console_echo.stop()
             self.log.info("tearing down", show=False)
             self.teardown()
             outcome.seconds = time.monotonic() - self._started

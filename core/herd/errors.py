@@ -59,6 +59,11 @@ class WaitTimeout(MachineError, TimeoutError):
     """A wait or a command did not finish within its timeout."""
 
 
+class PollingConditionFailed(HerdError):
+    """A polling condition of the script (`polling_condition`) did not hold when it was checked
+    between two commands."""
+
+
 class ScriptExitError(HerdError):
     """The script raised SystemExit (`sys.exit()`) or KeyboardInterrupt itself: its test fails, and
     the run goes on (a real Ctrl-C interrupts the run instead)."""

@@ -26,6 +26,7 @@ import pluggy
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
+    from typing import Any
 
     from herd.backend import (
         Attachment,
@@ -44,6 +45,8 @@ __all__ = [
     "herd_list_devices",
     "herd_machine_console",
     "herd_machine_execute",
+    "herd_machine_monitor_command",
+    "herd_machine_qmp_events",
     "herd_machine_reboot",
     "herd_machine_screenshot",
     "herd_machine_send_chars",
@@ -200,9 +203,12 @@ def herd_machine_reboot(handle: MachineHandle, timeout: float) -> str | None:
 
 @hookspec(firstresult=True)
 def herd_machine_console(handle: MachineHandle) -> str | None:
-    """Everything the machine has written to its console so far, as text. *First result.*
+    """Everything the running machine has written to its console since it started, as text.
+    *First result.*
 
-    For backends that declare the ``console`` capability (`wait_for_console_text` polls it).
+    For backends that declare the ``console`` capability: `wait_for_console_text` and
+    `get_console_log` ask it while the machine runs. For other backends, and for a machine that
+    is not running, herd reads the ``console.log`` that `herd_machine_start` writes.
     """
 
 
@@ -222,3 +228,17 @@ def herd_machine_send_keys(handle: MachineHandle, keys: list[str]) -> bool | Non
 @hookspec(firstresult=True)
 def herd_machine_screenshot(handle: MachineHandle, path: Path) -> bool | None:
     """Save the machine's screen to ``path`` as PNG. *First result.* (capability ``screenshot``)"""
+
+
+@hookspec(firstresult=True)
+def herd_machine_monitor_command(handle: MachineHandle, command: str) -> str | None:
+    """Run ``command`` on the machine's human monitor (QEMU's HMP: "info status", "stop") and
+    return what it printed. *First result.* (capability ``monitor``)"""
+
+
+@hookspec(firstresult=True)
+def herd_machine_qmp_events(handle: MachineHandle, timeout: float) -> list[dict[str, Any]] | None:
+    """The QMP events the machine's QEMU sent since the last call, oldest first; when there are
+    none, wait up to ``timeout`` seconds for one (an empty list then). Each is the event's JSON
+    object ({"event": "STOP", "data": {...}, "timestamp": {...}}). *First result.* (capability
+    ``monitor``)"""

@@ -8,13 +8,14 @@ the script did not start it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
 import re
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -351,17 +352,18 @@ class Machine:
         how = self._driver.backend_call(self, "herd_machine_reboot", timeout=timeout)
         self._driver.log.info(str(how), machine=self.name)
 
-    @needs(Capability.CONSOLE)
     def wait_for_console_text(self, regex: str, timeout: float = DEFAULT_TIMEOUT) -> str:
-        """Wait until the machine's console shows text matching `regex`; return the match.
+        """Wait until the machine's console, since it started, shows text matching `regex`; return
+        the match. Works on every backend (see `get_console_log`).
 
         >>> machine.wait_for_console_text("login:")
         """
         self._check_timeout(timeout)
         pattern = re.compile(regex)
+        self._driver.handle(self)  # boots the machine on first use, as every command does
 
         def seen(_last_try: bool) -> str | None:
-            match = pattern.search(self._driver.backend_call(self, "herd_machine_console"))
+            match = pattern.search(self._driver.console_text(self))
             return match.group(0) if match else None
 
         return poll(seen, timeout, f"console text matching {regex!r}", self.name)
@@ -567,3 +569,144 @@ class Machine:
         >>> machine.succeed_with_input("cat > /etc/motd", "hello\\n")
         """
         return self._expect(command, True, timeout, stdin)
+
+    # -- the NixOS test driver's other methods --------------------------------------------------
+
+    @contextlib.contextmanager
+    def nested(self, message: str, attrs: Mapping[str, str] | None = None) -> Iterator[None]:
+        """A named, timed section of the log under this machine's name, as `subtest` is for the
+        script; `attrs` are added to its title.
+
+        >>> with server.nested("filling the database"):
+        ...     server.succeed("psql -f /srv/fixtures.sql")
+        """
+        extra = "".join(f" {key}={value}" for key, value in (attrs or {}).items())
+        with self._driver.log.section(f"{self.name}: {message}{extra}"):
+            yield
+
+    def wait_for_shutdown(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Wait until the machine has powered off; it does not power it off (`shutdown()` does).
+
+        herd sees the machine go when it stops running commands, then waits for it to end (the
+        run's stop timeout, after which its backend escalates) and releases it; `start()` boots it
+        again. Returns at once for a machine that is not running.
+
+        >>> machine.execute("systemctl poweroff --no-block")
+        >>> machine.wait_for_shutdown()
+        """
+        self._check_timeout(timeout)
+        self._driver.wait_for_power_off(self, timeout)
+
+    def wait_for_open_unix_socket(
+        self, addr: str, is_datagram: bool = False, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        """Wait until something listens on the UNIX-domain socket `addr` inside the machine (a
+        stream socket, or a datagram socket when `is_datagram`).
+
+        >>> machine.wait_for_open_unix_socket("/run/postgresql/.s.PGSQL.5432")
+        """
+        kind = "SOCK_DGRAM" if is_datagram else "SOCK_STREAM"
+        flags = "-uU" if is_datagram else "-U"
+        path = shlex.quote(addr)
+        probe = (
+            "if command -v python3 >/dev/null; then python3 -c "
+            + shlex.quote(
+                f"import socket, sys; socket.socket(socket.AF_UNIX, socket.{kind}).connect(sys.argv[1])"
+            )
+            + f" {path} 2>/dev/null; else nc -z {flags} {path}; fi"
+        )
+        self._wait_for_status(probe, True, timeout)
+
+    def copy_from_host_via_shell(self, source: str | os.PathLike[str], target: str) -> None:
+        """Copy one file from the host to `target` in the machine through a command's input
+        (its parent directories are made). `copy_from_host` copies directories too.
+
+        >>> machine.copy_from_host_via_shell("fixtures/site.conf", "/etc/nginx/site.conf")
+        """
+        data = Path(source).read_bytes()
+        quoted = shlex.quote(target)
+        self.succeed_with_input(f'mkdir -p "$(dirname {quoted})" && cat > {quoted}', data)
+
+    def get_console_log(self) -> str:
+        """Everything the machine's console printed since it last started, on every backend: what
+        its init and kernel print, and what is written to `/dev/console`.
+
+        >>> assert "Reached target" in machine.get_console_log()
+        """
+        return self._driver.console_text(self)
+
+    @needs(Capability.CONSOLE)
+    def send_console(self, chars: str) -> None:
+        """Type `chars` on the machine's console (its serial console on a VM), as `send_chars`.
+
+        >>> machine.send_console("\\n\\nsystemctl default\\n")
+        """
+        self._driver.backend_call(self, "herd_machine_send_chars", chars=chars)
+
+    @needs(Capability.MONITOR)
+    def send_monitor_command(self, command: str) -> str:
+        """Run a command on the VM's QEMU monitor (HMP); return what it printed.
+
+        >>> machine.send_monitor_command("info status")
+        'VM status: running\\r\\n'
+        """
+        answer = self._driver.backend_call(self, "herd_machine_monitor_command", command=command)
+        self._driver.log.info(f"monitor: {command}", machine=self.name, show=False)
+        return str(answer)
+
+    @needs(Capability.MONITOR)
+    def wait_for_qmp_event(
+        self, event_filter: Callable[[dict[str, Any]], bool], timeout: float = 600.0
+    ) -> dict[str, Any]:
+        """Wait for a QMP event of the VM's QEMU that `event_filter` accepts, and return it; the
+        events it refuses meanwhile are dropped.
+
+        >>> machine.wait_for_qmp_event(lambda event: event["event"] == "STOP", timeout=30)
+        """
+        self._check_timeout(timeout)
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            events = self._driver.backend_call(self, "herd_machine_qmp_events", timeout=remaining)
+            for event in events:
+                if event_filter(event):
+                    return dict(event)
+        raise WaitTimeout(f"{self.name}: timed out after {timeout:g} s waiting for a QMP event")
+
+    @staticmethod
+    def _tty_number(tty: int | str) -> int:
+        if isinstance(tty, bool) or not str(tty).isdigit() or not 1 <= int(tty) <= 63:
+            raise ArgumentError(f"tty {tty!r} is not the number of a virtual terminal (1 to 63)")
+        return int(tty)
+
+    @needs(Capability.KERNEL)
+    def get_tty_text(self, tty: int | str) -> str:
+        """The text on virtual terminal `tty` (its screen, from `/dev/vcs<tty>`), one line per row.
+
+        >>> machine.get_tty_text(1)
+        """
+        number = self._tty_number(tty)
+        columns = f"$(stty -F /dev/tty{number} size | cut -d' ' -f2)"
+        return self.succeed(f"fold -w {columns} /dev/vcs{number}")
+
+    @needs(Capability.KERNEL)
+    def wait_until_tty_matches(self, tty: int | str, regexp: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Wait until the text on virtual terminal `tty` matches `regexp`.
+
+        >>> machine.wait_until_tty_matches(1, "login: ")
+        """
+        self._check_timeout(timeout)
+        pattern = re.compile(regexp)
+        poll(
+            lambda _last_try: pattern.search(self.get_tty_text(tty)) is not None,
+            timeout,
+            f"tty{tty} to match {regexp!r}",
+            self.name,
+        )
+
+    @needs(Capability.KERNEL)
+    def dump_tty_contents(self, tty: int | str) -> None:
+        """Write the text on virtual terminal `tty` to the run's log (for debugging).
+
+        >>> machine.dump_tty_contents(1)
+        """
+        self.log(f"tty{tty}:\n{self.get_tty_text(tty)}")

@@ -92,9 +92,13 @@ class Herd:
         self.driver = driver
         self.machines: dict[str, Machine] = {m.spec.script_name: m for m in driver.machines}
         self.start_all = driver.start_all
+        self.join_all = driver.join_all
         self.subtest = driver.subtest
         self.retry = driver.retry
         self.log = driver.log.info
+        self.polling_condition = driver.polling_condition
+        self.serial_stdout_on = driver.serial_stdout_on
+        self.serial_stdout_off = driver.serial_stdout_off
 
     @property
     def output_dir(self) -> Path:

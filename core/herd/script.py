@@ -35,7 +35,9 @@ class ScriptSource:
     line: int | None
 
 
-def compile_script(script: str, test_name: str, source: ScriptSource) -> CodeType:
+def script_place(script: str, test_name: str, source: ScriptSource) -> tuple[str, int]:
+    """Where a string script's lines are: the file that holds it and the number of lines before it
+    there, else the name of its own (`<herd script of TEST>`) and 0."""
     if source.path is not None:
         try:
             text = Path(source.path).read_text()
@@ -43,11 +45,16 @@ def compile_script(script: str, test_name: str, source: ScriptSource) -> CodeTyp
             text = ""
         offset = text.find(script)
         if script.strip() and offset >= 0:
-            first_line = text.count("\n", 0, offset)
-            return compile("\n" * first_line + script, source.path, "exec")
-    name = f"<herd script of {test_name}>"
-    linecache.cache[name] = (len(script), None, script.splitlines(keepends=True), name)
-    return compile(script, name, "exec")
+            return source.path, text.count("\n", 0, offset)
+    return f"<herd script of {test_name}>", 0
+
+
+def compile_script(script: str, test_name: str, source: ScriptSource) -> CodeType:
+    filename, lines_before = script_place(script, test_name, source)
+    if filename == source.path:
+        return compile("\n" * lines_before + script, filename, "exec")
+    linecache.cache[filename] = (len(script), None, script.splitlines(keepends=True), filename)
+    return compile(script, filename, "exec")
 
 
 def run_script(

@@ -27,8 +27,28 @@ from herd.netspec import (
     parse_networks,
 )
 
-# Names the script namespace gives to the driver; a machine may not take them.
-DRIVER_NAMES = frozenset({"driver", "machines", "start_all", "subtest", "retry", "log"})
+# Names the script namespace gives to the driver (the NixOS test driver's globals among them); a
+# machine may not take them. A test of one machine also gets it as `machine`, which a machine may be.
+DRIVER_NAMES = frozenset(
+    {
+        "driver",
+        "machines",
+        "start_all",
+        "subtest",
+        "retry",
+        "log",
+        "join_all",
+        "polling_condition",
+        "serial_stdout_on",
+        "serial_stdout_off",
+        "create_machine",
+        "t",
+        "os",
+        "vlans",
+        "BaseMachine",
+    }
+)
+SINGLE_MACHINE_NAME = "machine"
 _HOSTNAME_LABEL = re.compile(r"^[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _UNIT_NAME = re.compile(
     r"^[A-Za-z0-9:_.\\@-]+\.(service|socket|target|timer|path|mount|automount|swap|slice|scope)$"
@@ -555,6 +575,13 @@ def test_name_problem(name: object) -> str | None:
     return None
 
 
+def script_names(machine_names: set[str]) -> frozenset[str]:
+    """Every name a test's script sees beside Python's builtins: its machines (by script name),
+    `machine` when there is one, and the driver's names."""
+    single = {SINGLE_MACHINE_NAME} if len(machine_names) == 1 else set()
+    return frozenset(machine_names | single | DRIVER_NAMES)
+
+
 def _check_script(script: object, machine_names: set[str], problems: _Problems) -> None:
     if script is None:  # the caller drives the machines (a pytest test)
         return
@@ -572,7 +599,7 @@ def _check_script(script: object, machine_names: set[str], problems: _Problems) 
     for parameter in inspect.signature(script).parameters.values():
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
-        known = machine_names | DRIVER_NAMES
+        known = script_names(machine_names)
         if parameter.name not in known and parameter.default is parameter.empty:
             hint = _suggest(parameter.name, sorted(known))
             problems.add(f"script parameter {parameter.name!r} is neither a machine nor a driver name{hint}")

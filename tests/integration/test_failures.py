@@ -103,6 +103,38 @@ def test_an_invalid_test_file_is_rejected_before_anything_starts(herd_cli: Calla
     )
 
 
+def test_a_script_with_a_typo_is_rejected_before_anything_starts_unless_unchecked(
+    herd_cli: Callable, tmp_path: Path
+) -> None:  # type: ignore[type-arg]
+    test_file = write(
+        tmp_path / "typo.py",
+        '''
+        import herd
+
+        test = herd.Test(
+            name="typo",
+            machines={"server": {}},
+            script="""
+        server.succeed("true")
+        machine.succed("true")
+        """,
+        )
+        ''',
+    )
+    result = herd_cli("run", str(test_file), "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert (
+        f"herd: test 'typo': {test_file}:9: machine 'machine' has no method or attribute 'succed'; "
+        "did you mean 'succeed'? (`herd run --no-check` skips this check)"
+    ) in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "out").exists()  # nothing started
+
+    unchecked = herd_cli("run", "--no-check", str(test_file), "--output-dir", str(tmp_path / "out"))
+    assert unchecked.returncode == 1
+    assert "error: AttributeError: 'Machine' object has no attribute 'succed'" in unchecked.stderr
+    assert_nothing_left(run_id_of(unchecked.stderr))
+
+
 def test_a_test_file_that_does_not_load_is_one_line_and_exit_status_2(
     herd_cli: Callable,  # type: ignore[type-arg]
     tmp_path: Path,

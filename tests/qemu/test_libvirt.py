@@ -123,6 +123,22 @@ def test_a_vm_boots_as_a_domain_runs_commands_and_leaves_nothing(tmp_path: Path)
     assert "hello from inside" in (tmp_path / "out" / "vm" / "console.log").read_text(errors="replace")
 
 
+def test_monitor_commands_and_qmp_events_pass_through_libvirt(tmp_path: Path) -> None:
+    def script(vm) -> None:  # type: ignore[no-untyped-def]
+        vm.send_monitor_command("stop")
+        vm.sleep(0.5)  # the event comes before the wait: libvirt passes events on from the start
+        assert vm.wait_for_qmp_event(lambda event: event["event"] == "STOP", timeout=30)["event"] == "STOP"
+        assert "paused" in vm.send_monitor_command("info status")
+        vm.send_monitor_command("cont")
+        vm.wait_for_qmp_event(lambda event: event["event"] == "RESUME", timeout=30)
+        assert vm.succeed("echo resumed") == "resumed\n"
+
+    test = Test(name="monitor", machines={"vm": {"backend": BACKEND}}, script=script)
+    outcome = test.run(output_dir=tmp_path / "out", terminal=None)
+    assert outcome.passed, outcome.error
+    assert_nothing_left(outcome.run_id)
+
+
 def test_qemu_dying_mid_test_is_reported_and_cleaned_up(tmp_path: Path) -> None:
     def script(doomed: Any, driver: Any) -> None:
         doomed.start()

@@ -78,6 +78,26 @@ def test_console_keyboard_and_screen(run_vm: Callable, tmp_path: Path) -> None: 
     assert "hello from inside" in (tmp_path / "out" / "m" / "console.log").read_text(errors="replace")
 
 
+def test_the_monitor_its_events_and_the_virtual_terminals(run_vm: Callable, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    def script(m) -> None:  # type: ignore[no-untyped-def]
+        m.start()
+        assert "running" in m.send_monitor_command("info status")
+        m.send_monitor_command("stop")
+        assert m.wait_for_qmp_event(lambda event: event["event"] == "STOP", timeout=30)["event"] == "STOP"
+        assert "paused" in m.send_monitor_command("info status")
+        m.send_monitor_command("cont")
+        m.wait_for_qmp_event(lambda event: event["event"] == "RESUME", timeout=30)
+        m.succeed("echo 'written on the first terminal' > /dev/tty1")
+        m.wait_until_tty_matches(1, "written on the first terminal", timeout=30)
+        assert "written on the first terminal" in m.get_tty_text("1")
+        m.dump_tty_contents(1)
+
+    outcome = run_vm(Test(name="monitor", machines={"m": {}}, script=script))
+    assert outcome.passed, outcome.error
+    log = (tmp_path / "out" / "log.txt").read_text()
+    assert "m: tty1:" in log and "m: monitor: stop" in log
+
+
 def test_a_reboot_keeps_the_disk_and_boots_anew(run_vm: Callable) -> None:  # type: ignore[type-arg]
     def script(m) -> None:  # type: ignore[no-untyped-def]
         m.start()

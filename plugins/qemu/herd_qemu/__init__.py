@@ -127,6 +127,7 @@ CAPABILITIES = frozenset(
         Capability.CONSOLE,
         Capability.KEYBOARD,
         Capability.SCREENSHOT,
+        Capability.MONITOR,
         Capability.KERNEL,
         Capability.PCI,
     }
@@ -224,6 +225,20 @@ def herd_machine_screenshot(handle: MachineHandle, path: Path) -> bool | None:
         return None
     machine.monitor.command("screendump", filename=str(path.absolute()), format="png")
     return True
+
+
+@herd.hookimpl
+def herd_machine_monitor_command(handle: MachineHandle, command: str) -> str | None:
+    machine = _mine(handle)
+    if machine is None:
+        return None
+    return str(machine.monitor.command("human-monitor-command", **{"command-line": command}))
+
+
+@herd.hookimpl
+def herd_machine_qmp_events(handle: MachineHandle, timeout: float) -> list[dict[str, Any]] | None:
+    machine = _mine(handle)
+    return machine.monitor.take_events(timeout) if machine else None
 
 
 @herd.hookimpl

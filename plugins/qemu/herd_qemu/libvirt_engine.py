@@ -20,8 +20,10 @@ import contextlib
 import json
 import shutil
 import socket
+import threading
 import time
 import uuid as uuids
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,12 +111,23 @@ def _keep_log(plan: LaunchPlan, uri: str, name: str) -> None:
         log.unlink()
 
 
+KEPT_EVENTS = 1000  # QMP events kept until `take_events` asks: the oldest go first
+
+
 class Monitor:
-    """QEMU's monitor as libvirt lends it: QMP commands passed through to the domain's QEMU."""
+    """QEMU's monitor as libvirt lends it: QMP commands passed through to the domain's QEMU, and
+    its events passed on by libvirt from the monitor's making until it is closed."""
 
     def __init__(self, domain: Any, machine: str) -> None:
+        import libvirt_qemu  # libvirt-python's, loaded with it
+
         self.domain = domain
         self.machine = machine
+        self._events: deque[dict[str, Any]] = deque(maxlen=KEPT_EVENTS)
+        self._arrived = threading.Condition()
+        self._callback: int | None = libvirt_qemu.qemuMonitorEventRegister(
+            domain.connect(), domain, None, self._event, None, 0
+        )
 
     def command(self, name: str, **arguments: Any) -> Any:
         import libvirt_qemu  # libvirt-python's, loaded with it
@@ -132,8 +145,42 @@ class Monitor:
             raise MachineError(f"machine {self.machine}: QEMU: {name}: {problem.get('desc', problem)}")
         return reply.get("return")
 
+    def _event(
+        self,
+        _conn: Any,
+        _domain: Any,
+        event: str,
+        seconds: int,
+        micros: int,
+        details: str | None,
+        _opaque: Any,
+    ) -> None:
+        message = {
+            "event": event,
+            "data": json.loads(details) if details else {},
+            "timestamp": {"seconds": seconds, "microseconds": micros},
+        }
+        with self._arrived:
+            self._events.append(message)
+            self._arrived.notify_all()
+
+    def take_events(self, timeout: float) -> list[dict[str, Any]]:
+        """The QMP events since the last call; when there are none, wait up to `timeout` seconds
+        for one."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: bool(self._events), timeout)
+            taken = list(self._events)
+            self._events.clear()
+        return taken
+
     def close(self) -> None:
-        """Nothing to close: the monitor is libvirt's."""
+        """Stop passing events on; the monitor itself is libvirt's."""
+        if self._callback is not None:
+            import libvirt_qemu
+
+            with contextlib.suppress(connection.module().libvirtError):
+                libvirt_qemu.qemuMonitorEventDeregister(self.domain.connect(), self._callback)
+            self._callback = None
 
 
 def _listen(path: Path) -> socket.socket:

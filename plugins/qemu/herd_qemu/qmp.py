@@ -7,11 +7,15 @@ asynchronous events (RESET, SHUTDOWN...) between them.
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
+import time
 from typing import Any
 
 from herd.errors import MachineError
+
+EVENT_SLICE = 0.1  # seconds `take_events` holds the monitor's lock at a time
 
 
 class QMP:
@@ -50,6 +54,24 @@ class QMP:
                     error = message["error"]
                     raise MachineError(f"machine {self.machine}: QEMU: {name}: {error.get('desc', error)}")
                 return message.get("return")
+
+    def take_events(self, timeout: float) -> list[dict[str, Any]]:
+        """The events QEMU sent since the last call; when none, wait up to `timeout` s for one.
+
+        The monitor's lock is taken a slice at a time, so that commands of other threads go on.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if not self.events:
+                    slice_end = min(deadline - time.monotonic(), EVENT_SLICE)
+                    if select.select([self._connection], [], [], max(slice_end, 0))[0]:
+                        message = self._read()  # no command waits for a reply: it is an event
+                        if "event" in message:
+                            self.events.append(message)
+                if self.events or time.monotonic() >= deadline:
+                    taken, self.events = self.events, []
+                    return taken
 
     def close(self) -> None:
         self._file.close()

@@ -168,6 +168,9 @@ class Monitor(Protocol):
 
     def command(self, name: str, **arguments: Any) -> Any: ...
 
+    def take_events(self, timeout: float) -> list[dict[str, Any]]:
+        """The QMP events since the last call; when none, wait up to `timeout` s for one."""
+
     def close(self) -> None: ...
 
 
