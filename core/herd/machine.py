@@ -14,14 +14,13 @@ import math
 import os
 import re
 import shlex
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from herd.backend import Capability, ExecResult, StopMode
-from herd.errors import ArgumentError, CapabilityError, CommandFailed, HerdError, WaitTimeout
+from herd.errors import ArgumentError, CapabilityError, CommandFailed, WaitTimeout
 from herd.log import printable
 from herd.spec import timeout_problem
 
@@ -180,20 +179,13 @@ class Machine:
     def _timed_out(self, command: str, timeout: float | None) -> WaitTimeout:
         return WaitTimeout(f"{self.name}: command `{command}` did not finish within {timeout:g} s")
 
-    def _run_unwaited(self, command: str, timeout: float | None, stdin: bytes | str) -> None:
-        """Run a command in a thread of its own; nobody waits for it. A failure goes to the log."""
+    def _start_in_background(self, command: str, stdin: bytes | str) -> None:
+        """Start `command` in the background of the machine's shell, which exits at once: nobody
+        waits for the command, reads its output or bounds its time."""
+        if stdin:
+            raise ArgumentError(f"{self.name}: stdin cannot reach a command run with check_output=False")
         self._check_command(command)
-        if timeout is not None:
-            self._check_timeout(timeout)
-        self._driver.handle(self)  # boot first, here rather than in the thread
-
-        def run() -> None:
-            try:
-                self._run(command, timeout, stdin)
-            except HerdError as error:  # the command powered the machine off, or it was stopped
-                self._driver.log.info(f"command `{command}`, run without waiting: {error}", machine=self.name)
-
-        threading.Thread(target=run, name=f"herd-unwaited-{self.name}", daemon=True).start()
+        self._run(f"(\n{command}\n) >/dev/null 2>&1 &", DEFAULT_TIMEOUT)
 
     def execute(
         self,
@@ -207,14 +199,14 @@ class Machine:
 
         Standard error goes to the log. A command past `timeout` seconds (None: no limit) is killed
         with everything it started, and its status is 124. With `check_return=False` the status is
-        -1 instead of the command's own; with `check_output=False` the command runs on without
-        being waited for, and `execute` returns `(-2, "")` at once (for a command that powers the
-        machine off, say).
+        -1 instead of the command's own; with `check_output=False` the command is started in the
+        background of the machine, and `execute` returns `(-2, "")` at once, without waiting for it
+        (for a command that powers the machine off, say).
 
         >>> status, out = machine.execute("cat /etc/hostname")
         """
         if not check_output:
-            self._run_unwaited(command, timeout, stdin)
+            self._start_in_background(command, stdin)
             return UNWAITED_STATUS, ""
         result = self._run(command, timeout, stdin)
         status = TIMED_OUT_STATUS if result.timed_out else result.status
