@@ -8,9 +8,11 @@ requests from a connected socket and writes responses to it, each a frame: a hea
     request  {"id": 1, "command": "echo hi", "timeout": 5.0}   body: the command's stdin
     response {"id": 1, "status": 0, "stdout": 3, "timed_out": false}   body: stdout, then stderr
 
-Many commands may run at once; each answers when its shell exits, with whatever its stdout and
-stderr held, even when a background process keeps them open. At its timeout a command's whole
-process group is killed.
+Each command runs as the NixOS test driver runs it: in bash with `set -euo pipefail` (in /bin/sh
+with `set -eu` where the machine has no bash), and on no process's command line: the shell reads it
+from a pipe on descriptor 3, while the request's body is its stdin. Many commands may run at once;
+each answers when its shell exits, with whatever its stdout and stderr held, even when a background
+process keeps them open. At its timeout a command's whole process group is killed.
 
 A first request `{"id": 1, "enter": PID, "cgroup_procs": [...], "environment": {...},
 "filters": [...]}` makes the agent join those cgroups and every namespace of process PID (a
@@ -38,7 +40,6 @@ import selectors
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import time
 
@@ -57,6 +58,9 @@ ENVIRONMENT = {
     "LANG": "C.UTF-8",
 }
 READ_SIZE = 1 << 16
+BASH = "/bin/bash"
+FALLBACK_SHELL = "/bin/sh"  # where a machine has no bash
+SCRIPT_FD = 3  # the descriptor a command's shell reads the command from
 VIRTIO_PORTS = "/sys/class/virtio-ports"
 
 
@@ -141,24 +145,48 @@ def enter(pid: int, cgroup_procs: list[str], filters: list[bytes]) -> None:
 
 
 class Command:
-    """One running command: its process, the pipes being read and written, and its deadline."""
+    """One running command: its shell, the pipes being read and written, and its deadline."""
 
-    def __init__(
-        self, request_id: int, process: subprocess.Popen[bytes], stdin: bytes, deadline: float | None
-    ) -> None:
+    def __init__(self, request_id: int, pid: int, deadline: float | None) -> None:
         self.id = request_id
-        self.process = process
-        self.pending_stdin = memoryview(stdin)
+        self.pid = pid
         self.deadline = deadline
         self.output = {"stdout": bytearray(), "stderr": bytearray()}
-        self.pidfd = os.pidfd_open(process.pid)
+        self.reading: dict[int, str] = {}  # our ends of its stdout and stderr
+        self.writing: dict[int, memoryview] = {}  # our ends of its script and stdin: what is left
+        self.pidfd = os.pidfd_open(pid)
         self.timed_out = False
 
     def kill(self) -> None:
-        """Kill the command's whole process group (its shell made one of its own)."""
+        """Kill the command's whole process group (its shell leads a session of its own)."""
         self.timed_out = True
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+            os.killpg(self.pid, signal.SIGKILL)
+
+
+def shell_script(command: str) -> tuple[str, bytes]:
+    """The shell that runs `command`, and the script it reads: bash with `set -euo pipefail`, as
+    the NixOS test driver runs commands, or /bin/sh with `set -eu` in a machine without bash.
+
+    The script closes the descriptor the shell read it from, so that nothing the command starts
+    inherits it; it begins on the command's first line, so that line numbers in errors are the
+    command's own."""
+    if os.access(BASH, os.X_OK):
+        return BASH, f"exec {SCRIPT_FD}<&-; set -euo pipefail; {command}\n".encode()
+    return FALLBACK_SHELL, f"exec {SCRIPT_FD}<&-; set -eu; {command}\n".encode()
+
+
+def _reserve_low_descriptors() -> None:
+    """Keep descriptors 0 to SCRIPT_FD open for good (on /dev/null where they are not), so that no
+    pipe of a command is ever one of them: each is the target of a dup2 when a shell is spawned."""
+    for fd in range(SCRIPT_FD + 1):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: fd itself
+            if null != fd:
+                os.close(null)
+                raise OSError(f"agent: cannot reserve descriptor {fd}") from None
 
 
 class Agent:
@@ -172,6 +200,8 @@ class Agent:
         self.open = True
         self.environment = dict(ENVIRONMENT)
         self.selector.register(fd, selectors.EVENT_READ, ("requests", None))
+        _reserve_low_descriptors()
+        os.chdir("/")  # every command's working directory
 
     def send(self, header: dict[str, object], body: bytes = b"") -> None:
         data = memoryview(encode_frame(header, body))
@@ -179,33 +209,44 @@ class Agent:
             data = data[os.write(self.fd, data) :]
 
     def start(self, header: dict[str, object], body: bytes) -> None:
+        """Spawn the command's shell, which reads the command from a pipe (never from its argv, so
+        no process's command line holds the command's text), with `body` as its stdin."""
         request_id = int(header["id"])  # type: ignore[call-overload]
         timeout = header.get("timeout")
+        shell, script = shell_script(str(header["command"]))
+        script_read, script_write = os.pipe2(os.O_CLOEXEC)
+        stdin_read, stdin_write = os.pipe2(os.O_CLOEXEC)
+        stdout_read, stdout_write = os.pipe2(os.O_CLOEXEC)
+        stderr_read, stderr_write = os.pipe2(os.O_CLOEXEC)
+        theirs = (stdin_read, stdout_write, stderr_write, script_read)  # become its 0, 1, 2, 3
         try:
-            process = subprocess.Popen(
-                ["/bin/sh", "-c", str(header["command"])],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=self.environment,
-                cwd="/",
-                start_new_session=True,
+            pid = os.posix_spawn(
+                shell,
+                [shell, f"/proc/self/fd/{SCRIPT_FD}"],
+                self.environment,
+                file_actions=[(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(theirs)],
+                setsid=True,
             )
         except OSError as error:
-            self.send({"id": request_id, "error": f"cannot start /bin/sh: {error.strerror}"})
+            for fd in (*theirs, script_write, stdin_write, stdout_read, stderr_read):
+                os.close(fd)
+            self.send({"id": request_id, "error": f"cannot start {shell}: {error.strerror}"})
             return
+        for fd in theirs:
+            os.close(fd)
         deadline = time.monotonic() + float(timeout) if timeout is not None else None  # type: ignore[arg-type]
-        command = Command(request_id, process, body, deadline)
+        command = Command(request_id, pid, deadline)
         self.commands[request_id] = command
-        assert process.stdin and process.stdout and process.stderr
-        for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
-            os.set_blocking(stream.fileno(), False)
-            self.selector.register(stream.fileno(), selectors.EVENT_READ, (name, command))
-        if body:
-            os.set_blocking(process.stdin.fileno(), False)
-            self.selector.register(process.stdin.fileno(), selectors.EVENT_WRITE, ("stdin", command))
-        else:
-            process.stdin.close()
+        for fd, name in ((stdout_read, "stdout"), (stderr_read, "stderr")):
+            os.set_blocking(fd, False)
+            command.reading[fd] = name
+            self.selector.register(fd, selectors.EVENT_READ, (name, command))
+        for fd, data in ((script_write, script), (stdin_write, body)):
+            os.set_blocking(fd, False)
+            command.writing[fd] = memoryview(data)
+            self.write_input(fd, command)
+            if fd in command.writing:
+                self.selector.register(fd, selectors.EVENT_WRITE, ("input", command))
         self.selector.register(command.pidfd, selectors.EVENT_READ, ("exit", command))
 
     def read_stream(self, fd: int, name: str, command: Command) -> None:
@@ -217,30 +258,32 @@ class Agent:
             command.output[name] += data
         else:
             self.selector.unregister(fd)
+            os.close(fd)
+            del command.reading[fd]
 
-    def write_stdin(self, command: Command) -> None:
-        stdin = command.process.stdin
-        assert stdin is not None
+    def write_input(self, fd: int, command: Command) -> None:
+        """Write what the command's script or stdin still lacks; close the pipe once it has all."""
+        pending = command.writing[fd]
         try:
-            written = os.write(stdin.fileno(), command.pending_stdin[:READ_SIZE])
+            written = os.write(fd, pending[:READ_SIZE]) if pending else 0
         except BlockingIOError:
             return
         except BrokenPipeError:
-            written = len(command.pending_stdin)
-        command.pending_stdin = command.pending_stdin[written:]
-        if not command.pending_stdin:
-            self.selector.unregister(stdin.fileno())
-            stdin.close()
+            written = len(pending)
+        command.writing[fd] = pending = pending[written:]
+        if not pending:
+            if fd in self.selector.get_map():
+                self.selector.unregister(fd)
+            os.close(fd)
+            del command.writing[fd]
 
     def finish(self, command: Command) -> None:
         """The command's shell exited: take what its pipes hold now and answer."""
-        process = command.process
-        status = process.wait()
+        _, wait_status = os.waitpid(command.pid, 0)
+        status = os.waitstatus_to_exitcode(wait_status)
         if status < 0:
             status = 128 - status
-        for stream, name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
-            assert stream is not None
-            fd = stream.fileno()
+        for fd, name in command.reading.items():
             while True:
                 try:
                     data = os.read(fd, READ_SIZE)
@@ -249,15 +292,9 @@ class Agent:
                 if not data:
                     break
                 command.output[name] += data
-            if fd in self.selector.get_map():
-                self.selector.unregister(fd)
-            stream.close()
-        if process.stdin is not None and not process.stdin.closed:
-            if process.stdin.fileno() in self.selector.get_map():
-                self.selector.unregister(process.stdin.fileno())
-            process.stdin.close()
-        self.selector.unregister(command.pidfd)
-        os.close(command.pidfd)
+        for fd in (*command.reading, *command.writing, command.pidfd):
+            self.selector.unregister(fd)
+            os.close(fd)
         del self.commands[command.id]
         if not self.open:  # the host hung up: nobody is waiting for the answer
             return
@@ -319,9 +356,11 @@ class Agent:
                     self.receive()
                 elif kind == "exit":
                     self.finish(command)
-                elif kind == "stdin":
-                    self.write_stdin(command)
-                elif command.id in self.commands:
+                elif command.id not in self.commands:
+                    continue  # it finished earlier in this round, and its pipes are closed
+                elif kind == "input":
+                    self.write_input(key.fd, command)
+                else:
                     self.read_stream(key.fd, kind, command)
             self.expire()
 
@@ -343,6 +382,7 @@ def spawn_agents(control: socket.socket) -> None:
         if os.fork() == 0:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # commands are waited for
             control.close()
+            os.set_inheritable(fds[0], False)  # received descriptors are; no command may inherit it
             with contextlib.suppress(BrokenPipeError):  # the host went away
                 Agent(fds[0]).serve()
             os._exit(0)

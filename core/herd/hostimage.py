@@ -6,7 +6,9 @@ secrets or state), each with a per-machine upper layer. herd writes into the upp
 machine itself (hostname, hosts, machine-id, an empty fstab, the boot target and the test's units and
 files) and hides the host's enabled units by making every `*.wants`/`*.requires` directory of
 /etc/systemd/system opaque. systemd then boots `herd.target`, which pulls in only what the test asks
-for: never the host's enabled services, never a wait on network-online.
+for: never the host's enabled services, never a wait on network-online. It pulls in
+multi-user.target too, so that a script can wait for it as on a NixOS machine, but of what the
+host's packages have that target want only `MULTI_USER_KEPT` starts.
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ GRANT_ENVIRONMENT = "/etc/systemd/system.conf.d/herd-devices.conf"
 SHARED_READ_ONLY = ("usr", "opt", "nix", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
 OVERLAID = ("etc", "var")
 HOST_UNIT_DIR = Path("/etc/systemd/system")
+VENDOR_UNIT_DIRS = (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system"))
+MULTI_USER_TARGET = "multi-user.target"
+# Of the units the host's packages have multi-user.target want (dbus, systemd-logind, getty.target,
+# systemd-update-utmp-runlevel, ...), the one a machine starts: it lets users other than root log
+# in. The others are masked as its dependencies, not as units: dbus and logind still start on
+# demand, through dbus.socket, when something uses the bus (`su` opening a session), and a test
+# may list any of them in `services`.
+MULTI_USER_KEPT = frozenset({"systemd-user-sessions.service"})
 # systemd's generators that have nothing to do in a herd machine (its fstab and crypttab are empty,
 # it has no disks, consoles or firmware of its own). Masked, they save tens of milliseconds of boot.
 # Generators that packages ship (postgresql's, for one) still run, and so do the SysV and
@@ -78,8 +88,30 @@ def host_unit_dependency_dirs() -> tuple[str, ...]:
     )
 
 
+@cache
+def vendor_wants(target: str) -> tuple[str, ...]:
+    """The units that the host's packages have `target` want (its `.wants` directories under
+    /usr/lib/systemd/system and /lib/systemd/system)."""
+    names: set[str] = set()
+    for directory in VENDOR_UNIT_DIRS:
+        wants = directory / f"{target}.wants"
+        if wants.is_dir():
+            names.update(entry.name for entry in os.scandir(wants))
+    return tuple(sorted(names))
+
+
+def _mask_vendor_wants(units: Path, target: str, kept: frozenset[str]) -> None:
+    """Keep `target` from pulling in what the host's packages have it want, but for `kept`: a
+    link to /dev/null in its .wants directory in /etc masks the dependency, not the unit."""
+    wants = units / f"{target}.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    for name in vendor_wants(target):
+        if name not in kept:
+            os.symlink("/dev/null", wants / name)
+
+
 def boot_target(machine: MachineSpec) -> str:
-    wants = " ".join(("network-online.target", *machine.units_to_start()))
+    wants = " ".join(("network-online.target", MULTI_USER_TARGET, *machine.units_to_start()))
     return (
         "[Unit]\n"
         f"Description=herd machine {machine.name}\n"
@@ -216,6 +248,7 @@ def prepare(
     units = etc / "systemd" / "system"
     for name in host_unit_dependency_dirs():
         _opaque_directory(units / name)
+    _mask_vendor_wants(units, MULTI_USER_TARGET, MULTI_USER_KEPT)
     _opaque_directory(layers["var"] / "tmp")
     _write(etc / "hostname", f"{machine.name}\n")
     _write(etc / "machine-id", f"{os.urandom(16).hex()}\n", 0o444)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import math
 import os
 import re
 import shlex
@@ -34,6 +35,13 @@ DEFAULT_TIMEOUT = 900.0  # seconds, as in the NixOS test driver
 FIRST_POLL = 0.002
 LONGEST_POLL = 0.05
 STDERR_TAIL_LINES = 10  # lines of a failed command's standard error quoted in the error
+# What `execute` returns, as the NixOS test driver does: the status of a command past its timeout
+# (coreutils' `timeout`), and the status in place of the real one when asked not to check it or
+# not to wait for the output.
+TIMED_OUT_STATUS = 124
+UNCHECKED_STATUS = -1
+UNWAITED_STATUS = -2
+KEY_DELAY = 0.01  # seconds after each key or character typed, as in the NixOS test driver
 
 
 def poll(condition: Callable[[bool], T | None], timeout: float, what: str, machine: str | None = None) -> T:
@@ -96,11 +104,16 @@ class Machine:
         """
         return self._driver.is_running(self)
 
-    def start(self) -> None:
+    def start(self, allow_reboot: bool = False) -> None:
         """Boot the machine and wait until it is ready; nothing happens if it runs already.
+
+        `allow_reboot=True` says the test reboots the machine: its backend must have the `reboot`
+        capability. (Machines may always reboot; a reboot never powers one off.)
 
         >>> machine.start()
         """
+        if allow_reboot:
+            self.require_capability(Capability.REBOOT, "start(allow_reboot=True)")
         self._driver.start_machines([self])
 
     def shutdown(self) -> None:
@@ -128,8 +141,9 @@ class Machine:
             if others
             else "no installed backend can (see `herd plugins`)"
         )
+        call = method if method.endswith(")") else f"{method}()"  # a name, or a call with arguments
         raise CapabilityError(
-            f"{self.name}.{method}() needs the {capability.value!r} capability, which backend "
+            f"{self.name}.{call} needs the {capability.value!r} capability, which backend "
             f"{self.backend!r} ({info.kind.value}) does not have; {hint}"
         )
 
@@ -150,37 +164,64 @@ class Machine:
         """Check every command of `succeed` or `fail` before the first one runs."""
         for command in commands:
             self._check_command(command)
-        self._check_timeout(timeout or DEFAULT_TIMEOUT)
+        if timeout is not None:
+            self._check_timeout(timeout)
 
     # -- commands ---------------------------------------------------------------------------------
 
     def _run(self, command: str, timeout: float | None, stdin: bytes | str = b"") -> ExecResult:
+        """Run a command; a command past its timeout was killed and comes back `timed_out`."""
         self._check_command(command)
         if timeout is not None:
             self._check_timeout(timeout)
         data = stdin.encode() if isinstance(stdin, str) else stdin
-        result = self._driver.execute(self, command, timeout, data)
-        if result.timed_out:
-            raise WaitTimeout(f"{self.name}: command `{command}` did not finish within {timeout:g} s")
-        return result
+        return self._driver.execute(self, command, timeout, data)
+
+    def _timed_out(self, command: str, timeout: float | None) -> WaitTimeout:
+        return WaitTimeout(f"{self.name}: command `{command}` did not finish within {timeout:g} s")
+
+    def _start_in_background(self, command: str, stdin: bytes | str) -> None:
+        """Start `command` in the background of the machine's shell, which exits at once: nobody
+        waits for the command, reads its output or bounds its time."""
+        if stdin:
+            raise ArgumentError(f"{self.name}: stdin cannot reach a command run with check_output=False")
+        self._check_command(command)
+        self._run(f"(\n{command}\n) >/dev/null 2>&1 &", DEFAULT_TIMEOUT)
 
     def execute(
-        self, command: str, timeout: float | None = DEFAULT_TIMEOUT, stdin: bytes | str = b""
+        self,
+        command: str,
+        check_return: bool = True,
+        check_output: bool = True,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        stdin: bytes | str = b"",
     ) -> tuple[int, str]:
         """Run a shell command as root; return its exit status and standard output.
 
-        Standard error goes to the log. Raises `WaitTimeout` when the command runs past `timeout`
-        seconds (it is killed then).
+        Standard error goes to the log. A command past `timeout` seconds (None: no limit) is killed
+        with everything it started, and its status is 124. With `check_return=False` the status is
+        -1 instead of the command's own; with `check_output=False` the command is started in the
+        background of the machine, and `execute` returns `(-2, "")` at once, without waiting for it
+        (for a command that powers the machine off, say).
 
         >>> status, out = machine.execute("cat /etc/hostname")
         """
+        if not check_output:
+            self._start_in_background(command, stdin)
+            return UNWAITED_STATUS, ""
         result = self._run(command, timeout, stdin)
-        return result.status, result.stdout.decode(errors="replace")
+        status = TIMED_OUT_STATUS if result.timed_out else result.status
+        return status if check_return else UNCHECKED_STATUS, result.stdout.decode(errors="replace")
 
     def _expect(self, command: str, success: bool, timeout: float | None, stdin: bytes | str = b"") -> str:
-        """Run `command`; return its output if it succeeded (or failed, when `success` is False)."""
-        result = self._run(command, timeout or DEFAULT_TIMEOUT, stdin)
+        """Run `command`; return its output if it succeeded (or failed, when `success` is False).
+        A command past its timeout has failed; `succeed` raises `WaitTimeout` for it."""
+        result = self._run(command, timeout, stdin)
         output = result.stdout.decode(errors="replace")
+        if result.timed_out:
+            if success:
+                raise self._timed_out(command, timeout)
+            return output
         if (result.status == 0) == success:
             return output
         if success:
@@ -196,6 +237,8 @@ class Machine:
     def succeed(self, *commands: str, timeout: float | None = None) -> str:
         """Run each command; fail if any exits non-zero. Returns their joined standard output.
 
+        `timeout` bounds each command; None: no limit.
+
         >>> machine.succeed("systemctl is-active nginx", "curl -sf http://localhost")
         """
         self._check_commands(commands, timeout)
@@ -203,6 +246,8 @@ class Machine:
 
     def fail(self, *commands: str, timeout: float | None = None) -> str:
         """Run each command; fail if any exits zero. Returns their joined standard output.
+
+        A command killed at its `timeout` (None: no limit) counts as failed, as its status is 124.
 
         >>> machine.fail("curl -sf http://localhost:8080")
         """
@@ -216,11 +261,10 @@ class Machine:
 
         def attempt(_last_try: bool) -> str | None:
             remaining = max(deadline - time.monotonic(), 0.001)
-            try:
-                status, output = self.execute(command, timeout=remaining)
-            except WaitTimeout:
+            result = self._run(command, remaining)
+            if result.timed_out:  # cut off by the wait's own deadline: neither success nor failure
                 return None
-            return output if (status == 0) == success else None
+            return result.stdout.decode(errors="replace") if (result.status == 0) == success else None
 
         what = f"`{command}` to {'succeed' if success else 'fail'}"
         return poll(attempt, timeout, what, self.name)
@@ -239,19 +283,19 @@ class Machine:
         """
         return self._wait_for_status(command, False, timeout)
 
-    def sleep(self, seconds: float) -> None:
-        """Pause the script (the machine keeps running).
+    def sleep(self, secs: float) -> None:
+        """Pause the script for `secs` seconds of the machine's time: `sleep` runs in the machine.
 
         >>> machine.sleep(0.5)
         """
-        time.sleep(seconds)
+        self.succeed(f"sleep {float(secs)!r}")
 
-    def log(self, message: str) -> None:
+    def log(self, msg: str) -> None:
         """Write a line to the run's log under this machine's name.
 
         >>> machine.log("now breaking the network")
         """
-        self._driver.log.info(message, machine=self.name)
+        self._driver.log.info(msg, machine=self.name)
 
     # -- systemd ----------------------------------------------------------------------------------
 
@@ -325,20 +369,20 @@ class Machine:
         poll(active, timeout, f"unit {full!r} to be active", self.name)
 
     @needs(Capability.SYSTEMD)
-    def start_job(self, job: str, user: str | None = None) -> tuple[int, str]:
-        """`systemctl start job`.
+    def start_job(self, jobname: str, user: str | None = None) -> tuple[int, str]:
+        """`systemctl start jobname` (the name goes to the shell as it is: "a b" starts two units).
 
         >>> machine.start_job("nginx.service")
         """
-        return self.systemctl(f"start {shlex.quote(job)}", user)
+        return self.systemctl(f"start {jobname}", user)
 
     @needs(Capability.SYSTEMD)
-    def stop_job(self, job: str, user: str | None = None) -> tuple[int, str]:
-        """`systemctl stop job`.
+    def stop_job(self, jobname: str, user: str | None = None) -> tuple[int, str]:
+        """`systemctl stop jobname` (the name goes to the shell as it is).
 
         >>> machine.stop_job("nginx.service")
         """
-        return self.systemctl(f"stop {shlex.quote(job)}", user)
+        return self.systemctl(f"stop {jobname}", user)
 
     # -- console, keyboard, screen (VMs) ---------------------------------------------------------
 
@@ -352,13 +396,17 @@ class Machine:
         how = self._driver.backend_call(self, "herd_machine_reboot", timeout=timeout)
         self._driver.log.info(str(how), machine=self.name)
 
-    def wait_for_console_text(self, regex: str, timeout: float = DEFAULT_TIMEOUT) -> str:
+    def wait_for_console_text(self, regex: str, timeout: float | None = None) -> str:
         """Wait until the machine's console, since it started, shows text matching `regex`; return
-        the match. Works on every backend (see `get_console_log`).
+        the match. Works on every backend (see `get_console_log`). `timeout=None` waits as long
+        as it takes.
 
         >>> machine.wait_for_console_text("login:")
         """
-        self._check_timeout(timeout)
+        if timeout is None:
+            timeout = math.inf
+        else:
+            self._check_timeout(timeout)
         pattern = re.compile(regex)
         self._driver.handle(self)  # boots the machine on first use, as every command does
 
@@ -369,32 +417,41 @@ class Machine:
         return poll(seen, timeout, f"console text matching {regex!r}", self.name)
 
     @needs(Capability.CONSOLE)
-    def send_chars(self, chars: str) -> None:
-        """Type `chars` on the machine's console.
+    def send_chars(self, chars: str, delay: float | None = KEY_DELAY) -> None:
+        """Type `chars` on the machine's console, pausing `delay` seconds after each character
+        (None or 0: all at once).
 
         >>> machine.send_chars("root\\n")
         """
-        self._driver.backend_call(self, "herd_machine_send_chars", chars=chars)
+        if not delay:
+            self._driver.backend_call(self, "herd_machine_send_chars", chars=chars)
+            return
+        for char in chars:
+            self._driver.backend_call(self, "herd_machine_send_chars", chars=char)
+            time.sleep(delay)
 
     @needs(Capability.KEYBOARD)
-    def send_key(self, key: str) -> None:
-        """Press a key or a combination, QEMU style: "ret", "ctrl-alt-delete", "shift-a".
+    def send_key(self, key: str, delay: float | None = KEY_DELAY, log: bool | None = True) -> None:
+        """Press a key or a combination, QEMU style: "ret", "ctrl-alt-delete", "shift-a"; then
+        pause `delay` seconds (None: not at all). With `log`, the key goes to the run's log.
 
         >>> machine.send_key("ctrl-alt-delete")
         """
+        if log:
+            self._driver.log.info(f"sending key {key!r}", machine=self.name)
         self._driver.backend_call(self, "herd_machine_send_keys", keys=key.split("-"))
+        if delay:
+            time.sleep(delay)
 
     @needs(Capability.SCREENSHOT)
     def screenshot(self, filename: str) -> Path:
-        """Save the screen as PNG: `filename` in the run's output directory, unless it is a path.
+        """Save the screen as PNG: `filename` in the run's output directory, unless it is a path;
+        `.png` is added to a name without a dot.
 
         >>> machine.screenshot("login-screen")
         """
-        path = (
-            Path(filename)
-            if "/" in filename
-            else self._driver.output_dir / f"{filename.removesuffix('.png')}.png"
-        )
+        name = filename if "." in filename else f"{filename}.png"
+        path = Path(name) if "/" in name else self._driver.output_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
         self._driver.backend_call(self, "herd_machine_screenshot", path=path)
         self._driver.log.info(f"screenshot: {path}", machine=self.name)
@@ -451,7 +508,7 @@ class Machine:
         self._driver.handle(self)
         self._driver.network_control.unimpair(self.name, network)
 
-    def forward_port(self, host_port: int, guest_port: int, network: str | None = None) -> None:
+    def forward_port(self, host_port: int = 8080, guest_port: int = 80, network: str | None = None) -> None:
         """Make port `guest_port` of the machine reachable at 127.0.0.1:`host_port` on the host.
 
         >>> server.forward_port(8080, 80)
@@ -551,7 +608,10 @@ class Machine:
         import tarfile
 
         parent, name = os.path.split(source.rstrip("/"))
-        result = self._run(f"tar -c -C {shlex.quote(parent or '/')} {shlex.quote(name)}", DEFAULT_TIMEOUT)
+        archive_command = f"tar -c -C {shlex.quote(parent or '/')} {shlex.quote(name)}"
+        result = self._run(archive_command, DEFAULT_TIMEOUT)
+        if result.timed_out:
+            raise self._timed_out(archive_command, DEFAULT_TIMEOUT)
         if result.status != 0:
             message = printable(result.stderr.decode(errors="replace")).strip()
             raise CommandFailed(f"{self.name}: cannot copy {source}: {message}", result.status, "")

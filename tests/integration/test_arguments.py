@@ -68,12 +68,11 @@ def test_unusable_timeouts_are_refused_and_the_machine_keeps_working(
                     a.wait_for_unit("multi-user.target", timeout=seconds)
             with refused(r"^retry: timeout: expected a positive number"):
                 retry(lambda _last_try: True, timeout=seconds)
-        for seconds in (float("nan"), float("inf"), 1e12):  # 0 means the default to these
-            with refused(r"^a: timeout: "):
+            with refused(expected):
                 a.succeed("touch /root/ran", timeout=seconds)
-            with refused(r"^a: timeout: "):
+            with refused(expected):
                 a.fail("false", timeout=seconds)
-            with refused(r"^a: timeout: "):
+            with refused(expected):
                 a.succeed_with_input("cat > /root/ran", "x", timeout=seconds)
         a.fail("test -e /root/ran")
         assert a.execute("echo ok", timeout=604800) == (0, "ok\n")

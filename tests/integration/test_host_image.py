@@ -20,7 +20,19 @@ BASE_SERVICES = {
     "systemd-tmpfiles-setup-dev.service",
     "systemd-update-utmp.service",
     "systemd-sysctl.service",
+    "systemd-user-sessions.service",  # the one unit of multi-user.target's vendor wants kept
 }
+HOST_UNIT_DIR = Path("/etc/systemd/system")
+
+
+def host_enabled_units() -> set[str]:
+    """The units the host itself has enabled (its .wants and .requires directories in /etc)."""
+    return {
+        entry.name
+        for directory in HOST_UNIT_DIR.iterdir()
+        if directory.is_dir() and directory.name.endswith((".wants", ".requires"))
+        for entry in directory.iterdir()
+    }
 
 
 def test_machines_run_the_host_os_with_their_own_identity(run_test: Callable, backend: BackendInfo) -> None:  # type: ignore[type-arg]
@@ -91,4 +103,30 @@ def test_hardened_units_and_mounts_work_in_a_machine(
     outcome = run_test(
         Test(name="hardened", machines={"m": {"units": {"hardened.service": HARDENED_UNIT}}}, script=script)
     )
+    assert outcome.passed, outcome.error
+
+
+def test_machines_reach_multi_user_and_default_target_without_the_hosts_enabled_units(
+    run_test: Callable,  # type: ignore[type-arg]
+    require: Callable[[Capability], None],
+) -> None:
+    """A script may wait for multi-user.target, as almost every NixOS test does first, and a
+    machine still starts only what the test declares."""
+    require(Capability.SYSTEMD)
+    enabled = host_enabled_units()
+
+    def script(m, start_all) -> None:  # type: ignore[no-untyped-def]
+        start_all()
+        m.wait_for_unit("multi-user.target", timeout=30)
+        m.wait_for_unit("default.target", timeout=30)
+        listing = m.succeed("systemctl list-units --all --state=active --no-legend --plain")
+        active = {line.split()[0] for line in listing.splitlines()}
+        assert "multi-user.target" in active and "herd.target" in active, active
+        assert not active & enabled, f"the host's enabled units run in a machine: {active & enabled}"
+        assert (
+            m.succeed("systemctl is-active dbus.service systemd-logind.service || true")
+            == "inactive\ninactive\n"
+        )
+
+    outcome = run_test(Test(name="multiuser", machines={"m": {}}, script=script))
     assert outcome.passed, outcome.error

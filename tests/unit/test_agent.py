@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -144,3 +145,60 @@ def test_entering_adds_environment_for_every_command_after() -> None:
         assert opened.run("echo $HERD_TEST_VARIABLE; echo $PATH", timeout=5).stdout.startswith(b"granted\n/")
     finally:
         opened.close()
+
+
+def test_commands_run_in_bash_with_errexit_nounset_and_pipefail(channel: Channel) -> None:
+    assert channel.run("[[ 1 == 1 ]] && echo yes", timeout=10).stdout == b"yes\n"
+    assert channel.run("false | true", timeout=10).status == 1
+    unset = channel.run("echo before; echo $HERD_SURELY_UNSET; echo after", timeout=10)
+    assert (unset.status, unset.stdout) == (1, b"before\n") and b"HERD_SURELY_UNSET: unbound" in unset.stderr
+    assert channel.run("false; echo never", timeout=10).stdout == b""
+
+
+def test_no_process_command_line_holds_the_command(channel: Channel) -> None:
+    marker = f"herd-marker-{os.getpid()}-{time.monotonic_ns()}"
+    result = channel.run(f": {marker}; ps -eo args", timeout=10)
+    assert result.status == 0 and b"ps -eo args" in result.stdout
+    assert marker.encode() not in result.stdout
+
+
+def test_pkill_by_a_pattern_in_the_command_does_not_kill_the_command(channel: Channel) -> None:
+    channel.run("sleep 300.123 >/dev/null 2>&1 &", timeout=10)
+    assert channel.run("pgrep -f 'sleep 300.123'", timeout=10).status == 0
+    result = channel.run("pkill -f 'sleep 300.123' && echo killed", timeout=10)
+    assert (result.status, result.stdout) == (0, b"killed\n")
+    assert channel.run("pgrep -f 'sleep 300.123'", timeout=10).status == 1
+
+
+def test_commands_inherit_no_descriptor_but_their_stdin_stdout_and_stderr(channel: Channel) -> None:
+    listing = channel.run("ls -l /proc/self/fd/", timeout=10).stdout.decode()
+    targets = {line.split()[-3]: line.split()[-1] for line in listing.splitlines() if " -> " in line}
+    # ls reads the listing through a descriptor of its own: the lowest free one, 3
+    assert set(targets) == {"0", "1", "2", "3"} and targets["3"].endswith("/fd"), listing
+
+
+def test_stdin_reaches_the_command_and_a_long_command_arrives_whole(channel: Channel) -> None:
+    assert channel.run("read -r line; echo got $line", timeout=10, stdin=b"input\n").stdout == b"got input\n"
+    long_command = "echo " + "x" * 300_000
+    assert channel.run(long_command, timeout=10).stdout == b"x" * 300_000 + b"\n"
+
+
+def test_without_bash_commands_run_in_sh_with_errexit_and_nounset(monkeypatch: pytest.MonkeyPatch) -> None:
+    from herd import agent
+
+    assert agent.shell_script("true") == (agent.BASH, b"exec 3<&-; set -euo pipefail; true\n")
+    monkeypatch.setattr(agent, "BASH", "/nonexistent/bash")
+    shell, script = agent.shell_script("false | true; echo $HERD_SURELY_UNSET")
+    assert (shell, script) == ("/bin/sh", b"exec 3<&-; set -eu; false | true; echo $HERD_SURELY_UNSET\n")
+    read_end, write_end = os.pipe()
+    os.write(write_end, script)
+    os.close(write_end)
+    result = subprocess.run(
+        [shell, "/proc/self/fd/3"],
+        pass_fds=(3,),
+        preexec_fn=lambda: os.dup2(read_end, 3),
+        capture_output=True,
+        check=False,
+    )
+    os.close(read_end)
+    assert result.returncode != 0 and b"HERD_SURELY_UNSET" in result.stderr
