@@ -40,13 +40,21 @@ GENERATED = ("shadow", "gshadow")
 
 
 def entries_below(directory: str) -> Iterator[tuple[str, os.stat_result]]:
-    """Every entry below `directory` (parents before children), never through a link."""
-    with os.scandir(directory) as entries:
-        for entry in sorted(entries, key=lambda e: e.name):
+    """Every entry below `directory` (parents before children), never through a link. An entry
+    that vanishes meanwhile (the host's package manager at work) is passed over."""
+    try:
+        with os.scandir(directory) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        try:
             info = entry.stat(follow_symlinks=False)
-            yield entry.path, info
-            if stat.S_ISDIR(info.st_mode):
-                yield from entries_below(entry.path)
+        except FileNotFoundError:
+            continue
+        yield entry.path, info
+        if stat.S_ISDIR(info.st_mode):
+            yield from entries_below(entry.path)
 
 
 def _fingerprint(etc: str, dpkg: Path) -> str:
@@ -113,11 +121,20 @@ def _may_expose(path: str, info: os.stat_result, conffiles: dict[str, str]) -> b
     its package's own."""
     if info.st_mode & stat.S_IROTH:
         return True
-    return _unchanged_conffile(path, conffiles)
+    try:
+        return _unchanged_conffile(path, conffiles)
+    except FileNotFoundError:
+        return False
 
 
 def _copy(source: str, info: os.stat_result, target: Path, shift: int) -> None:
-    """One directory (empty), link or regular file, with its mode, times and shifted owner."""
+    """One directory (empty), link or regular file, with its mode, times and shifted owner; an
+    entry that vanished since it was listed (or whose directory did) is left out."""
+    with contextlib.suppress(FileNotFoundError):
+        _copy_entry(source, info, target, shift)
+
+
+def _copy_entry(source: str, info: os.stat_result, target: Path, shift: int) -> None:
     mode = stat.S_IMODE(info.st_mode)
     if stat.S_ISDIR(info.st_mode):
         target.mkdir(mode=0o700)

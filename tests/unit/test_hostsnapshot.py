@@ -99,3 +99,16 @@ def test_unused_copies_are_pruned(tmp_path: Path) -> None:
     _file(etc / "new.conf", "x")
     new = hostsnapshot.snapshot(0, cache, str(etc), str(var), dpkg)
     assert [p.name for p in cache.iterdir()] == [new.name]
+
+
+def test_files_that_vanish_during_the_copy_are_left_out(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The host's package manager may remove a file between the listing of /etc and its copy."""
+    etc, var, dpkg = _host(tmp_path)
+    doomed = _file(etc / "app" / "doomed.conf-dpkg-new", "short-lived\n")
+    listed = list(hostsnapshot.entries_below(str(etc)))
+    doomed.unlink()
+    (etc / "app" / "pristine.conf").unlink()
+    monkeypatch.setattr(hostsnapshot, "entries_below", lambda directory: iter(listed))
+    hostsnapshot.build(tmp_path / "copy", 0, str(etc), str(var), dpkg)
+    copy = tmp_path / "copy" / "etc" / "app"
+    assert sorted(os.listdir(copy)) == ["link.conf"]
