@@ -20,6 +20,9 @@ from tests.conftest import run_and_check
 
 CORPUS = Path(__file__).with_name("corpus")
 
+# The scripts are nixpkgs' verbatim, invalid escape sequences (`"\\."` in a plain string) included.
+pytestmark = pytest.mark.filterwarnings("ignore:invalid escape sequence:DeprecationWarning")
+
 
 class KnownGap(Exception):
     """The run failed the way the test's declared gap makes it fail."""
