@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import re
 import traceback
+import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -33,7 +34,9 @@ Gap = tuple[str, str]  # (the missing herd feature, a regular expression of the 
 
 def corpus_modules() -> list[ModuleType]:
     names = sorted(path.stem for path in CORPUS.glob("*.py") if path.stem != "__init__")
-    return [importlib.import_module(f"tests.nixos.corpus.{name}") for name in names]
+    with warnings.catch_warnings():  # herd.Test compiles each script as it is declared
+        warnings.filterwarnings("ignore", "invalid escape sequence", DeprecationWarning)
+        return [importlib.import_module(f"tests.nixos.corpus.{name}") for name in names]
 
 
 def corpus_param(module: ModuleType) -> object:

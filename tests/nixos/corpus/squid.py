@@ -8,7 +8,8 @@ Machines: two networks, as nixpkgs' VLANs 1 (internal) and 2 (external), with ni
 `client` on vlan1 (192.168.1.1), `proxy` on both (192.168.1.2, 192.168.2.2), `server` on vlan2
 (192.168.2.3), the addresses NixOS gives them. `proxy` runs Debian's `squid.service`, allowing
 the client to reach the server; `client` and `server` run Debian's nginx serving `/etc/hostname`.
-Each has nixpkgs' `check-connection` script.
+Each has nixpkgs' `check-connection` script. Squid's shutdown lasts a second rather than its
+default 30, within the 10 s herd gives a machine to power off.
 
 Deviations from nixpkgs' script:
 - `${serverIp}`, `${clientIp}`, `${proxyExternalIp}`, `${proxyInternalIp}` (Nix values read from

@@ -6,7 +6,8 @@ script is nixpkgs' testScript, verbatim. nixpkgs is Copyright (c) 2003-2025 Eelc
 Nixpkgs/NixOS contributors, under the MIT licence.
 
 Machines: `client` runs tor as NixOS's `tor.service` (Debian's unit of that name only groups its
-instances), a client with `ControlPort 9051`. Its machine has no route out of its network, so tor
+instances), a client with `ControlPort 9051`, with the state directory that Debian's maintainer scripts make
+on the host but no package ships. Its machine has no route out of its network, so tor
 reaches no relay; the test only talks to its control port.
 
 Deviations from nixpkgs' script: none.
