@@ -1,0 +1,67 @@
+"""Each test of the nixpkgs corpus (tests/nixos/corpus) run on the backend under test.
+
+A test whose script needs a herd feature that is still missing is an expected failure, but only
+when it fails with that feature's symptom: any other failure (a service the corpus configured
+wrongly, a regression) fails the test.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import traceback
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from herd.backend import BackendInfo
+from tests.conftest import run_and_check
+
+CORPUS = Path(__file__).with_name("corpus")
+
+# The scripts are nixpkgs' verbatim, invalid escape sequences (`"\\."` in a plain string) included.
+pytestmark = pytest.mark.filterwarnings("ignore:invalid escape sequence:DeprecationWarning")
+
+
+class KnownGap(Exception):
+    """The run failed the way the test's declared gap makes it fail."""
+
+
+Gap = tuple[str, str]  # (the missing herd feature, a regular expression of the error it gives)
+
+
+def corpus_modules() -> list[ModuleType]:
+    names = sorted(path.stem for path in CORPUS.glob("*.py") if path.stem != "__init__")
+    with warnings.catch_warnings():  # herd.Test compiles each script as it is declared
+        warnings.filterwarnings("ignore", "invalid escape sequence", DeprecationWarning)
+        return [importlib.import_module(f"tests.nixos.corpus.{name}") for name in names]
+
+
+def corpus_param(module: ModuleType) -> object:
+    marks: list[pytest.MarkDecorator] = []
+    gap: Gap | None = module.GAP
+    if gap is not None:
+        marks.append(pytest.mark.xfail(strict=False, reason=gap[0], raises=KnownGap))
+    if module.ON_QEMU:
+        marks.append(pytest.mark.nixos_qemu)
+    return pytest.param(module, id=module.__name__.rsplit(".", 1)[-1], marks=marks)
+
+
+def failure_text(error: BaseException | None) -> str:
+    if error is None:
+        return "the run failed without an error"
+    return "".join(traceback.format_exception(error))
+
+
+@pytest.mark.parametrize("module", [corpus_param(module) for module in corpus_modules()])
+def test_nixpkgs_script(module: ModuleType, backend: BackendInfo, tmp_path: Path) -> None:
+    outcome = run_and_check(module.test, backend=backend.name, output_dir=tmp_path / "out")
+    if outcome.passed:
+        return
+    text = failure_text(outcome.error)
+    gap: Gap | None = module.GAP
+    if gap is not None and re.search(gap[1], text):
+        raise KnownGap(f"{gap[0]}: {outcome.error}")
+    pytest.fail(f"{module.test.name} failed (logs: {outcome.output_dir}):\n{text}")
