@@ -126,7 +126,7 @@ def test_a_vm_boots_as_a_domain_runs_commands_and_leaves_nothing(tmp_path: Path)
 def test_monitor_commands_and_qmp_events_pass_through_libvirt(tmp_path: Path) -> None:
     def script(vm) -> None:  # type: ignore[no-untyped-def]
         vm.send_monitor_command("stop")
-        vm.sleep(0.5)  # the event comes before the wait: libvirt passes events on from the start
+        time.sleep(0.5)  # the event comes before the wait: libvirt passes events on from the start
         assert vm.wait_for_qmp_event(lambda event: event["event"] == "STOP", timeout=30)["event"] == "STOP"
         assert "paused" in vm.send_monitor_command("info status")
         vm.send_monitor_command("cont")
