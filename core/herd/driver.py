@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -526,6 +527,10 @@ class Driver:
             create_machine=self.create_machine,
             t=unittest.TestCase(),
             os=os,
+            # Older NixOS drivers ran scripts among their own module's globals, where these were
+            # imported; nixpkgs scripts of that time use them without an import.
+            re=re,
+            time=time,
             vlans=list(self.networks.networks),
             BaseMachine=Machine,
         )

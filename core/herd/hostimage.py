@@ -111,7 +111,9 @@ def _mask_vendor_wants(units: Path, target: str, kept: frozenset[str]) -> None:
 
 
 def boot_target(machine: MachineSpec) -> str:
-    wants = " ".join(("network-online.target", MULTI_USER_TARGET, *machine.units_to_start()))
+    wants = " ".join(
+        ("network.target", "network-online.target", MULTI_USER_TARGET, *machine.units_to_start())
+    )
     return (
         "[Unit]\n"
         f"Description=herd machine {machine.name}\n"

@@ -44,6 +44,8 @@ DRIVER_NAMES = frozenset(
         "create_machine",
         "t",
         "os",
+        "re",
+        "time",
         "vlans",
         "BaseMachine",
     }

@@ -1,14 +1,9 @@
-"""Each test of the nixpkgs corpus (tests/nixos/corpus) run on the backend under test.
-
-A test whose script needs a herd feature that is still missing is an expected failure, but only
-when it fails with that feature's symptom: any other failure (a service the corpus configured
-wrongly, a regression) fails the test.
-"""
+"""Each test of the nixpkgs corpus (tests/nixos/corpus) run on the backend under test: it passes
+when nixpkgs' script, verbatim, passes and the run left nothing behind."""
 
 from __future__ import annotations
 
 import importlib
-import re
 import traceback
 import warnings
 from pathlib import Path
@@ -25,13 +20,6 @@ CORPUS = Path(__file__).with_name("corpus")
 pytestmark = pytest.mark.filterwarnings("ignore:invalid escape sequence:DeprecationWarning")
 
 
-class KnownGap(Exception):
-    """The run failed the way the test's declared gap makes it fail."""
-
-
-Gap = tuple[str, str]  # (the missing herd feature, a regular expression of the error it gives)
-
-
 def corpus_modules() -> list[ModuleType]:
     names = sorted(path.stem for path in CORPUS.glob("*.py") if path.stem != "__init__")
     with warnings.catch_warnings():  # herd.Test compiles each script as it is declared
@@ -40,12 +28,7 @@ def corpus_modules() -> list[ModuleType]:
 
 
 def corpus_param(module: ModuleType) -> object:
-    marks: list[pytest.MarkDecorator] = []
-    gap: Gap | None = module.GAP
-    if gap is not None:
-        marks.append(pytest.mark.xfail(strict=False, reason=gap[0], raises=KnownGap))
-    if module.ON_QEMU:
-        marks.append(pytest.mark.nixos_qemu)
+    marks = [pytest.mark.nixos_qemu] if module.ON_QEMU else []
     return pytest.param(module, id=module.__name__.rsplit(".", 1)[-1], marks=marks)
 
 
@@ -60,8 +43,4 @@ def test_nixpkgs_script(module: ModuleType, backend: BackendInfo, tmp_path: Path
     outcome = run_and_check(module.test, backend=backend.name, output_dir=tmp_path / "out")
     if outcome.passed:
         return
-    text = failure_text(outcome.error)
-    gap: Gap | None = module.GAP
-    if gap is not None and re.search(gap[1], text):
-        raise KnownGap(f"{gap[0]}: {outcome.error}")
-    pytest.fail(f"{module.test.name} failed (logs: {outcome.output_dir}):\n{text}")
+    pytest.fail(f"{module.test.name} failed (logs: {outcome.output_dir}):\n{failure_text(outcome.error)}")

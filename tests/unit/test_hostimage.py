@@ -60,6 +60,7 @@ def test_the_boot_target_wants_multi_user_target_and_the_tests_units() -> None:
         line for line in hostimage.boot_target(spec.machines[0]).splitlines() if line.startswith("Wants=")
     ]
     assert wants.split("=", 1)[1].split() == [
+        "network.target",
         "network-online.target",
         "multi-user.target",
         "web.service",

@@ -1,12 +1,8 @@
 """Tests of nixpkgs' `nixos/tests`, restated for herd: each module declares one `herd.Test` named
 `test` (so `herd run tests/nixos/corpus/<name>.py` runs it), with nixpkgs' script verbatim.
 
-Besides `test`, a module says how the corpus runs it:
-
-- `GAP`: `None`, or `(feature, symptom)`: the herd feature its verbatim script needs and herd does
-  not have yet, and a regular expression that the run's error matches when it fails for that
-  reason (a run that fails otherwise is a real failure);
-- `ON_QEMU`: whether the `qemu` tox environment runs it on QEMU VMs too.
+Besides `test`, a module says with `ON_QEMU` whether the `qemu` tox environment runs it on QEMU
+VMs too.
 
 The modules import nothing of herd's test suite, so that `herd run` loads them from anywhere.
 """

@@ -96,5 +96,4 @@ machine.succeed("host webserver.common 127.0.0.1")
     timeout=300,
 )
 
-GAP = None
 ON_QEMU = True

@@ -76,5 +76,4 @@ machine.succeed("dig @127.0.0.1 -p 5353 +short -x 192.168.0.1 | grep -qF ns.exam
     timeout=300,
 )
 
-GAP = None
 ON_QEMU = False

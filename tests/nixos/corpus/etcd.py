@@ -43,5 +43,4 @@ with subtest("should write and read some values to etcd"):
     timeout=300,
 )
 
-GAP = None
 ON_QEMU = True

@@ -94,5 +94,4 @@ with subtest("client can clone project.git"):
     timeout=300,
 )
 
-GAP = None
 ON_QEMU = False

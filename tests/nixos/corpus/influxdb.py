@@ -59,5 +59,4 @@ assert "0.64" in out
     timeout=300,
 )
 
-GAP = None
 ON_QEMU = False

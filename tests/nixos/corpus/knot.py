@@ -166,8 +166,4 @@ for host in ("192.168.0.1", "fd00::1", "192.168.0.2", "fd00::2"):
     timeout=300,
 )
 
-GAP = (
-    "machines reaching network.target as NixOS's do (herd boots herd.target)",
-    r"unit 'network\.target' is inactive and there are no pending jobs",
-)
 ON_QEMU = False

@@ -43,5 +43,4 @@ server.succeed("systemctl reload lighttpd")
     timeout=300,
 )
 
-GAP = None
 ON_QEMU = True

@@ -43,5 +43,4 @@ machine.succeed("/root/test_memcache")
     timeout=300,
 )
 
-GAP = None
 ON_QEMU = False

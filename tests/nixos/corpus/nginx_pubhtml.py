@@ -76,5 +76,4 @@ machine.succeed('test "$(curl -fvvv http://localhost/~foo/bar.txt)" = bar')
     timeout=300,
 )
 
-GAP = None
 ON_QEMU = False

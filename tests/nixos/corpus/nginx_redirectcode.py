@@ -45,5 +45,4 @@ webserver.succeed("curl -si http://localhost | grep '^HTTP/[0-9.]\+ 308 Permanen
     timeout=300,
 )
 
-GAP = None
 ON_QEMU = False

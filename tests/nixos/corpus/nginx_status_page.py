@@ -78,5 +78,4 @@ with subtest("client can access other page"):
     timeout=300,
 )
 
-GAP = None
 ON_QEMU = False

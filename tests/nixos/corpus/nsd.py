@@ -116,9 +116,4 @@ for ipv in 4, 6:
     timeout=300,
 )
 
-GAP = (
-    "machines reaching network.target as NixOS's do (herd boots herd.target), and the script's "
-    "global `re`, which the nixpkgs driver of the time ran scripts with",
-    r"unit 'network\.target' is inactive and there are no pending jobs|NameError: name 're'",
-)
 ON_QEMU = False

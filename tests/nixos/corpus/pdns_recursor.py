@@ -25,5 +25,4 @@ server.wait_for_open_port("53")
     timeout=300,
 )
 
-GAP = None
 ON_QEMU = False

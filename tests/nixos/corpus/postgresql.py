@@ -131,8 +131,4 @@ machine.shutdown()
     timeout=300,
 )
 
-GAP = (
-    "the script's global `time`, which the nixpkgs driver of the time ran scripts with",
-    r"NameError: name 'time'",
-)
 ON_QEMU = False

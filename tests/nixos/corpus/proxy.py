@@ -127,8 +127,4 @@ client.succeed("curl --fail http://proxy/")
     timeout=300,
 )
 
-GAP = (
-    "machines reaching network.target as NixOS's do (herd boots herd.target)",
-    r"unit 'network\.target' is inactive and there are no pending jobs",
-)
 ON_QEMU = False

@@ -99,5 +99,4 @@ machine.succeed("redis-cli -s /run/redis-test/redis.sock ping | grep PONG")
     timeout=300,
 )
 
-GAP = None
 ON_QEMU = False

@@ -68,5 +68,4 @@ a.succeed("rsync b::")
     timeout=300,
 )
 
-GAP = None
 ON_QEMU = False

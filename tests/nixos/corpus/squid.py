@@ -138,9 +138,4 @@ with subtest("HTTP"):
     timeout=300,
 )
 
-GAP = (
-    "machines reaching network.target as NixOS's do (herd boots herd.target), and commands run by "
-    "bash, as nixpkgs' driver runs them (herd: /bin/sh)",
-    r"unit 'network\.target' is inactive and there are no pending jobs|\[\[: not found",
-)
 ON_QEMU = False

@@ -47,5 +47,4 @@ machine.succeed('curl -s http://localhost:8080 |grep -i tinyproxy')
     timeout=300,
 )
 
-GAP = None
 ON_QEMU = False

@@ -51,5 +51,4 @@ assert "514 Authentication required." in client.succeed(
     timeout=300,
 )
 
-GAP = None
 ON_QEMU = False

@@ -67,5 +67,4 @@ assert client.succeed("cat /tmp/test.file.down") == server.succeed("cat /tmp/tes
     timeout=300,
 )
 
-GAP = None
 ON_QEMU = False
