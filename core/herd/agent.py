@@ -36,6 +36,7 @@ import contextlib
 import ctypes
 import json
 import os
+import select
 import selectors
 import signal
 import socket
@@ -147,14 +148,14 @@ def enter(pid: int, cgroup_procs: list[str], filters: list[bytes]) -> None:
 class Command:
     """One running command: its shell, the pipes being read and written, and its deadline."""
 
-    def __init__(self, request_id: int, pid: int, deadline: float | None) -> None:
+    def __init__(self, request_id: int, pid: int, pidfd: int, deadline: float | None) -> None:
         self.id = request_id
         self.pid = pid
+        self.pidfd = pidfd
         self.deadline = deadline
         self.output = {"stdout": bytearray(), "stderr": bytearray()}
         self.reading: dict[int, str] = {}  # our ends of its stdout and stderr
         self.writing: dict[int, memoryview] = {}  # our ends of its script and stdin: what is left
-        self.pidfd = os.pidfd_open(pid)
         self.timed_out = False
 
     def kill(self) -> None:
@@ -174,6 +175,47 @@ def shell_script(command: str) -> tuple[str, bytes]:
     if os.access(BASH, os.X_OK):
         return BASH, f"exec {SCRIPT_FD}<&-; set -euo pipefail; {command}\n".encode()
     return FALLBACK_SHELL, f"exec {SCRIPT_FD}<&-; set -eu; {command}\n".encode()
+
+
+class Shell:
+    """A shell spawned to run one command: its PID and our ends of its pipes."""
+
+    def __init__(self, path: str, environment: dict[str, str]) -> None:
+        self.path = path
+        script_read, self.script = os.pipe2(os.O_CLOEXEC)
+        stdin_read, self.stdin = os.pipe2(os.O_CLOEXEC)
+        self.stdout, stdout_write = os.pipe2(os.O_CLOEXEC)
+        self.stderr, stderr_write = os.pipe2(os.O_CLOEXEC)
+        theirs = (stdin_read, stdout_write, stderr_write, script_read)  # become its 0, 1, 2, 3
+        try:
+            self.pid = os.posix_spawn(
+                path,
+                [path, f"/proc/self/fd/{SCRIPT_FD}"],
+                environment,
+                file_actions=[(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(theirs)],
+                setsid=True,
+            )
+        except OSError:
+            self._close(self.script, self.stdin, self.stdout, self.stderr)
+            raise
+        finally:
+            self._close(*theirs)
+        self.pidfd = os.pidfd_open(self.pid)
+
+    @staticmethod
+    def _close(*fds: int) -> None:
+        for fd in fds:
+            os.close(fd)
+
+    def alive(self) -> bool:
+        return not select.select([self.pidfd], [], [], 0)[0]
+
+    def discard(self) -> None:
+        """Kill a shell that ran nothing, and forget it."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        self._close(self.pidfd, self.script, self.stdin, self.stdout, self.stderr)
 
 
 def _reserve_low_descriptors() -> None:
@@ -199,6 +241,10 @@ class Agent:
         self.inbox = bytearray()
         self.open = True
         self.environment = dict(ENVIRONMENT)
+        # The next command's shell, started while the last command ran: bash takes about half a
+        # millisecond to start, which a command then does not wait for. It idles, blocked on
+        # reading its script, until a command arrives (`ps` shows it as bash /proc/self/fd/3).
+        self.standby: Shell | None = None
         self.selector.register(fd, selectors.EVENT_READ, ("requests", None))
         _reserve_low_descriptors()
         os.chdir("/")  # every command's working directory
@@ -208,46 +254,55 @@ class Agent:
         while data:
             data = data[os.write(self.fd, data) :]
 
+    def _shell(self, path: str) -> Shell:
+        """The standby shell if it is there, alive and of that path, else a new one."""
+        standby = self.standby
+        if standby is not None and standby.path == path and standby.alive():
+            self.selector.unregister(standby.pidfd)
+            self.standby = None
+            return standby
+        self.drop_standby()
+        return Shell(path, self.environment)
+
+    def _spawn_standby(self, path: str) -> None:
+        with contextlib.suppress(OSError):  # the next command starts one itself
+            self.standby = Shell(path, self.environment)
+            # Reaped as soon as it dies (a machine halting kills it), so that no zombie of ours
+            # holds up its PID namespace.
+            self.selector.register(self.standby.pidfd, selectors.EVENT_READ, ("standby", None))
+
+    def drop_standby(self) -> None:
+        if self.standby is not None:
+            self.selector.unregister(self.standby.pidfd)
+            self.standby.discard()
+            self.standby = None
+
     def start(self, header: dict[str, object], body: bytes) -> None:
-        """Spawn the command's shell, which reads the command from a pipe (never from its argv, so
-        no process's command line holds the command's text), with `body` as its stdin."""
+        """Give the command to a shell, which reads it from a pipe (never from its argv, so no
+        process's command line holds the command's text), with `body` as its stdin."""
         request_id = int(header["id"])  # type: ignore[call-overload]
         timeout = header.get("timeout")
-        shell, script = shell_script(str(header["command"]))
-        script_read, script_write = os.pipe2(os.O_CLOEXEC)
-        stdin_read, stdin_write = os.pipe2(os.O_CLOEXEC)
-        stdout_read, stdout_write = os.pipe2(os.O_CLOEXEC)
-        stderr_read, stderr_write = os.pipe2(os.O_CLOEXEC)
-        theirs = (stdin_read, stdout_write, stderr_write, script_read)  # become its 0, 1, 2, 3
+        path, script = shell_script(str(header["command"]))
         try:
-            pid = os.posix_spawn(
-                shell,
-                [shell, f"/proc/self/fd/{SCRIPT_FD}"],
-                self.environment,
-                file_actions=[(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(theirs)],
-                setsid=True,
-            )
+            shell = self._shell(path)
         except OSError as error:
-            for fd in (*theirs, script_write, stdin_write, stdout_read, stderr_read):
-                os.close(fd)
-            self.send({"id": request_id, "error": f"cannot start {shell}: {error.strerror}"})
+            self.send({"id": request_id, "error": f"cannot start {path}: {error.strerror}"})
             return
-        for fd in theirs:
-            os.close(fd)
         deadline = time.monotonic() + float(timeout) if timeout is not None else None  # type: ignore[arg-type]
-        command = Command(request_id, pid, deadline)
+        command = Command(request_id, shell.pid, shell.pidfd, deadline)
         self.commands[request_id] = command
-        for fd, name in ((stdout_read, "stdout"), (stderr_read, "stderr")):
+        for fd, name in ((shell.stdout, "stdout"), (shell.stderr, "stderr")):
             os.set_blocking(fd, False)
             command.reading[fd] = name
             self.selector.register(fd, selectors.EVENT_READ, (name, command))
-        for fd, data in ((script_write, script), (stdin_write, body)):
+        for fd, data in ((shell.script, script), (shell.stdin, body)):
             os.set_blocking(fd, False)
             command.writing[fd] = memoryview(data)
             self.write_input(fd, command)
             if fd in command.writing:
                 self.selector.register(fd, selectors.EVENT_WRITE, ("input", command))
         self.selector.register(command.pidfd, selectors.EVENT_READ, ("exit", command))
+        self._spawn_standby(path)
 
     def read_stream(self, fd: int, name: str, command: Command) -> None:
         try:
@@ -325,6 +380,7 @@ class Agent:
             # Our end of the channel closed: the run is over, and so are its commands.
             self.open = False
             self.selector.unregister(self.fd)
+            self.drop_standby()
             for command in self.commands.values():
                 command.kill()
             return
@@ -345,6 +401,7 @@ class Agent:
         except OSError as error:
             self.send({"id": header["id"], "error": str(error)})
         else:
+            self.drop_standby()  # started before these variables, or outside the machine
             self.environment.update(header.get("environment", {}))  # type: ignore[call-overload]
             self.send({"id": header["id"], "entered": True})
 
@@ -354,6 +411,8 @@ class Agent:
                 kind, command = key.data
                 if kind == "requests":
                     self.receive()
+                elif kind == "standby":
+                    self.drop_standby()
                 elif kind == "exit":
                     self.finish(command)
                 elif command.id not in self.commands:

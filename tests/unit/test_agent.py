@@ -202,3 +202,25 @@ def test_without_bash_commands_run_in_sh_with_errexit_and_nounset(monkeypatch: p
     )
     os.close(read_end)
     assert result.returncode != 0 and b"HERD_SURELY_UNSET" in result.stderr
+
+
+def _standby_shells(agent_pid: int) -> list[int]:
+    """The shells the agent started ahead of a command, idle on their script pipe."""
+    children = Path(f"/proc/{agent_pid}/task/{agent_pid}/children").read_text().split()
+    return [int(pid) for pid in children if Path(f"/proc/{pid}/cmdline").read_bytes().endswith(b"fd/3\0")]
+
+
+def test_the_next_commands_shell_waits_ready_and_a_dead_one_is_replaced(channel: Channel) -> None:
+    first = int(channel.run("echo $PPID", timeout=10).stdout)
+    deadline = time.monotonic() + 5
+    while not (standby := _standby_shells(first)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(standby) == 1, "no shell waits for the next command"
+    assert int(channel.run("echo $$", timeout=10).stdout) == standby[0]  # the next command runs in it
+    while not (standby := _standby_shells(first)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(standby[0], 9)  # a test may kill every bash of its machine
+    while alive(standby[0]) and time.monotonic() < deadline:
+        time.sleep(0.01)  # reaped by the agent at once: no zombie holds up a machine's halt
+    assert not alive(standby[0])
+    assert channel.run("echo still", timeout=10).stdout == b"still\n"
