@@ -12,13 +12,11 @@ bench/results/command-<date>.json.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import time
-from datetime import datetime
 from pathlib import Path
 
-from ping import machine_description, record, summary
+from ping import compare
 
 import herd
 
@@ -51,15 +49,7 @@ def main() -> None:
     parser.add_argument("-n", "--runs", type=int, default=500)
     args = parser.parse_args()
     herd_times, raw_times = measure(args.runs)
-    result = {
-        "date": datetime.now().isoformat(timespec="seconds"),
-        "machine": machine_description(),
-        "runs": args.runs,
-        "herd": summary(herd_times),
-        "raw": summary(raw_times),
-        "ratio": statistics.median(herd_times) / statistics.median(raw_times),
-    }
-    record("command", result)
+    result = compare("command", args.runs, herd_times, raw_times)
     for label, times in (
         ('herd succeed("true")', result["herd"]),
         ("raw nsenter per command", result["raw"]),

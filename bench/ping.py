@@ -18,6 +18,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -64,6 +65,20 @@ def record(kind: str, result: dict[str, object]) -> None:
     (results / f"{kind}-{datetime.now():%Y%m%d-%H%M%S}.json").write_text(json.dumps(result, indent=2))
 
 
+def compare(kind: str, runs: int, herd: list[float], raw: list[float]) -> dict[str, Any]:
+    """herd's timings against the raw baseline's of the same session, kept (`record`) and returned."""
+    result = {
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "machine": machine_description(),
+        "runs": runs,
+        "herd": summary(herd),
+        "raw": summary(raw),
+        "ratio": statistics.median(herd) / statistics.median(raw),
+    }
+    record(kind, result)
+    return result
+
+
 def print_medians(rows: list[tuple[str, dict[str, float]]]) -> None:
     """One line per side of a benchmark: its label, then the median, min and p90 of its summary."""
     width = max(len(label) for label, _ in rows) + 2
@@ -83,15 +98,7 @@ def main() -> None:
     for _ in range(args.runs):
         herd.append(timed(HERD, output_dir))
         raw.append(timed(RAW, output_dir))
-    result = {
-        "date": datetime.now().isoformat(timespec="seconds"),
-        "machine": machine_description(),
-        "runs": args.runs,
-        "herd": summary(herd),
-        "raw": summary(raw),
-        "ratio": statistics.median(herd) / statistics.median(raw),
-    }
-    record("ping", result)
+    result = compare("ping", args.runs, herd, raw)
     print_medians([("herd run examples/ping.py", result["herd"]), ("raw nspawn shell script", result["raw"])])
     print(f"ratio herd/raw             {result['ratio']:.2f}")
 
