@@ -45,6 +45,7 @@ def _netem_check() -> HostCheck:
         True,
         "the kernel has no netem (CONFIG_NET_SCH_NETEM): machine.impair() can only limit the rate, "
         "and tests that declare a delay or loss are refused",
+        warning=True,
     )
 
 
