@@ -118,7 +118,7 @@ def confinement(info: BackendInfo) -> str:
     )
 
 
-def _confinement_check(info: BackendInfo) -> HostCheck:
+def confinement_check(info: BackendInfo) -> HostCheck:
     confined = Capability.CONFINED in info.capabilities
     return HostCheck("confinement", True, confinement(info), warning=not confined)
 
@@ -129,6 +129,6 @@ def all_checks(plugins: Plugins, machines: int = 2) -> Iterator[tuple[str, HostC
         yield "herd", check
     plugins.load_all()
     for name, info in sorted(plugins.backends.items()):
-        yield f"backend {name}", _confinement_check(info)
+        yield f"backend {name}", confinement_check(info)
         for check in info.host_checks():
             yield f"backend {name}", check

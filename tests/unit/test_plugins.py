@@ -120,3 +120,18 @@ def test_herd_plugins_shows_what_loaded_and_what_failed(good_and_broken: Path) -
     assert any(line.split()[:2] == ["good", "loaded"] and "(herd-good)" in line for line in lines)
     broken = [line for line in lines if line.split()[:2] == ["broken", "FAILED"]]
     assert broken and "(herd-broken)" in broken[0] and "libfoo" in broken[0]
+    # The good backend declares no confinement: herd plugins says so plainly.
+    assert any("NOT CONFINED: root in its machines may be root on the host" in line for line in lines)
+
+
+def test_doctor_warns_of_a_backend_that_does_not_confine_its_machines() -> None:
+    from herd.backend import BackendInfo
+    from herd.doctor import confinement_check
+
+    bare = BackendInfo(name="bare", kind=Kind.CONTAINER, capabilities=frozenset(), description="")
+    confined = BackendInfo(
+        name="tight", kind=Kind.CONTAINER, capabilities=frozenset({Capability.CONFINED}), description=""
+    )
+    warned, fine = confinement_check(bare), confinement_check(confined)
+    assert (warned.ok, warned.warning) == (True, True) and warned.detail.startswith("NOT CONFINED")
+    assert (fine.ok, fine.warning) == (True, False) and fine.detail.startswith("confined: root in its")
