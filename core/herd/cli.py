@@ -164,7 +164,10 @@ def clean(args: argparse.Namespace) -> int:
     if args.dry_run:
         for run_id in sorted(known_runs()):
             state = "live" if is_live(run_id) else "dead"
-            print(f"run {run_id} ({state}): {', '.join(leftovers(run_id, plugins)) or 'nothing left'}")
+            left = leftovers(run_id, plugins)
+            print(f"run {run_id} ({state}): {f'{len(left)} left' if left else 'nothing left'}")
+            for item in left:
+                print(f"  {item}")
         return 0
     reaped = reap_dead(plugins)
     for run_id, removed in reaped.items():

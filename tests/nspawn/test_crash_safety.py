@@ -202,6 +202,13 @@ def test_a_killed_run_and_nspawn_are_both_cleaned(tmp_path: Path, before: dict[s
     victim.process.kill()
     victim.process.wait()
     os.kill(nspawn, signal.SIGKILL)
+    listing = subprocess.run([HERD, "clean", "--dry-run"], capture_output=True, text=True, check=True)
+    lines = listing.stdout.splitlines()
+    [heading] = [i for i, line in enumerate(lines) if line.startswith(f"run {victim.run_id} (dead): ")]
+    count = int(lines[heading].split(": ")[1].split()[0])
+    left = lines[heading + 1 : heading + 1 + count]
+    assert count > 1 and all(line.startswith("  ") for line in left)  # one leftover a line
+    assert any(line.startswith("  mount ") for line in left)  # the machines' state file systems
     subprocess.run([HERD, "clean"], capture_output=True, check=True)
     assert_nothing_left(victim.run_id)
     assert_as_before(before)
