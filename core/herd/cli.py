@@ -22,7 +22,9 @@ EXIT_INVALID = 2
 
 
 def _style(text: str, code: str) -> str:
-    return f"\x1b[{code}m{text}\x1b[0m" if sys.stdout.isatty() and "NO_COLOR" not in os.environ else text
+    from herd.log import colors_wanted
+
+    return f"\x1b[{code}m{text}\x1b[0m" if colors_wanted(sys.stdout) else text
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ line, set the window's title or ring the bell on the user's terminal, nor hide t
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
@@ -53,6 +54,16 @@ class _Forward(logging.Handler):
             self.run_log.terminal_line(f"warning: {message}", "yellow")
 
 
+def colors_wanted(stream: TextIO) -> bool:
+    """Whether to colour what goes to `stream`: never with NO_COLOR set, always with FORCE_COLOR
+    set (but to 0), else where it is a terminal."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR", "0") != "0":
+        return True
+    return stream.isatty()
+
+
 class RunLog:
     """The log of one run. Thread-safe: machines boot and commands run from several threads."""
 
@@ -63,7 +74,7 @@ class RunLog:
         self.file = open(path, "w", buffering=1) if path is not None else None  # noqa: SIM115
         self.terminal = terminal
         self.verbose = verbose
-        self.color = terminal is not None and terminal.isatty()
+        self.color = terminal is not None and colors_wanted(terminal)
         self.depth = 0
         self.lock = threading.Lock()
         self._handler = _Forward(self)

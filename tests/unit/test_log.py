@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from herd.log import RunLog, printable
+from herd.log import RunLog, colors_wanted, printable
 
 
 @pytest.mark.parametrize(
@@ -47,3 +47,34 @@ def test_the_log_file_and_the_terminal_get_machine_output_neutralised(tmp_path: 
     assert not any(character in written for character in "\x1b\x07\r\x9b")
     assert "\\x1b[32mPASS\\x1b]0;title\\x07" in written and "\\x9b2J" in written
     assert "m            \\x1b[2Jcleared?" in terminal.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("environment", "tty", "expected"),
+    [
+        ({}, True, True),
+        ({}, False, False),
+        ({"NO_COLOR": "1"}, True, False),
+        ({"NO_COLOR": ""}, True, True),  # set but empty: as if unset
+        ({"FORCE_COLOR": "1"}, False, True),
+        ({"FORCE_COLOR": "0"}, False, False),
+        ({"NO_COLOR": "1", "FORCE_COLOR": "1"}, True, False),
+    ],
+)
+def test_colours_follow_no_color_force_color_and_the_terminal(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], tty: bool, expected: bool
+) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+    class Stream(io.StringIO):
+        def isatty(self) -> bool:
+            return tty
+
+    stream = Stream()
+    assert colors_wanted(stream) is expected
+    log = RunLog(None, stream)
+    log.info("PASS", color="green")
+    assert ("\x1b[" in stream.getvalue()) is expected
