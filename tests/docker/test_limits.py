@@ -71,6 +71,8 @@ def test_cpus_and_the_other_limits_are_dockers_and_hold_the_commands_too(
         assert int((memory / "memory.limit_in_bytes").read_text()) == 256 << 20
         assert (pids / "pids.max").read_text().strip() == "1000"
         m.succeed("sleep 300 >/dev/null 2>&1 &")  # a command's process, in the same cgroups
+        # The background job may exec sleep only after its shell has ended.
+        m.wait_until_succeeds("pgrep -x sleep", timeout=10)
         for cgroup in (cpu, memory, pids):
             assert _processes_running(cgroup, b"sleep\x00300\x00"), f"the command is not in {cgroup}"
 

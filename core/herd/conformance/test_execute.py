@@ -47,7 +47,9 @@ def test_background_processes_do_not_hang_the_call(m) -> None:  # type: ignore[n
     m.succeed("sleep 301 &")
     m.succeed("sleep 301 >/dev/null 2>&1 &")
     assert time.monotonic() - started < 5
-    assert len(m.succeed("pgrep -f '^sleep 301$'").split()) == 2  # the machine's own sleeps do not count
+    # Both sleeps run (a background job may exec only after its shell ended); the machine's own
+    # sleeps do not count.
+    m.wait_until_succeeds("test $(pgrep -f '^sleep 301$' | wc -l) -eq 2", timeout=10)
     m.succeed("pkill -f '^sleep 301$'")
 
 
