@@ -112,8 +112,7 @@ class Cgroup:
             "cpu": [("cpu.cfs_period_us", str(CPU_PERIOD)), ("cpu.cfs_quota_us", str(quota))],
         }
         applied = set()
-        for root in limiting_hierarchies():
-            (root / self.relative).mkdir(parents=True, exist_ok=True)
+        self.create(limited=True)
         for root, path in zip((*hierarchies(), *limiting_hierarchies()), self.paths, strict=True):
             if (path / "cgroup.controllers").exists():
                 enabled = _enable_down_to(root, self.relative)
