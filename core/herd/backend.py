@@ -156,6 +156,15 @@ class DeviceGrant:
     pci_functions: tuple[str, ...] = ()
 
 
+def granted_nodes(grants: Iterable[DeviceGrant]) -> list[DeviceNode]:
+    """The grants' device nodes, once each (two grants often share control nodes)."""
+    found: dict[str, DeviceNode] = {}
+    for grant in grants:
+        for node in grant.nodes:
+            found.setdefault(node.guest_path, node)
+    return list(found.values())
+
+
 @dataclass(frozen=True)
 class LaunchPlan:
     """Everything a backend needs to boot one machine of a run.

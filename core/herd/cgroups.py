@@ -80,6 +80,10 @@ def unified_mounted() -> bool:
         return any(line.split(" - ")[1].startswith("cgroup2 ") for line in mountinfo if " - " in line)
 
 
+# What a delegated cgroup's new owner may write (besides making cgroups below it).
+DELEGATED_FILES = ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control")
+
+
 class Cgroup:
     """One cgroup, present in each hierarchy at the same relative path."""
 
@@ -126,6 +130,15 @@ class Cgroup:
                 applied.add(controller)
         if missing := [c for c in LIMITING if c not in applied]:
             raise HerdError(f"cannot limit cgroup {self.relative}: no {' or '.join(missing)} controller here")
+
+    def delegate(self, owner: int) -> None:
+        """Hand this cgroup of the unified hierarchy to host id `owner` (a confined machine's
+        root), as the kernel's delegation model has it: its directory and the files that move
+        processes and enable controllers below it; the limits set on it stay host root's."""
+        for path in self.paths:
+            if (path / "cgroup.controllers").exists():
+                for entry in (path, *(path / name for name in DELEGATED_FILES)):
+                    os.chown(entry, owner, owner)
 
     def command_in(self, argv: list[str]) -> list[str]:
         """`argv`, wrapped so that it runs inside this cgroup.

@@ -14,15 +14,13 @@ host's packages have that target want only `MULTI_USER_KEPT` starts.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
 from herd.backend import DeviceGrant, MachineRoot, Overlay
 from herd.errors import HerdError
-from herd.hostsnapshot import entries_below
-from herd.idmap import COUNT, shifted
+from herd.idmap import shift_owners
 from herd.spec import UNPLACEABLE, MachineSpec
 
 BOOT_TARGET = "herd.target"
@@ -279,15 +277,13 @@ def prepare(
 
 
 def give_to_machine(root: MachineRoot, shift: int) -> None:
-    """Hand what herd wrote into a prepared root (its directories, the upper layers' files) to the
-    machine's users as a machine whose root is host id `shift` sees them: host root's files become
-    the machine root's. Run before each boot: herd may have written more since the last."""
+    """Hand what herd wrote into a prepared root (its directories, the upper layers' files, the
+    journal's directory) to the machine's users as a machine whose root is host id `shift` sees
+    them: host root's files become the machine root's. Never a granted device or mount, which stay
+    the host's. Run before each boot: herd may have written more since the last."""
     if shift == 0:
         return
     for top in (root.directory, *(overlay.upper for overlay in root.overlays)):
-        for path, info in ((str(top), os.lstat(top)), *entries_below(str(top))):
-            if info.st_uid < COUNT:
-                group = shifted(info.st_gid, shift) if info.st_gid < COUNT else info.st_gid
-                os.chown(path, shifted(info.st_uid, shift), group, follow_symlinks=False)
-                if not stat.S_ISLNK(info.st_mode):
-                    os.chmod(path, stat.S_IMODE(info.st_mode))  # chown cleared the set-id bits
+        shift_owners(top, shift)
+    for host, _ in root.binds:
+        os.chown(host, shift, shift)

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from herd.idmap import shifted
+from herd.idmap import entries_below, shifted
 
 CACHE = Path("/var/cache/herd/host-image")
 DPKG = Path("/var/lib/dpkg")
@@ -37,24 +37,6 @@ FORMAT = b"host-image 1"
 # A copy nobody has used for this long is removed when a new one is made.
 UNUSED_FOR = 24 * 3600.0
 GENERATED = ("shadow", "gshadow")
-
-
-def entries_below(directory: str) -> Iterator[tuple[str, os.stat_result]]:
-    """Every entry below `directory` (parents before children), never through a link. An entry
-    that vanishes meanwhile (the host's package manager at work) is passed over."""
-    try:
-        with os.scandir(directory) as scan:
-            entries = sorted(scan, key=lambda e: e.name)
-    except FileNotFoundError:
-        return
-    for entry in entries:
-        try:
-            info = entry.stat(follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        yield entry.path, info
-        if stat.S_ISDIR(info.st_mode):
-            yield from entries_below(entry.path)
 
 
 def _fingerprint(etc: str, dpkg: Path) -> str:

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from herd import hostimage, idmap, links, seccomp
-from herd.backend import Attachment, ExecResult, LaunchPlan, MachineHandle, StopMode
+from herd.backend import Attachment, ExecResult, LaunchPlan, MachineHandle, StopMode, granted_nodes
 from herd.cgroups import Cgroup, unified_mounted
 from herd.channel import Channel, ChannelClosed, spawn_agent
 from herd.errors import MachineError
@@ -308,24 +308,13 @@ def _spawn_nspawn(
     )
 
 
-def _give_to_machine(plan: LaunchPlan) -> None:
-    """Make what the container writes to on the host its own: the root herd prepared and the
-    journal's directory (never a granted device or mount, which stay the host's)."""
-    hostimage.give_to_machine(plan.root, idmap.BASE)
-    for host, _ in plan.root.binds:
-        os.chown(host, idmap.BASE, idmap.BASE)
-
-
 def _agent_cgroup(plan: LaunchPlan) -> Cgroup:
     """The command agent's cgroup: inside the container's own (nspawn's `payload`, which the
     machine's root owns), so that the machine's systemd can move a command's processes into the
     scopes it makes (a login session that `su` opens), and below the machine's limits."""
     agent = Cgroup(f"{plan.cgroup.relative}/payload/herd-agent")
     agent.create(limited=True)
-    for path in agent.paths:
-        if (path / "cgroup.controllers").exists():
-            for entry in (path, path / "cgroup.procs"):
-                os.chown(entry, idmap.BASE, idmap.BASE)
+    agent.delegate(idmap.BASE)
     return agent
 
 
@@ -334,14 +323,14 @@ def start(plan: LaunchPlan) -> Container:
     hostimage.add_unit(plan.root, GATE_UNIT, GATE_UNIT_TEXT)
     _plant_os_release(plan.root.directory)
     environment = hostimage.apply_grant_environment(plan.root, plan.grants)
-    _give_to_machine(plan)
+    hostimage.give_to_machine(plan.root, idmap.BASE)
     machine = plan.machine
     plan.cgroup.limit(machine.memory, machine.cpus, machine.pids)
     netns = -1
     gate: _Gate | None = None
     channel: Channel | None = None
     try:
-        devices.apply_policy(machine.name, plan.cgroup, grants.nodes(plan.grants))
+        devices.apply_policy(machine.name, plan.cgroup, granted_nodes(plan.grants))
         gate = _Gate(plan.state_dir / "gate")
         notify, notify_name = _notify_socket(plan)
         with notify, open(plan.log_dir / "console.log", "ab") as console_file:

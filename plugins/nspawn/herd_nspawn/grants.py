@@ -4,10 +4,9 @@
 Several containers may bind the same host node at once: nothing here takes a device for one
 container alone. Which nodes a container may open is its device policy (`herd_nspawn.devices`).
 
-A container's root is not host root, and the host's device nodes belong to host root (`/dev/kvm`
-is root:kvm 0660): bound as they are, a machine could not open them. Each granted node is therefore
-bound from a twin that herd makes in the machine's state directory: the same device numbers and
-mode, owned as the machine sees the host node's owner (devtmpfs takes no id-mapped mounts). A
+A container's root is not host root: each granted node is bound from its twin in the machine's
+state directory (`herd.idmap.twin_nodes`), which the machine's users may open as the host's users
+open the node itself. A
 read-only granted mount (a driver's libraries) is bound id-mapped where its file system allows it,
 so that host root's files are the machine root's, SUID bits and file capabilities included. A
 writable one is bound as it is: what the machine writes there is owned by its unprivileged host
@@ -18,39 +17,16 @@ host), and it writes only where the mode lets anyone.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from herd.backend import DeviceGrant, DeviceNode
-from herd.idmap import shifted
-
-
-def nodes(grants: Iterable[DeviceGrant]) -> list[DeviceNode]:
-    """The grants' device nodes, once each (two grants often share control nodes)."""
-    found: dict[str, DeviceNode] = {}
-    for grant in grants:
-        for node in grant.nodes:
-            found.setdefault(node.guest_path, node)
-    return list(found.values())
+from herd.backend import DeviceGrant
+from herd.idmap import twin_nodes
 
 
 def _escaped(path: str) -> str:
     """A path as systemd-nspawn's --bind takes it: backslash escapes, so `\\:` for a colon."""
     return path.replace("\\", "\\\\").replace(":", "\\:")
-
-
-def _twin(node: DeviceNode, directory: Path, index: int, shift: int) -> Path:
-    """A node like `node` in `directory`, owned as a machine whose root is host id `shift` sees
-    the host node's owner; made once per machine."""
-    twin = directory / str(index)
-    if not twin.exists():
-        info = os.stat(node.path)
-        directory.mkdir(exist_ok=True)
-        os.mknod(twin, stat.S_IFMT(info.st_mode) | 0o600, info.st_rdev)
-        os.chown(twin, shifted(info.st_uid, shift), shifted(info.st_gid, shift))
-        os.chmod(twin, stat.S_IMODE(info.st_mode))
-    return twin
 
 
 # File systems that take id-mapped mounts on the kernels herd runs on (tmpfs since Linux 6.3).
@@ -75,8 +51,7 @@ def bind_arguments(grants: Iterable[DeviceGrant], twins: Path, shift: int) -> li
     mounts into the container."""
     grants = tuple(grants)
     binds = {}
-    for index, node in enumerate(nodes(grants)):
-        twin = _twin(node, twins, index, shift)
+    for node, twin in twin_nodes(grants, twins, shift):
         binds[node.guest_path] = f"--bind={_escaped(str(twin))}:{_escaped(node.guest_path)}"
     for grant in grants:
         for host, guest, read_only in grant.mounts:
