@@ -22,12 +22,15 @@ apt-get install -y -qq --no-install-recommends \
     systemd systemd-container docker.io debootstrap qemu-system-x86 linux-image-amd64 busybox-static \
     libvirt-daemon-system libvirt-dev pkg-config gcc python3-dev attr \
     iproute2 iptables iputils-ping procps tar bash python3 python3-venv python3-pip >/dev/null
-# Where systemd is not PID 1 (a container, a CI runner) nothing has started the engine: start it.
+# Where systemd is not PID 1 (a container, a CI runner) nothing has started the engine: start it,
+# remapping its containers' root to unprivileged host ids (dockerd makes the user dockremap and its
+# subordinate ids), which herd's Docker machines need to be confined. An engine that runs already
+# keeps its own settings: `herd doctor` says how to turn the remapping on.
 if ! docker version >/dev/null 2>&1; then
     if [ -d /run/systemd/system ]; then
         systemctl start docker
     else
-        setsid dockerd >/var/log/dockerd.log 2>&1 </dev/null &
+        setsid dockerd --userns-remap=default >/var/log/dockerd.log 2>&1 </dev/null &
     fi
     for _ in $(seq 150); do
         docker version >/dev/null 2>&1 && break

@@ -125,11 +125,13 @@ def test_a_device_grant_is_applied_with_dockers_own_means(tmp_path: Path) -> Non
         assert granted.succeed("cat /mnt/granted/note") == "from the host\n"
         granted.fail("touch /mnt/granted/other")  # granted read-only
         plain.fail('test -n "$HERD_FUSE"', "test -e /mnt/granted")
-        # systemd makes the kernel's static nodes, /dev/fuse among them; without Docker's device
-        # rule they are of no use
-        plain.succeed("test -c /dev/fuse || mknod /dev/fuse c 10 229")
-        plain.fail(OPEN_FUSE_IN_A_UNIT)
-        plain.fail("exec 3<>/dev/fuse")  # commands are held to the same rules as units
+        # systemd makes the kernel's static nodes, /dev/fuse among them, where it may; without
+        # Docker's device rule they are of no use. A machine in a user namespace cannot make one.
+        if plain.execute("test -c /dev/fuse || mknod /dev/fuse c 10 229")[0] == 0:
+            plain.fail(OPEN_FUSE_IN_A_UNIT)
+            plain.fail("exec 3<>/dev/fuse")  # commands are held to the same rules as units
+        else:
+            plain.fail("test -e /dev/fuse")
 
     test = Test(name="grant", machines={"granted": {"devices": ["/dev/fuse"]}, "plain": {}}, script=script)
     options = RunOptions(backend="docker", output_dir=tmp_path / "out", terminal=None)

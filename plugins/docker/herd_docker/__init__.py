@@ -41,14 +41,17 @@ def validate_options(options: Mapping[str, Any]) -> list[str]:
 
 @herd.hookimpl
 def herd_register_backends(register: Any) -> None:
+    limits, remapped_root = container.limits_hold(), engine.remapped_root()
     register(
         BackendInfo(
             name=NAME,
             kind=Kind.CONTAINER,
             capabilities=frozenset(
                 {Capability.SYSTEMD, Capability.SUID, Capability.HOTPLUG, Capability.DEVICES}
-                | ({Capability.LIMITS} if container.limits_hold() else set())
+                | ({Capability.LIMITS} if limits else set())
+                | ({Capability.CONFINED} if limits and remapped_root is not None else set())
             ),
+            id_shift=remapped_root or 0,
             description="Docker containers booting systemd, on herd's bridges (a local engine)",
             host_checks=host_checks,
             validate_options=validate_options,

@@ -27,6 +27,19 @@ def host_checks() -> Iterator[HostCheck]:
             f"{address} answers" if reachable else f"nothing answers at {address}",
             None if reachable else "apt-get install docker.io, then start dockerd (./bootstrap.sh does both)",
         )
+        remapped = engine.remapped_root()
+        yield HostCheck(
+            "user-namespace remapping",
+            True,
+            f"container root is host id {remapped}"
+            if remapped is not None
+            else "off: root in a machine is root on the host",
+            None
+            if remapped is not None
+            else 'start dockerd with --userns-remap=default (or "userns-remap": "default" in '
+            f"{engine.DAEMON_CONFIG}), as ./bootstrap.sh does when it starts the engine",
+            warning=remapped is None,
+        )
     with open("/proc/filesystems") as filesystems:
         overlay = any(line.split()[-1] == "overlay" for line in filesystems if line.strip())
     yield HostCheck(

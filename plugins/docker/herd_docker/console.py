@@ -32,10 +32,11 @@ class Console:
     herd holds the terminal end open too, until `close()`: the copying ends when no one holds it.
     """
 
-    def __init__(self, log: Path, name: str) -> None:
+    def __init__(self, log: Path, name: str, owner: int = 0) -> None:
         self.log = log
         self._controller, self._terminal = os.openpty()
         tty.setraw(self._terminal)  # no echo, no CR before LF: the log gets the bytes as written
+        os.fchown(self._terminal, owner, -1)  # a confined machine's root (host id `owner`) opens it
         self.terminal = os.ttyname(self._terminal)
         self._thread = threading.Thread(target=self._copy, name=f"herd-console-{name}", daemon=True)
         self._thread.start()

@@ -3,13 +3,14 @@
 Start: the container runs herd's base image (see `herd_docker.image`) with the machine root bound
 in, no Docker network (network mode `none`) and the host's cgroup namespace. Its first process is
 a shell that waits on a FIFO, the gate, before it becomes systemd. Meanwhile herd moves that
-process into the machine's cgroup (`payload`, beside the agent's), so that herd's cleanup and
-reaper find every process of the machine, as they do for nspawn; plugs the machine's veths into
-the container's network namespace; and opens the gate. The shell then executes systemd in a cgroup
-namespace of its own whose root is that cgroup, with the host's unified hierarchy below it bound
-at /sys/fs/cgroup: systemd runs on the unified hierarchy, also on hybrid hosts, where v1 would
-never tell it that a cgroup emptied (stopping a user session would stall). It reports READY=1 on
-a socket of herd's once it reached herd.target: no polling, no fixed sleep.
+process into the machine's cgroup (`payload`, which holds the agent's, `herd-agent`), so that
+herd's cleanup and reaper find every process of the machine, as they do for nspawn; plugs the
+machine's veths into the container's network namespace; and opens the gate. The shell then
+executes systemd in a cgroup namespace of its own whose root is that cgroup, with the host's
+unified hierarchy below it bound at /sys/fs/cgroup: systemd runs on the unified hierarchy, also
+on hybrid hosts, where v1 would never tell it that a cgroup emptied (stopping a user session would
+stall). It reports READY=1 on a socket of herd's once it reached herd.target: no polling, no fixed
+sleep.
 
 Commands go through herd's command agent, which enters the container's namespaces. A stop
 powers systemd off with SIGRTMIN+3 (Docker's stop signal for it), escalates to SIGKILL after the
@@ -28,11 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from herd import hostimage, links
+from herd import hostimage, links, seccomp
 from herd.backend import Attachment, ExecResult, LaunchPlan, MachineHandle, StopMode
 from herd.cgroups import LIMITING, Cgroup, v1_limiting_controllers
 from herd.channel import Channel, ChannelClosed, spawn_agent
 from herd.errors import HerdError, MachineError
+from herd.idmap import COUNT, twin_nodes
 from herd_docker import engine, image, rootfs
 from herd_docker.console import Console, tail
 
@@ -85,14 +87,16 @@ def _capabilities() -> list[str]:
     return [name for name, bit in CAPABILITIES.items() if bounding >> bit & 1]
 
 
-def _grant_options(plan: LaunchPlan) -> tuple[list[str], list[tuple[str, str, bool]]]:
+def _grant_options(plan: LaunchPlan, shift: int) -> tuple[list[str], list[tuple[str, str, bool]]]:
     """Device grants as Docker applies them: device rules and bind mounts (their environment is
-    the machine's, through `hostimage.apply_grant_environment`)."""
-    devices, mounts = [], []
-    for grant in plan.grants:
-        devices += [f"{node.path}:{node.guest_path}:{node.access}" for node in grant.nodes]
-        mounts += list(grant.mounts)
-    return devices, mounts
+    the machine's, through `hostimage.apply_grant_environment`). Each node is given through its
+    twin (`herd.idmap.twin_nodes`), which a confined machine's root may open as host root opens
+    the node; the engine takes the device numbers from it."""
+    devices = [
+        f"{twin}:{node.guest_path}:{node.access}"
+        for node, twin in twin_nodes(plan.grants, plan.state_dir / "devices", shift)
+    ]
+    return devices, [mount for grant in plan.grants for mount in grant.mounts]
 
 
 @dataclass(eq=False)
@@ -103,7 +107,7 @@ class Container(MachineHandle):
     pidfd: int = field(kw_only=True)
     channel: Channel = field(repr=False, kw_only=True)
     console: Console = field(repr=False, kw_only=True)
-    overlays: dict[str, Path] = field(repr=False, kw_only=True)
+    mounts: list[Path] = field(repr=False, kw_only=True)  # on the host, below the state directory
 
     def exited(self) -> bool:
         return _wait(self.pidfd, 0)
@@ -171,7 +175,7 @@ class Container(MachineHandle):
         self.channel.close()
         _remove(self.container_id)
         self.console.close()
-        rootfs.unmount(self.overlays.values())
+        rootfs.unmount(self.mounts)
         os.close(self.pidfd)
         self.plan.cgroup.kill()
         self.plan.cgroup.remove()
@@ -203,7 +207,7 @@ class _HostSide:
     for reading and writing, so that neither side blocks on open; one line written opens it.
     """
 
-    def __init__(self, plan: LaunchPlan) -> None:
+    def __init__(self, plan: LaunchPlan, shift: int) -> None:
         self.directory = plan.state_dir / "docker"
         self.directory.mkdir(exist_ok=True)
         gate = self.directory / "gate"
@@ -214,6 +218,8 @@ class _HostSide:
         notify.unlink(missing_ok=True)
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         self.notify.bind(str(notify))
+        for path in (self.directory, gate, notify):  # the container's root reads and writes them
+            os.chown(path, shift, shift)
 
     def open_gate(self) -> None:
         os.write(self.gate, b"go\n")
@@ -236,15 +242,22 @@ def _limits(plan: LaunchPlan) -> dict[str, int]:
 
 
 def _create(
-    plan: LaunchPlan, host: _HostSide, console: Console, overlays: dict[str, Path], payload: Path
+    plan: LaunchPlan,
+    host: _HostSide,
+    console: Console,
+    mounts: rootfs.Mounts,
+    payload: Path,
+    *,
+    shift: int,
 ) -> Any:
-    """Create and start the container; return its SDK object."""
+    """Create and start the container; return its SDK object. Where the engine remaps it into a
+    user namespace (`shift`), it runs under Docker's default system-call filter too."""
     from docker.types import Mount
 
-    devices, grant_mounts = _grant_options(plan)
+    devices, grant_mounts = _grant_options(plan, shift)
     user_image = plan.machine.options.get("image")
     binds = [
-        *rootfs.binds(plan.root, overlays, host_os=user_image is None),
+        *rootfs.binds(plan.root, mounts, host_os=user_image is None),
         (str(host.directory), GUEST_DIRECTORY, False),
         (console.terminal, "/dev/console", False),
         (str(payload), "/sys/fs/cgroup", False),
@@ -266,7 +279,7 @@ def _create(
         sysctls={"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.default.disable_ipv6": "0"},
         cgroupns="host",
         cap_add=_capabilities(),
-        security_opt=["seccomp=unconfined", "apparmor=unconfined"],
+        security_opt=["apparmor=unconfined", *([] if shift else ["seccomp=unconfined"])],
         stop_signal="SIGRTMIN+3",
         tmpfs={"/run": "mode=0755"},
         mounts=[Mount(guest, source, type="bind", read_only=ro) for source, guest, ro in binds],
@@ -308,13 +321,14 @@ def _wait_until_ready(plan: LaunchPlan, host: _HostSide, console: Path, pidfd: i
                     return
 
 
-def _image_layers(plan: LaunchPlan) -> Path | None:
+def _image_layers(plan: LaunchPlan, shift: int) -> Path | None:
     """For a machine of a user's image: the image's own /etc and /var, its units hidden."""
     name = plan.machine.options.get("image")
     if name is None:
         return None
+    directories = tuple(o.target.strip("/") for o in plan.root.overlays)
     try:
-        lowers = image.exported(name, tuple(o.target.strip("/") for o in plan.root.overlays), plan.run_id)
+        lowers = image.exported(name, directories, plan.run_id, shift)
     except HerdError as error:
         raise MachineError(f"machine {plan.machine.name} cannot start: {error}") from None
     rootfs.hide_enabled_units(plan.root, lowers)
@@ -355,6 +369,21 @@ def _docker_cgroups_of(pid: int) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _check_id_map(plan: LaunchPlan, pid: int, shift: int) -> None:
+    """Fail the boot unless the container's root is host id `shift`, as herd read from the
+    engine's configuration and prepared the machine's files for (the engine may have been
+    restarted with other settings since)."""
+    with open(f"/proc/{pid}/uid_map") as uid_map:
+        inside, outside, count = (int(field) for field in uid_map.readline().split())
+    remapped = (inside, count) == (0, COUNT) and outside > 0
+    if (outside if remapped else 0) != shift:
+        raise MachineError(
+            f"machine {plan.machine.name}: the Docker engine made its root host id "
+            f"{outside if remapped else 0}, where herd expected {shift} from the engine's "
+            "configuration (was dockerd restarted with another --userns-remap?): run herd again"
+        )
+
+
 def _join(pid: int, cgroup: Cgroup) -> None:
     for procs in cgroup.procs_files:
         with open(procs, "w") as handle:
@@ -365,11 +394,15 @@ def start(plan: LaunchPlan) -> Container:
     """Boot the machine of `plan` and return once its systemd reached herd.target."""
     if (problem := engine.remote_problem()) is not None:
         raise MachineError(f"machine {plan.machine.name} cannot start: {problem}")
-    payload, agent_cgroup = Cgroup(f"{plan.cgroup.relative}/payload"), Cgroup(f"{plan.cgroup.relative}/agent")
+    # The agent's cgroup is inside the container's own, as on nspawn: the machine's systemd moves
+    # a command's processes into the scopes it makes (a login session that `su` opens).
+    payload = Cgroup(f"{plan.cgroup.relative}/payload")
+    agent_cgroup = Cgroup(f"{payload.relative}/herd-agent")
     payload.create()
     agent_cgroup.create()
     environment = hostimage.apply_grant_environment(plan.root, plan.grants)
-    overlays: dict[str, Path] = {}
+    shift = engine.remapped_root() or 0
+    mounts = rootfs.Mounts()
     host: _HostSide | None = None
     console: Console | None = None
     channel: Channel | None = None
@@ -377,19 +410,27 @@ def start(plan: LaunchPlan) -> Container:
     pidfd = -1
     try:
         unified = _unified(payload, plan.machine.name)
-        overlays = rootfs.mount_overlays(plan, _image_layers(plan))
-        host = _HostSide(plan)
-        console = Console(plan.log_dir / "console.log", plan.machine.name)
+        lowers = _image_layers(plan, shift)
+        hostimage.give_to_machine(plan.root, shift)
+        payload.delegate(shift)
+        agent_cgroup.delegate(shift)
+        rootfs.mount_overlays(plan, mounts, lowers)
+        if shift and lowers is None:
+            rootfs.mount_shared(plan, mounts, shift)
+        host = _HostSide(plan, shift)
+        console = Console(plan.log_dir / "console.log", plan.machine.name, owner=shift)
         channel = spawn_agent(plan.machine.name)
-        container = _create(plan, host, console, overlays, unified)
+        container = _create(plan, host, console, mounts, unified, shift=shift)
         container_id = container.id
         pid = int(container.attrs["State"]["Pid"])
         pidfd = _pidfd(plan, pid, console.log)
+        _check_id_map(plan, pid, shift)
         _join(pid, payload)
         _plug(pid, plan.attachments, loopback=True)
         host.open_gate()
         _wait_until_ready(plan, host, console.log, pidfd)
-        channel.enter(pid, (*agent_cgroup.procs_files, *_docker_cgroups_of(pid)), environment=environment)
+        cgroup_procs = (*agent_cgroup.procs_files, *_docker_cgroups_of(pid))
+        channel.enter(pid, cgroup_procs, environment, seccomp.filters_of(pid))
     except BaseException:
         if channel is not None:
             channel.close()
@@ -399,7 +440,7 @@ def start(plan: LaunchPlan) -> Container:
             console.close()
         if pidfd >= 0:
             os.close(pidfd)
-        rootfs.unmount(overlays.values())
+        rootfs.unmount(mounts.points())
         plan.cgroup.kill()
         plan.cgroup.remove()
         raise
@@ -416,5 +457,5 @@ def start(plan: LaunchPlan) -> Container:
         pidfd=pidfd,
         channel=channel,
         console=console,
-        overlays=overlays,
+        mounts=mounts.points(),
     )

@@ -13,14 +13,19 @@ imports) costs about 0.1 s to import: it is imported on first use, not when herd
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import json
 import os
+import pwd
 import threading
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from herd.errors import HerdError
+from herd.idmap import COUNT
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -30,6 +35,9 @@ RUN_LABEL = "herd.run"
 MACHINE_LABEL = "herd.machine"
 LOCAL_SCHEMES = ("unix", "http+unix")
 NETWORK_SCHEMES = ("tcp", "http", "https")
+DAEMON_CONFIG = "/etc/docker/daemon.json"
+REMAP_OPTION = "--userns-remap"
+DEFAULT_REMAP_USER = "dockremap"  # what dockerd makes and uses for `--userns-remap=default`
 
 _lock = threading.Lock()
 
@@ -123,3 +131,76 @@ def remove_run_containers(run_id: str) -> list[str]:
             continue  # removed meanwhile
         removed.append(f"docker container {name} ({short_id})")
     return removed
+
+
+def _daemon_arguments() -> list[str] | None:
+    """The command line of this host's engine (a dockerd of host root's), None if none runs."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"{entry.path}/comm") as comm:
+                if comm.read().strip() != "dockerd" or entry.stat().st_uid != 0:
+                    continue
+            with open(f"{entry.path}/cmdline", "rb") as cmdline:
+                return [
+                    argument.decode(errors="replace") for argument in cmdline.read().split(b"\0") if argument
+                ]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return None
+
+
+def _remap_setting(arguments: list[str]) -> str | None:
+    """The engine's `userns-remap` setting, from its command line, else its configuration file."""
+    config = DAEMON_CONFIG
+    for index, argument in enumerate(arguments):
+        name, equals, value = argument.partition("=")
+        if not equals and index + 1 < len(arguments):
+            value = arguments[index + 1]
+        if name == REMAP_OPTION:
+            return value or None
+        if name == "--config-file":
+            config = value
+    try:
+        with open(config) as handle:
+            setting = json.load(handle).get("userns-remap")
+    except (FileNotFoundError, ValueError, AttributeError):
+        return None
+    return setting if isinstance(setting, str) and setting else None
+
+
+def _subordinate_start(file: str, user: str) -> int | None:
+    """Where the first range of subordinate ids of `user` (a name or a number) starts in `file`
+    (/etc/subuid or /etc/subgid), if it holds the 65536 ids a machine needs."""
+    try:
+        lines = Path(file).read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    names = {user}
+    with contextlib.suppress(KeyError):
+        names.add(str(pwd.getpwnam(user).pw_uid) if not user.isdigit() else pwd.getpwuid(int(user)).pw_name)
+    for line in lines:
+        fields = line.strip().split(":")
+        if len(fields) == 3 and fields[0] in names and fields[1].isdigit() and fields[2].isdigit():
+            return int(fields[1]) if int(fields[2]) >= COUNT else None
+    return None
+
+
+@cache
+def remapped_root() -> int | None:
+    """The host id that root in the local engine's containers is, when the engine remaps them into
+    a user namespace of their own (dockerd's `userns-remap`); None when it does not (their root
+    is host root), or when the user and group ranges differ (herd shifts both alike).
+
+    Read from the running engine's command line and configuration file, which costs nothing,
+    where asking the engine costs importing its SDK in every herd command; each container's
+    start checks it against the container's own id map (`herd_docker.container`)."""
+    arguments = _daemon_arguments()
+    setting = None if arguments is None or remote_problem() is not None else _remap_setting(arguments)
+    if setting is None:
+        return None
+    user = setting.split(":")[0]
+    user = DEFAULT_REMAP_USER if user == "default" else user
+    start = _subordinate_start("/etc/subuid", user)
+    return start if start is not None and start == _subordinate_start("/etc/subgid", user) else None

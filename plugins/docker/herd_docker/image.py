@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from herd.errors import HerdError
+from herd.idmap import shift_owners
 from herd_docker import engine
 
 REPOSITORY = "herd/host-root"
@@ -109,8 +110,9 @@ def local_id(name: str) -> str:
         ) from None
 
 
-def exported(name: str, directories: tuple[str, ...], run_id: str) -> Path:
-    """A host copy of `directories` of the image `name` (its /etc and /var), made once per image.
+def exported(name: str, directories: tuple[str, ...], run_id: str, shift: int = 0) -> Path:
+    """A host copy of `directories` of the image `name` (its /etc and /var), made once per image
+    and owned as a machine whose root is host id `shift` sees it (`herd.idmap.shift_owners`).
 
     The container they are copied from carries the run's label, so that the reaper removes it
     should the run die meanwhile.
@@ -118,7 +120,7 @@ def exported(name: str, directories: tuple[str, ...], run_id: str) -> Path:
     import docker
 
     image_id = local_id(name)
-    target = EXPORTS / image_id.removeprefix("sha256:")[:16]
+    target = EXPORTS / (image_id.removeprefix("sha256:")[:16] + (f"-{shift}" if shift else ""))
     if target.is_dir():
         return target
     with _locked():
@@ -145,6 +147,8 @@ def exported(name: str, directories: tuple[str, ...], run_id: str) -> Path:
                     copy.seek(0)
                     with tarfile.open(fileobj=copy) as archive:
                         archive.extractall(staging, numeric_owner=True, filter="fully_trusted")
+            for directory in directories:
+                shift_owners(staging / directory, shift)
             staging.rename(target)
         finally:
             api.remove_container(container, force=True)

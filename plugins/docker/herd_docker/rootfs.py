@@ -13,8 +13,10 @@ from __future__ import annotations
 import ctypes
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from herd import idmap
 from herd.backend import LaunchPlan, MachineRoot
 from herd.errors import MachineError
 from herd.hostimage import BOOT_TARGET
@@ -34,35 +36,56 @@ def _overlay_paths(plan: LaunchPlan, target: str) -> tuple[Path, Path]:
     return plan.state_dir / "mounts" / name, plan.state_dir / "work" / name
 
 
-def mount_overlays(plan: LaunchPlan, lowers: Path | None = None) -> dict[str, Path]:
-    """Mount the root's overlays on the host; return each machine path with its host mount point.
+@dataclass
+class Mounts:
+    """What herd mounted on the host for one container, by the machine path each one serves."""
+
+    overlays: dict[str, Path] = field(default_factory=dict)  # the root's /etc and /var
+    shared: dict[str, Path] = field(default_factory=dict)  # the host's /usr and the like, id-mapped
+
+    def points(self) -> list[Path]:
+        return [*self.overlays.values(), *self.shared.values()]
+
+
+def mount_overlays(plan: LaunchPlan, mounts: Mounts, lowers: Path | None = None) -> None:
+    """Mount the root's overlays on the host, each recorded in `mounts` as soon as it is mounted.
 
     `lowers`, for a user's image, holds the image's own directories to use as the lower layers in
     place of the host's.
     """
-    mounted: dict[str, Path] = {}
-    try:
-        for overlay in plan.root.overlays:
-            point, work = _overlay_paths(plan, overlay.target)
-            point.mkdir(parents=True, exist_ok=True)
-            work.mkdir(parents=True, exist_ok=True)
-            lower = overlay.lower if lowers is None else lowers / overlay.target.strip("/")
-            options = f"lowerdir={lower},upperdir={overlay.upper},workdir={work}"
-            if _libc.mount(b"overlay", str(point).encode(), b"overlay", 0, options.encode()) != 0:
-                code = ctypes.get_errno()
-                raise MachineError(
-                    f"machine {plan.machine.name}: cannot mount the overlay of {overlay.target} "
-                    f"({options}): {os.strerror(code)}"
-                )
-            mounted[overlay.target] = point
-    except BaseException:
-        unmount(mounted.values())
-        raise
-    return mounted
+    for overlay in plan.root.overlays:
+        point, work = _overlay_paths(plan, overlay.target)
+        point.mkdir(parents=True, exist_ok=True)
+        work.mkdir(parents=True, exist_ok=True)
+        lower = overlay.lower if lowers is None else lowers / overlay.target.strip("/")
+        options = f"lowerdir={lower},upperdir={overlay.upper},workdir={work}"
+        if _libc.mount(b"overlay", str(point).encode(), b"overlay", 0, options.encode()) != 0:
+            code = ctypes.get_errno()
+            raise MachineError(
+                f"machine {plan.machine.name}: cannot mount the overlay of {overlay.target} "
+                f"({options}): {os.strerror(code)}"
+            )
+        mounts.overlays[overlay.target] = point
+
+
+def mount_shared(plan: LaunchPlan, mounts: Mounts, shift: int) -> None:
+    """Mount the host's read-only shared directories (/usr and the like) id-mapped for a machine
+    whose root is host id `shift`, each recorded in `mounts`: the engine binds a mount it is given
+    as it is, so the machine sees host root's files as its own root's, SUID bits and file
+    capabilities included, uncopied and read-only."""
+    for host, guest in plan.root.read_only_binds:
+        point = plan.state_dir / "shared" / guest.strip("/").replace("/", "-")
+        point.mkdir(parents=True, exist_ok=True)
+        try:
+            idmap.mount_idmapped(host, point, shift)
+        except OSError as error:
+            raise MachineError(f"machine {plan.machine.name}: {error.strerror}") from None
+        mounts.shared[guest] = point
 
 
 def unmount(points: Iterable[Path]) -> None:
-    """Unmount what `mount_overlays` mounted (lazily: the container may still be letting go)."""
+    """Unmount what `mount_overlays` and `mount_shared` mounted (lazily: the container may still be
+    letting go)."""
     for point in points:
         _libc.umount2(str(point).encode(), MNT_DETACH)
 
@@ -89,13 +112,16 @@ def hide_enabled_units(root: MachineRoot, lowers: Path) -> None:
             os.setxattr(hidden, "trusted.overlay.opaque", b"y")
 
 
-def binds(root: MachineRoot, overlays: dict[str, Path], host_os: bool) -> list[tuple[str, str, bool]]:
+def binds(root: MachineRoot, mounts: Mounts, host_os: bool) -> list[tuple[str, str, bool]]:
     """(host path, machine path, read-only) of every bind that makes up the machine's file system;
-    the host's /usr and the like only where the machine runs the host's OS (`host_os`)."""
-    found = [(host, guest, True) for host, guest in root.read_only_binds] if host_os else []
-    found += [(str(point), target, False) for target, point in overlays.items()]
+    the host's /usr and the like (id-mapped where `mounts` has them so) only where the machine
+    runs the host's OS (`host_os`)."""
+    found = []
+    if host_os:
+        found += [(str(mounts.shared.get(guest, host)), guest, True) for host, guest in root.read_only_binds]
+    found += [(str(point), target, False) for target, point in mounts.overlays.items()]
     # The root directory's mount points for the host's /usr and the like are not the machine's own.
-    mounted = {guest for _, guest in root.read_only_binds} | set(overlays)
+    mounted = {guest for _, guest in root.read_only_binds} | set(mounts.overlays)
     for entry in sorted(os.scandir(root.directory), key=lambda e: e.name):
         guest = f"/{entry.name}"
         if entry.is_dir(follow_symlinks=False) and entry.name not in ENGINE_PROVIDED and guest not in mounted:
