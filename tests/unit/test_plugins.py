@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +15,7 @@ from herd.driver import resolve_backends
 from herd.plugins import BACKENDS_GROUP, Plugins, installed
 from herd.spec import parse_test
 
-from .conftest import GOOD_BACKEND
+from .conftest import GOOD_BACKEND, run_herd
 
 
 def test_installed_lists_entry_points_without_importing_them(good_and_broken: Path) -> None:
@@ -110,13 +108,7 @@ def test_a_plugin_must_register_backend_info(plugin_site: Callable[..., Path]) -
 
 
 def test_herd_plugins_shows_what_loaded_and_what_failed(good_and_broken: Path) -> None:
-    env = dict(
-        os.environ, PYTHONPATH=str(good_and_broken), XDG_CACHE_HOME=str(good_and_broken.parent / "cache2")
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "herd", "plugins"], capture_output=True, text=True, env=env, check=True
-    )
-    lines = result.stdout.splitlines()
+    lines = run_herd(good_and_broken, "plugins").stdout.splitlines()
     assert any(line.split()[:2] == ["good", "loaded"] and "(herd-good)" in line for line in lines)
     broken = [line for line in lines if line.split()[:2] == ["broken", "FAILED"]]
     assert broken and "(herd-broken)" in broken[0] and "libfoo" in broken[0]
