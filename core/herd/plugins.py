@@ -118,6 +118,7 @@ class Plugins:
                 )
             )
 
+        extensions: ExtensionManager[object]  # a plugin is a module, usually
         if wanted is None:
             extensions = ExtensionManager(group, on_load_failure_callback=failed)
         else:
