@@ -41,6 +41,12 @@ fi
 plugins/qemu/start-libvirtd.sh
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
+# The core's distribution was named `herd`, another project's name on the package index, before it
+# became herd-testing: a .venv made before the rename drops it, lest two distributions claim herd.
+if .venv/bin/pip show -q herd 2>/dev/null; then
+    .venv/bin/pip uninstall -q -y herd
+    rm -rf core/herd.egg-info
+fi
 # compat mode: a plain path entry instead of an import hook, which costs every herd run ~10 ms
 .venv/bin/pip install -q --config-settings editable_mode=compat -e '.[test]' -e plugins/nspawn -e plugins/docker -e plugins/gpu \
     -e 'plugins/qemu[libvirt]'

@@ -181,9 +181,26 @@ def clean(args: argparse.Namespace) -> int:
     return 0
 
 
+class _PrintVersions(argparse.Action):
+    """`--version`: loads every plugin to name their versions, so only when asked (not at parse setup)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+        from herd.plugins import Plugins
+        from herd.version import report
+
+        print("\n".join(report(Plugins())))
+        parser.exit()
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="herd", description="Multi-machine integration tests on containers and VMs."
+    )
+    top.add_argument(
+        "--version",
+        action=_PrintVersions,
+        nargs=0,
+        help="print the versions of herd and of each installed plugin, then exit",
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

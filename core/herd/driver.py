@@ -365,7 +365,9 @@ class Driver:
     def _run_command(self, machine: Machine, command: str, timeout: float | None, stdin: bytes) -> ExecResult:
         handle = self._handle(machine)
         started = time.monotonic()
-        result = self.hook.herd_machine_execute(handle=handle, command=command, timeout=timeout, stdin=stdin)
+        result: ExecResult | None = self.hook.herd_machine_execute(
+            handle=handle, command=command, timeout=timeout, stdin=stdin
+        )
         if result is None:
             raise PluginError(f"no plugin executed a command on {machine.name} (backend {machine.backend})")
         self.log.command(
@@ -719,9 +721,12 @@ class Driver:
                 self._network_setup.result()
         assert self.run_dir is not None
         run_cgroup = cgroups.run_cgroup(self.run_dir.id)
-        steps: list[tuple[str, Callable[[], object]]] = [
-            ("removing the run's cgroups", lambda: (run_cgroup.kill(), run_cgroup.remove())),
-        ]
+
+        def remove_run_cgroup() -> None:
+            run_cgroup.kill()
+            run_cgroup.remove()
+
+        steps: list[tuple[str, Callable[[], object]]] = [("removing the run's cgroups", remove_run_cgroup)]
         if self.rules is not None:
             steps.append(("removing firewall rules", self.rules.remove_all))
         if self._network_control is not None:

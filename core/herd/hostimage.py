@@ -63,7 +63,7 @@ EMPTY_DIRECTORIES = ("root", "home", "tmp", "run", "srv", "mnt", "media", "proc"
 @cache
 def host_top_level() -> tuple[tuple[str, str | None], ...]:
     """(name, symlink target or None) of the host's top-level directories and links."""
-    entries = []
+    entries: list[tuple[str, str | None]] = []
     for entry in sorted(os.scandir("/"), key=lambda e: e.name):
         if entry.is_symlink():
             entries.append((entry.name, os.readlink(entry.path)))

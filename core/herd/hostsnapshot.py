@@ -52,10 +52,10 @@ def _fingerprint(etc: str, dpkg: Path) -> str:
             info.st_ctime_ns,
         )
         digest.update(repr(fields).encode())
-    for path in (dpkg / "status", dpkg / "info"):
+    for database in (dpkg / "status", dpkg / "info"):
         with contextlib.suppress(FileNotFoundError):
-            info = os.stat(path)
-            digest.update(repr((str(path), info.st_mtime_ns, info.st_size)).encode())
+            info = os.stat(database)
+            digest.update(repr((str(database), info.st_mtime_ns, info.st_size)).encode())
     return digest.hexdigest()[:20]
 
 

@@ -238,8 +238,8 @@ def check_topology(
                 names = ", ".join(sorted({*declared, DEFAULT_NETWORK}))
                 report(f"network {nic.network!r} is not declared (networks: {names})", machine, "networks")
                 continue
-            for address, subnet, version in ((nic.address, network and network.subnet, 4),
-                                              (nic.address6, network and network.subnet6, 6)):  # fmt: skip
+            subnet4, subnet6 = (network.subnet, network.subnet6) if network is not None else (None, None)
+            for address, subnet, version in ((nic.address, subnet4, 4), (nic.address6, subnet6, 6)):
                 if address is None:
                     continue
                 if version == 6 and (network is None or not network.ipv6):
@@ -261,7 +261,7 @@ def check_topology(
                         machine,
                         "networks",
                     )
-                elif version == 4 and address == gateway_address(subnet):
+                elif isinstance(subnet, ipaddress.IPv4Network) and address == gateway_address(subnet):
                     report(
                         f"address {address} is kept for herd's gateway on {nic.network!r}",
                         machine,

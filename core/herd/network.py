@@ -215,11 +215,11 @@ def _addresses(
     fixed = {}
     for machine in machines:
         for nic in machine.nics:
-            address = nic.address if version == 4 else nic.address6
-            if nic.network == network and address is not None:
-                fixed[machine.name] = address
+            declared = nic.address if version == 4 else nic.address6
+            if nic.network == network and declared is not None:
+                fixed[machine.name] = declared
     taken = {*fixed.values(), *_reserved(subnet)}
-    hosts = subnet.hosts()
+    hosts: Iterator[ipaddress.IPv4Address | ipaddress.IPv6Address] = subnet.hosts()
     chosen = {}
     for index, machine in enumerate(machines):
         address = fixed.get(machine.name) or subnet.network_address + index + 1
@@ -248,8 +248,9 @@ def plan(run_id: str, spec: TestSpec) -> RunNetworks:
         ipv4 = _addresses(spec.machines, network.name, network.subnet, 4)
         ipv6 = _addresses(spec.machines, network.name, network.subnet6, 6) if network.subnet6 else {}
         for index, machine in enumerate(spec.machines):
-            joined = [nic.network for nic in machine.nics]
-            position = joined.index(network.name) if network.name in joined else len(joined) + network.index
+            # the networks it joins at boot, in order (eth0 first); the others come after them
+            order = [nic.network for nic in machine.nics]
+            position = order.index(network.name) if network.name in order else len(order) + network.index
             attachments[machine.name][network.name] = Attachment(
                 network=network.name,
                 bridge=network.bridge,

@@ -2,8 +2,9 @@
 
 Only what a run needs is imported: a backend's plugin loads when a machine names the backend (the
 entry point's name is the backend's name), and all backends load only when a run must pick the
-default one. A plugin that fails to import is recorded with its name, distribution and error, and
-the others keep working.
+default one. A plugin that fails to import, or that pluggy refuses (a hook that herd does not
+declare, such as a misspelled name, or a parameter that its hookspec lacks), is recorded with its
+name, distribution and error, is not used, and the others keep working.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ GROUPS = (BACKENDS_GROUP, PLUGINS_GROUP)
 
 @dataclass(frozen=True)
 class LoadFailure:
-    """A plugin that could not be imported."""
+    """A plugin that could not be imported, or whose hooks are not herd's."""
 
     group: str
     name: str
@@ -72,12 +73,23 @@ class Plugins:
         self.backends[info.name] = info
 
     def register(self, plugin: object, name: str) -> None:
-        """Register a plugin object (a module, usually) and collect the backends it describes."""
+        """Register a plugin object (a module, usually) and collect the backends it describes.
+
+        A plugin that implements a hook herd does not declare would load silently and never be
+        called: pluggy's check_pending refuses it, as registration refuses a parameter the hookspec
+        lacks. Either raises pluggy.PluginValidationError, with nothing of the plugin registered.
+        """
         if self.manager.is_registered(plugin):
             return
         self._registering = name
         try:
-            self.manager.register(plugin, name=name)
+            try:
+                self.manager.register(plugin, name=name)
+                self.manager.check_pending()
+            except pluggy.PluginValidationError:
+                if self.manager.is_registered(plugin):
+                    self.manager.unregister(plugin)
+                raise
             hook = self.manager.subset_hook_caller(
                 "herd_register_backends",
                 remove_plugins=[p for p in self.manager.get_plugins() if p is not plugin],
@@ -101,10 +113,12 @@ class Plugins:
                     entry_point.name,
                     entry_point.value,
                     distribution_of(entry_point),
-                    f"{type(error).__name__}: {error}",
+                    # one line, as `herd plugins` prints it (pluggy's messages span several)
+                    f"{type(error).__name__}: " + "; ".join(str(error).splitlines()),
                 )
             )
 
+        extensions: ExtensionManager[object]  # a plugin is a module, usually
         if wanted is None:
             extensions = ExtensionManager(group, on_load_failure_callback=failed)
         else:
@@ -113,7 +127,10 @@ class Plugins:
             )
         for extension in extensions:
             self._tried.add((group, extension.name))
-            self.register(extension.plugin, name=f"{group}:{extension.name}")
+            try:
+                self.register(extension.plugin, name=f"{group}:{extension.name}")
+            except pluggy.PluginValidationError as error:
+                failed(extensions, extension.entry_point, error)
         for failure in self.failures:
             self._tried.add((failure.group, failure.name))
         if wanted is not None:

@@ -29,7 +29,7 @@ import contextlib
 import re
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,7 +105,7 @@ class Herd:
         return self.driver.output_dir
 
     def __getattr__(self, name: str) -> Machine:
-        machines = self.__dict__.get("machines", {})
+        machines: dict[str, Machine] = self.__dict__.get("machines", {})
         if name in machines:
             return machines[name]
         raise AttributeError(f"this test has no machine {name!r} (machines: {', '.join(machines)})")
@@ -270,7 +270,9 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report: pytest.TestReport = yield
     driver = item.stash.get(DRIVER_KEY, None)
     if call.when == "call":

@@ -63,7 +63,7 @@ def filters_of(pid: int) -> list[bytes]:
     try:
         _ptrace(PTRACE_INTERRUPT, pid)
         os.waitpid(pid, WALL)
-        found = []
+        found: list[bytes] = []
         while (program := _filter(pid, len(found))) is not None:
             found.append(program)
     except OSError as error:

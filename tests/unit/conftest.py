@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -87,3 +90,11 @@ def good_and_broken(plugin_site: Callable[..., Path]) -> Iterator[Path]:
     )
     yield site
     ExtensionManager.ENTRY_POINT_CACHE.clear()
+
+
+def run_herd(site: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """`herd ARGUMENTS` in a new process that sees the distributions of `site` (and a cold cache)."""
+    env = dict(os.environ, PYTHONPATH=str(site), XDG_CACHE_HOME=str(site.parent / "cache2"))
+    return subprocess.run(
+        [sys.executable, "-m", "herd", *arguments], capture_output=True, text=True, env=env, check=True
+    )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +15,7 @@ from herd.driver import resolve_backends
 from herd.plugins import BACKENDS_GROUP, Plugins, installed
 from herd.spec import parse_test
 
-from .conftest import GOOD_BACKEND
+from .conftest import GOOD_BACKEND, run_herd
 
 
 def test_installed_lists_entry_points_without_importing_them(good_and_broken: Path) -> None:
@@ -109,14 +107,77 @@ def test_a_plugin_must_register_backend_info(plugin_site: Callable[..., Path]) -
         Plugins().backend("liar")
 
 
+MISSPELLED_HOOK = """
+@herd.hookimpl
+def herd_machine_exec(handle, command):  # herd_machine_execute
+    raise AssertionError("herd never calls a hook it does not declare")
+"""
+
+
+@pytest.fixture
+def misspelled(plugin_site: Callable[..., Path]) -> Path:
+    """herd-good, and herd-typo: a working backend but for one misspelled hook."""
+    plugin_site(
+        "herd-good",
+        "good_backend",
+        GOOD_BACKEND.replace("{priority}", "5"),
+        {"herd.backends": {"good": "good_backend"}},
+    )
+    source = GOOD_BACKEND.replace('name="good"', 'name="typo"').replace("{priority}", "5") + MISSPELLED_HOOK
+    return plugin_site("herd-typo", "typo_backend", source, {"herd.backends": {"typo": "typo_backend"}})
+
+
+def test_a_plugin_with_a_misspelled_hook_is_reported_and_not_used(misspelled: Path) -> None:
+    plugins = Plugins()
+    plugins.load(BACKENDS_GROUP)
+    assert "good" in plugins.backends and "typo" not in plugins.backends
+    [failure] = plugins.failures
+    assert (failure.name, failure.distribution, failure.target) == ("typo", "herd-typo", "typo_backend")
+    assert failure.error.startswith("PluginValidationError: unknown hook 'herd_machine_exec'")
+    assert not plugins.manager.is_registered(sys.modules["typo_backend"])
+    assert plugins.manager.get_plugin(f"{BACKENDS_GROUP}:typo") is None
+    assert plugins.manager.hook.herd_machine_exec.get_hookimpls() == []
+    plugins.manager.check_pending()  # what stays registered is sound
+    with pytest.raises(
+        PluginError,
+        match=r"backend 'typo' \(typo_backend, from herd-typo\) failed to load: "
+        r"PluginValidationError: unknown hook 'herd_machine_exec'",
+    ):
+        plugins.backend("typo")
+
+
+def test_a_plugin_whose_hook_takes_a_parameter_the_hookspec_lacks_is_reported(
+    plugin_site: Callable[..., Path],
+) -> None:
+    source = "import herd\n@herd.hookimpl\ndef herd_register_backends(register, colour):\n    pass\n"
+    plugin_site("herd-odd", "odd_backend", source, {"herd.backends": {"odd": "odd_backend"}})
+    plugins = Plugins()
+    with pytest.raises(
+        PluginError, match=r"backend 'odd' .* failed to load: PluginValidationError: .*colour"
+    ):
+        plugins.backend("odd")
+    assert not plugins.manager.is_registered(sys.modules["odd_backend"])
+
+
+def test_an_optional_hook_herd_does_not_declare_is_accepted(plugin_site: Callable[..., Path]) -> None:
+    """pluggy's way for a plugin to implement a hook that only a later herd declares."""
+    optional = "\n@herd.hookimpl(optionalhook=True)\ndef herd_machine_teleport(handle):\n    pass\n"
+    source = GOOD_BACKEND.replace("{priority}", "5") + optional
+    plugin_site("herd-good", "good_backend", source, {"herd.backends": {"good": "good_backend"}})
+    plugins = Plugins()
+    assert plugins.backend("good").name == "good"
+    assert plugins.failures == []
+
+
+def test_herd_plugins_shows_a_misspelled_hook_as_a_failure(misspelled: Path) -> None:
+    lines = run_herd(misspelled, "plugins").stdout.splitlines()
+    [typo] = [line for line in lines if line.split()[:2] == ["typo", "FAILED"]]
+    assert "(herd-typo)" in typo and "unknown hook 'herd_machine_exec'" in typo
+    assert any(line.split()[:2] == ["good", "loaded"] for line in lines)
+
+
 def test_herd_plugins_shows_what_loaded_and_what_failed(good_and_broken: Path) -> None:
-    env = dict(
-        os.environ, PYTHONPATH=str(good_and_broken), XDG_CACHE_HOME=str(good_and_broken.parent / "cache2")
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "herd", "plugins"], capture_output=True, text=True, env=env, check=True
-    )
-    lines = result.stdout.splitlines()
+    lines = run_herd(good_and_broken, "plugins").stdout.splitlines()
     assert any(line.split()[:2] == ["good", "loaded"] and "(herd-good)" in line for line in lines)
     broken = [line for line in lines if line.split()[:2] == ["broken", "FAILED"]]
     assert broken and "(herd-broken)" in broken[0] and "libfoo" in broken[0]

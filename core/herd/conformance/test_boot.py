@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from herd.machine import Machine
+    from herd.pytest_plugin import Herd
+
 
 @pytest.mark.herd(machines={"solo": {}})
-def test_a_started_machine_runs_commands_at_once(herd, solo) -> None:  # type: ignore[no-untyped-def]
+def test_a_started_machine_runs_commands_at_once(herd: Herd, solo: Machine) -> None:
     assert not solo.is_up()
     solo.start()
     assert solo.is_up()
@@ -19,13 +24,13 @@ def test_a_started_machine_runs_commands_at_once(herd, solo) -> None:  # type: i
 
 
 @pytest.mark.herd(machines={"lazy": {}})
-def test_the_first_command_boots_the_machine(lazy) -> None:  # type: ignore[no-untyped-def]
+def test_the_first_command_boots_the_machine(lazy: Machine) -> None:
     assert lazy.succeed("echo booted") == "booted\n"
     assert lazy.is_up()
 
 
 @pytest.mark.herd(machines={f"m{i}": {} for i in range(4)})
-def test_machines_boot_together(herd) -> None:  # type: ignore[no-untyped-def]
+def test_machines_boot_together(herd: Herd) -> None:
     started = time.monotonic()
     herd.start_all()
     assert all(m.is_up() for m in herd.machines.values())

@@ -6,16 +6,21 @@ import hashlib
 import os
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 
 from herd import CommandFailed, WaitTimeout
 
-MACHINES = {"m": {}}
+if TYPE_CHECKING:
+    from herd.machine import Machine
+
+
+MACHINES: dict[str, dict[str, object]] = {"m": {}}
 
 
 @pytest.mark.herd(machines=MACHINES)
-def test_stdout_stderr_and_status(m) -> None:  # type: ignore[no-untyped-def]
+def test_stdout_stderr_and_status(m: Machine) -> None:
     assert m.execute("printf 'out\\n'; printf 'err' >&2; exit 3") == (3, "out\n")
     assert m.succeed("echo a", "echo b") == "a\nb\n"
     with pytest.raises(
@@ -29,7 +34,7 @@ def test_stdout_stderr_and_status(m) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.herd(machines=MACHINES)
-def test_binary_and_large_data(m) -> None:  # type: ignore[no-untyped-def]
+def test_binary_and_large_data(m: Machine) -> None:
     payload = os.urandom(4_000_000)
     digest = m.succeed_with_input("sha256sum | cut -c1-64", payload).strip()
     assert digest == hashlib.sha256(payload).hexdigest()
@@ -41,7 +46,7 @@ def test_binary_and_large_data(m) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.herd(machines=MACHINES)
-def test_background_processes_do_not_hang_the_call(m) -> None:  # type: ignore[no-untyped-def]
+def test_background_processes_do_not_hang_the_call(m: Machine) -> None:
     m.start()
     started = time.monotonic()
     m.succeed("sleep 301 &")
@@ -54,7 +59,7 @@ def test_background_processes_do_not_hang_the_call(m) -> None:  # type: ignore[n
 
 
 @pytest.mark.herd(machines=MACHINES)
-def test_a_command_past_its_timeout_is_killed_with_its_children(m) -> None:  # type: ignore[no-untyped-def]
+def test_a_command_past_its_timeout_is_killed_with_its_children(m: Machine) -> None:
     m.start()
     started = time.monotonic()
     assert m.execute("echo begun; sh -c 'sleep 201' & sleep 101", timeout=0.5) == (124, "begun\n")
@@ -65,7 +70,7 @@ def test_a_command_past_its_timeout_is_killed_with_its_children(m) -> None:  # t
 
 
 @pytest.mark.herd(machines=MACHINES)
-def test_commands_run_concurrently(m) -> None:  # type: ignore[no-untyped-def]
+def test_commands_run_concurrently(m: Machine) -> None:
     m.start()
     outputs: list[str] = []
     threads = [
@@ -82,7 +87,7 @@ def test_commands_run_concurrently(m) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.herd(machines=MACHINES)
-def test_waits_return_soon_after_their_condition_holds(m) -> None:  # type: ignore[no-untyped-def]
+def test_waits_return_soon_after_their_condition_holds(m: Machine) -> None:
     m.succeed("(sleep 0.3; touch /srv/flag) >/dev/null 2>&1 &")
     started = time.monotonic()
     m.wait_for_file("/srv/flag", timeout=10)
@@ -95,7 +100,7 @@ def test_waits_return_soon_after_their_condition_holds(m) -> None:  # type: igno
 
 
 @pytest.mark.herd(machines=MACHINES)
-def test_commands_hold_no_capability_the_machines_init_lacks(m) -> None:  # type: ignore[no-untyped-def]
+def test_commands_hold_no_capability_the_machines_init_lacks(m: Machine) -> None:
     def bound(status: str) -> int:
         [line] = [line for line in status.splitlines() if line.startswith("CapBnd:")]
         return int(line.split()[1], 16)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from herd.machine import Machine
 
 
 @pytest.mark.herd(
@@ -19,14 +23,14 @@ import pytest
         }
     }
 )
-def test_declared_files_are_there_at_boot(m) -> None:  # type: ignore[no-untyped-def]
+def test_declared_files_are_there_at_boot(m: Machine) -> None:
     assert m.succeed("cat /etc/app.conf") == "mode=test\n"
     assert m.succeed("stat -c %a /srv/secret; od -An -c /srv/secret | tr -s ' '") == "600\n \\0 s e c r e t\n"
     assert m.succeed("cat /var/lib/app/state") == "fresh\n"
 
 
 @pytest.mark.herd(machines={"m": {}})
-def test_copy_from_host_and_back(m, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_copy_from_host_and_back(m: Machine, tmp_path: Path) -> None:
     payload = os.urandom(2_000_000)
     (tmp_path / "blob").write_bytes(payload)
     (tmp_path / "tree" / "sub").mkdir(parents=True)

@@ -12,8 +12,14 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from herd.machine import Machine
+    from herd.pytest_plugin import Herd
+
 
 CONFINED = ["confined"]
 # name_to_handle_at on /usr, then open_by_handle_at: with CAP_DAC_READ_SEARCH over the host this
@@ -35,14 +41,14 @@ print("opened", os.listdir(fd))
 
 
 @pytest.mark.herd(machines={"m": {}}, requires=CONFINED)
-def test_open_by_handle_is_refused(m) -> None:  # type: ignore[no-untyped-def]
+def test_open_by_handle_is_refused(m: Machine) -> None:
     status, output = m.execute(f"python3 -c '{OPEN_BY_HANDLE}' 2>&1")
     assert status != 0, f"a machine opened a file of the host by its handle: {output}"
     assert "opened" not in output
 
 
 @pytest.mark.herd(machines={"m": {}}, requires=CONFINED)
-def test_shared_system_files_stay_read_only(m) -> None:  # type: ignore[no-untyped-def]
+def test_shared_system_files_stay_read_only(m: Machine) -> None:
     marker = f"herd-conformance-{uuid.uuid4().hex}"
     m.execute(f"mount -o remount,bind,rw /usr; touch /usr/{marker}")
     m.execute(f"mount -o remount,rw /; touch /usr/{marker}")
@@ -51,7 +57,7 @@ def test_shared_system_files_stay_read_only(m) -> None:  # type: ignore[no-untyp
 
 
 @pytest.mark.herd(machines={"m": {}}, requires=CONFINED)
-def test_host_kernel_settings_are_out_of_reach(m) -> None:  # type: ignore[no-untyped-def]
+def test_host_kernel_settings_are_out_of_reach(m: Machine) -> None:
     setting = Path("/proc/sys/vm/swappiness")
     before = setting.read_text().strip()
     wanted = "13" if before != "13" else "17"
@@ -69,7 +75,7 @@ def test_host_kernel_settings_are_out_of_reach(m) -> None:  # type: ignore[no-un
 
 
 @pytest.mark.herd(machines={"m": {}}, requires=CONFINED)
-def test_commands_are_confined_as_the_machines_init(m) -> None:  # type: ignore[no-untyped-def]
+def test_commands_are_confined_as_the_machines_init(m: Machine) -> None:
     fields = "grep -E '^(CapBnd|CapEff|Seccomp|Seccomp_filters|NoNewPrivs):'"
     assert m.succeed(f"{fields} /proc/self/status") == m.succeed(f"{fields} /proc/1/status")
     assert m.succeed("readlink /proc/self/ns/user") == m.succeed("readlink /proc/1/ns/user")
@@ -95,7 +101,7 @@ def host_secrets() -> Iterator[dict[str, str]]:
 
 
 @pytest.mark.herd(machines={"m": {}}, requires=CONFINED)
-def test_host_secrets_and_state_are_not_visible(host_secrets: dict[str, str], herd) -> None:  # type: ignore[no-untyped-def]
+def test_host_secrets_and_state_are_not_visible(host_secrets: dict[str, str], herd: Herd) -> None:
     m = herd.machines["m"]
     token = host_secrets["token"]
     for path in (host_secrets["secret"], host_secrets["state"]):

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
+
+if TYPE_CHECKING:
+    from herd.machine import Machine
+    from herd.pytest_plugin import Herd
 
 
 @pytest.mark.herd(machines={"m": {}})
-def test_shutdown_then_start_again_keeps_the_state(m) -> None:  # type: ignore[no-untyped-def]
+def test_shutdown_then_start_again_keeps_the_state(m: Machine) -> None:
     m.succeed("echo kept > /srv/state")
     m.shutdown()
     assert not m.is_up()
@@ -15,7 +21,7 @@ def test_shutdown_then_start_again_keeps_the_state(m) -> None:  # type: ignore[n
 
 
 @pytest.mark.herd(machines={"m": {}})
-def test_crash_then_boot_on_first_use(m) -> None:  # type: ignore[no-untyped-def]
+def test_crash_then_boot_on_first_use(m: Machine) -> None:
     m.succeed("echo kept > /srv/state; sync")
     m.crash()
     assert not m.is_up()
@@ -24,7 +30,7 @@ def test_crash_then_boot_on_first_use(m) -> None:  # type: ignore[no-untyped-def
 
 
 @pytest.mark.herd(machines={"m": {}, "n": {}})
-def test_one_machine_stops_while_the_other_runs(herd, m, n) -> None:  # type: ignore[no-untyped-def]
+def test_one_machine_stops_while_the_other_runs(herd: Herd, m: Machine, n: Machine) -> None:
     herd.start_all()
     m.shutdown()
     assert n.succeed("echo still here") == "still here\n"

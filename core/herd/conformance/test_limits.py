@@ -4,7 +4,14 @@ while the other machine of the test, and the host, go on unaffected. For backend
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
+
+if TYPE_CHECKING:
+    from herd.machine import Machine
+    from herd.pytest_plugin import Herd
+
 
 LIMITS = ["limits"]
 FORK_BOMB = "exec 2>&1; for i in $(seq 1000); do sleep 5 & done"
@@ -12,7 +19,7 @@ MEMORY_HOG = "python3 -c 'b = bytearray(300 << 20)'"
 
 
 @pytest.mark.herd(machines={"bomb": {"pids": 128}, "calm": {}}, requires=LIMITS)
-def test_a_fork_bomb_meets_the_machines_pids(herd, bomb, calm) -> None:  # type: ignore[no-untyped-def]
+def test_a_fork_bomb_meets_the_machines_pids(herd: Herd, bomb: Machine, calm: Machine) -> None:
     herd.start_all()
     output = bomb.fail(FORK_BOMB)
     assert "fork" in output.lower() or "resource temporarily unavailable" in output.lower(), output
@@ -22,7 +29,7 @@ def test_a_fork_bomb_meets_the_machines_pids(herd, bomb, calm) -> None:  # type:
 
 
 @pytest.mark.herd(machines={"small": {"memory": 128}, "other": {}}, requires=LIMITS)
-def test_a_memory_hog_is_killed_at_the_machines_memory(herd, small, other) -> None:  # type: ignore[no-untyped-def]
+def test_a_memory_hog_is_killed_at_the_machines_memory(herd: Herd, small: Machine, other: Machine) -> None:
     herd.start_all()
     status, _ = small.execute(MEMORY_HOG)
     assert status == 137, f"the hog ended with status {status}, not by SIGKILL"
@@ -31,7 +38,7 @@ def test_a_memory_hog_is_killed_at_the_machines_memory(herd, small, other) -> No
 
 
 @pytest.mark.herd(machines={"full": {"disk": 64}, "other": {}}, requires=LIMITS)
-def test_a_disk_filler_meets_the_machines_writable_layer(herd, full, other) -> None:  # type: ignore[no-untyped-def]
+def test_a_disk_filler_meets_the_machines_writable_layer(herd: Herd, full: Machine, other: Machine) -> None:
     herd.start_all()
     for path in ("/var/fill", "/srv/fill", "/etc/fill"):
         output = full.fail(f"{{ head -c 100M /dev/zero > {path}; }} 2>&1")

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
+
+if TYPE_CHECKING:
+    from herd.machine import Machine
+    from herd.pytest_plugin import Herd
+
 
 SERVE = "nohup python3 -m http.server 8080 --directory /srv >/dev/null 2>&1 &"
 FETCH = "python3 -c 'import urllib.request; print(urllib.request.urlopen(\"http://{host}:8080/page\").read().decode())'"
 
 
 @pytest.mark.herd(machines={"alpha": {"files": {"/srv/page": "served by alpha\n"}}, "beta": {}})
-def test_machines_reach_each_other_by_name(herd, alpha, beta) -> None:  # type: ignore[no-untyped-def]
+def test_machines_reach_each_other_by_name(herd: Herd, alpha: Machine, beta: Machine) -> None:
     herd.start_all()
     alpha.succeed("ping -c 1 -W 5 beta")
     beta.succeed("ping -c 1 -W 5 alpha")

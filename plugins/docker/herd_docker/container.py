@@ -229,7 +229,7 @@ class _HostSide:
         self.notify.close()
 
 
-def _limits(plan: LaunchPlan) -> dict[str, int]:
+def _limits(plan: LaunchPlan) -> dict[str, Any]:
     """The machine's memory (no swap beyond it), CPUs and processes as Docker's create takes them."""
     machine = plan.machine
     memory = machine.memory << 20
@@ -286,6 +286,7 @@ def _create(
         devices=devices,
         **_limits(plan),
     )
+    assert container.id is not None  # typed optional by the SDK; a created container has one
     try:
         container.start()
         container.reload()

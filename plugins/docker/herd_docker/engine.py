@@ -116,7 +116,8 @@ def run_containers(run_id: str) -> list[tuple[str, str]]:
     if not reachable():
         return []
     found = client().containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"})
-    return [(container.name, container.short_id) for container in found]
+    # the SDK's name is None only for a sparse listing, which this is not
+    return [(container.name or container.short_id, container.short_id) for container in found]
 
 
 def remove_run_containers(run_id: str) -> list[str]:

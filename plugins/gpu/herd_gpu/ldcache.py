@@ -38,7 +38,7 @@ def _new_table(data: bytes) -> int:
         return 0
     if not data.startswith(OLD_MAGIC):
         raise CacheError("not a linker cache (no glibc-ld.so.cache1.1 header)")
-    (count,) = struct.unpack_from("=I", data, 12)
+    count: int = struct.unpack_from("=I", data, 12)[0]
     start = 16 + count * OLD_ENTRY_SIZE
     start += -start % 8
     if not data.startswith(NEW_MAGIC, start):

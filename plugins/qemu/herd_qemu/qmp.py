@@ -51,8 +51,8 @@ class QMP:
                     self.events.append(message)
                     continue
                 if "error" in message:
-                    error = message["error"]
-                    raise MachineError(f"machine {self.machine}: QEMU: {name}: {error.get('desc', error)}")
+                    fault = message["error"]
+                    raise MachineError(f"machine {self.machine}: QEMU: {name}: {fault.get('desc', fault)}")
                 return message.get("return")
 
     def take_events(self, timeout: float) -> list[dict[str, Any]]:
