@@ -10,9 +10,11 @@ and the agent installs them in the order the init got them, before it runs anyth
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
+import threading
 
 from herd.errors import HerdError
 
@@ -22,6 +24,7 @@ PTRACE_INTERRUPT = 0x4207
 PTRACE_SECCOMP_GET_FILTER = 0x420C
 WALL = 0x40000000  # waitpid's __WALL
 INSTRUCTION_SIZE = 8  # struct sock_filter: u16 code, u8 jt, u8 jf, u32 k
+STOP_TIMEOUT = 10.0  # seconds a machine's init gets to stop for its filters to be read
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
@@ -49,17 +52,34 @@ def _filter(pid: int, index: int) -> bytes | None:
     return program.raw
 
 
-def filters_of(pid: int) -> list[bytes]:
+def filters_of(pid: int, timeout: float = STOP_TIMEOUT) -> list[bytes]:
     """The seccomp filters of process `pid`, each a classic BPF program, in the order they were
     installed (the order to install them in). The process is stopped for the moment it takes.
 
-    Raises `HerdError` when the kernel does not hand them out (it needs CONFIG_CHECKPOINT_RESTORE)."""
+    Raises `HerdError` when the kernel does not hand them out (it needs CONFIG_CHECKPOINT_RESTORE),
+    or when the process does not stop within `timeout` seconds (a process in an uninterruptible
+    sleep stops only when it leaves it). The reading runs in a thread of its own, the tracer, which
+    lets the process go whenever it stops, so that the caller is free to give up and end it."""
+    outcome: list[list[bytes] | HerdError] = []
+    reader = threading.Thread(
+        target=lambda: outcome.append(_read_filters(pid)), name=f"herd-seccomp-{pid}", daemon=True
+    )
+    reader.start()
+    reader.join(timeout)
+    if not outcome:
+        raise HerdError(
+            f"process {pid} did not stop within {timeout:g} s for herd to read its system-call filters"
+        )
+    if isinstance(outcome[0], HerdError):
+        raise outcome[0]
+    return outcome[0]
+
+
+def _read_filters(pid: int) -> list[bytes] | HerdError:
     try:
         _ptrace(PTRACE_SEIZE, pid)
     except OSError as error:
-        raise HerdError(
-            f"cannot trace process {pid} to read its system-call filters: {error.strerror}"
-        ) from None
+        return HerdError(f"cannot trace process {pid} to read its system-call filters: {error.strerror}")
     try:
         _ptrace(PTRACE_INTERRUPT, pid)
         os.waitpid(pid, WALL)
@@ -67,7 +87,8 @@ def filters_of(pid: int) -> list[bytes]:
         while (program := _filter(pid, len(found))) is not None:
             found.append(program)
     except OSError as error:
-        raise HerdError(f"cannot read the system-call filters of process {pid}: {error.strerror}") from None
+        return HerdError(f"cannot read the system-call filters of process {pid}: {error.strerror}")
     finally:
-        _ptrace(PTRACE_DETACH, pid, 0, 0)
+        with contextlib.suppress(OSError):  # it ended meanwhile
+            _ptrace(PTRACE_DETACH, pid, 0, 0)
     return found[::-1]
