@@ -16,6 +16,10 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from herd.driver import Driver
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -36,7 +40,6 @@ def run(args: argparse.Namespace) -> int:
     from herd.driver import Driver, RunOptions
     from herd.errors import HerdError
     from herd.loader import load_tests
-    from herd.log import printable
 
     try:
         tests = load_tests(args.file)
@@ -48,17 +51,31 @@ def run(args: argparse.Namespace) -> int:
     except HerdError as error:  # the file or a test in it is wrong: nothing has started
         print(f"herd: {error}", file=sys.stderr)
         return EXIT_INVALID
+    ran: list[Driver] = []
+    try:
+        return _run_all(drivers, args.output_dir, ran)
+    finally:
+        if args.junit_xml is not None:
+            from herd import junit
+
+            junit.write([(driver.log.record, driver.output_dir) for driver in ran], args.junit_xml)
+
+
+def _run_all(drivers: list[Driver], output_dir: Path | None, ran: list[Driver]) -> int:
+    """Run the tests in order, each driver appended to `ran` once it has run; the exit status."""
+    from herd.errors import HerdError
+    from herd.log import printable
+
     status = 0
     for driver in drivers:
-        if args.output_dir is not None:
-            driver.options.output_dir = (
-                args.output_dir / driver.spec.name if len(drivers) > 1 else args.output_dir
-            )
+        if output_dir is not None:
+            driver.options.output_dir = output_dir / driver.spec.name if len(drivers) > 1 else output_dir
         try:
             outcome = driver.run()
         except HerdError as error:  # the run could not start (its teardown has run)
             print(f"herd: {printable(str(error))}", file=sys.stderr)
             return EXIT_FAILED
+        ran.append(driver)
         if outcome.interrupted:
             return 128 + signal.Signals[outcome.interrupted].value
         if not outcome.passed:
@@ -224,6 +241,13 @@ def parser() -> argparse.ArgumentParser:
         "--keep", action="store_true", help="after a failure, keep the machines up until Ctrl-C"
     )
     run_parser.add_argument("--verbose", "-v", action="store_true", help="show every command on the terminal")
+    run_parser.add_argument(
+        "--junit-xml",
+        type=Path,
+        metavar="FILE",
+        help="also write a JUnit XML report of the runs to FILE, a testcase per subtest "
+        "(log.html, beside log.txt, is always written)",
+    )
     run_parser.add_argument(
         "--no-check",
         dest="check",

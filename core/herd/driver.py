@@ -811,7 +811,9 @@ class Driver:
         assert self.run_dir is not None
         self.output_dir = make_output_dir(self.options.output_dir, self.spec.name, self.run_dir.id)
         outcome.output_dir = self.output_dir
-        self.log = RunLog(self.output_dir / "log.txt", self.options.terminal, self.options.verbose)
+        self.log = RunLog(
+            self.output_dir / "log.txt", self.options.terminal, self.options.verbose, self.spec.name
+        )
         self._network_plan = network.plan(self.run_dir.id, self.spec)
         self._network_control = NetworkControl(self._network_plan, self.run_dir.id, self.log)
         backends = ", ".join(sorted({m.backend or "?" for m in self.spec.machines}))
@@ -827,16 +829,18 @@ class Driver:
     def report_failure(self, error: BaseException) -> None:
         import traceback
 
-        self.log.write_file("".join(traceback.format_exception(error)))
+        message = str(error) if isinstance(error, HerdError) else f"{type(error).__name__}: {error}"
+        self.log.failure(message, "".join(traceback.format_exception(error)))
         for frame in script_frames(error, self.source):
             self.log.terminal_line(
                 f"  at {frame.filename}:{frame.lineno}: {(frame.line or '').strip()}", "dim"
             )
-        message = str(error) if isinstance(error, HerdError) else f"{type(error).__name__}: {error}"
         self.log.terminal_line(f"  error: {message}", "red")
 
     def _report_end(self, outcome: Outcome) -> None:
         where = f" · logs: {shown_path(self.output_dir)}"
+        result = "PASS" if outcome.passed else "INTERRUPTED" if outcome.interrupted else "FAIL"
+        self.log.end(result, outcome.seconds)
         if outcome.passed:
             self.log.info(f"PASS {self.spec.name} in {outcome.seconds:.2f} s{where}", color="green")
         elif outcome.interrupted:

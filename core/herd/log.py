@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from herd.runrecord import OUTPUT_KEPT, Command, Line, RunRecord, Section
+
 OUTPUT_EXCERPT = 4096  # bytes of a command's output that the log keeps
 # Control characters but newline and tab: C0, DEL and C1 (U+0080-U+009F, which some terminals obey).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -68,10 +70,17 @@ class RunLog:
     """The log of one run. Thread-safe: machines boot and commands run from several threads."""
 
     def __init__(
-        self, path: Path | None, terminal: TextIO | None = sys.stderr, verbose: bool = False
+        self,
+        path: Path | None,
+        terminal: TextIO | None = sys.stderr,
+        verbose: bool = False,
+        name: str = "run",
     ) -> None:
         self.start = time.monotonic()
+        self.path = path
         self.file = open(path, "w", buffering=1) if path is not None else None  # noqa: SIM115
+        self.record = RunRecord(name)
+        self._sections = [self.record.root]  # the open ones, innermost last
         self.terminal = terminal
         self.verbose = verbose
         self.color = terminal is not None and colors_wanted(terminal)
@@ -115,6 +124,8 @@ class RunLog:
         """A line for the file and, when `show`, for the terminal."""
         line = f"{machine}: {text}" if machine else text
         self.write_file(line)
+        with self.lock:
+            self._sections[-1].entries.append(Line(self.elapsed(), printable(text), machine))
         if show:
             self.terminal_line(f"  {machine:<12} {text}" if machine else text, color)
 
@@ -123,6 +134,19 @@ class RunLog:
     ) -> None:
         """A command the script ran: always in the file with its output, on the terminal when verbose."""
         self.write_file(f"{machine}: $ {command}  -> exit {status} in {seconds:.3f} s")
+        entry = Command(
+            self.elapsed() - seconds,
+            machine,
+            command,
+            status,
+            seconds,
+            stdout[:OUTPUT_KEPT],
+            stderr[:OUTPUT_KEPT],
+            len(stdout),
+            len(stderr),
+        )
+        with self.lock:
+            self._sections[-1].entries.append(entry)
         for name, data in (("stdout", stdout), ("stderr", stderr)):
             if data:
                 self.write_file(f"{machine}: {name}:\n{_excerpt(data)}")
@@ -132,8 +156,13 @@ class RunLog:
     @contextmanager
     def section(self, title: str) -> Iterator[None]:
         """A nested, timed part of the run (a subtest)."""
-        self.info(title, color="bold")
+        self.write_file(title)
+        self.terminal_line(title, "bold")
         started = time.monotonic()
+        section = Section(self.elapsed(), printable(title))
+        with self.lock:
+            self._sections[-1].entries.append(section)
+            self._sections.append(section)
         self.depth += 1
         failed = True
         try:
@@ -142,10 +171,27 @@ class RunLog:
         finally:
             self.depth -= 1
             seconds = time.monotonic() - started
-            self.info(f"{'failed' if failed else 'done'}: {title} ({seconds:.2f} s)", show=False)
+            section.seconds, section.failed = seconds, failed
+            with self.lock:
+                self._sections.remove(section)
+            self.write_file(f"{'failed' if failed else 'done'}: {title} ({seconds:.2f} s)")
+
+    def failure(self, message: str, traceback: str) -> None:
+        """Why the run failed: `message` on one line, and the traceback (for the file and reports)."""
+        self.write_file(traceback)
+        self.record.error, self.record.traceback = printable(message), printable(traceback)
+
+    def end(self, result: str, seconds: float) -> None:
+        """How the run ended (PASS, FAIL or INTERRUPTED), for the reports."""
+        self.record.result, self.record.seconds = result, seconds
 
     def close(self) -> None:
+        """Stop logging; write `log.html` beside `log.txt` (see `herd.htmlreport`)."""
         logging.getLogger("herd").removeHandler(self._handler)
         if self.file is not None:
             self.file.close()
             self.file = None
+            if self.path is not None:
+                from herd import htmlreport
+
+                htmlreport.write(self.record, self.path.parent, self.path.with_name("log.html"))

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import subprocess
 import sys
 from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
     from herd.spec import TestSpec
 
 MARKER = "herd"
-JOURNAL_TAIL_LINES = 20
 DRIVER_KEY = pytest.StashKey["Driver"]()
 REPORT_KEY = pytest.StashKey[pytest.TestReport]()
 KEPT_KEY = pytest.StashKey[list[tuple["Driver", "Outcome"]]]()
@@ -214,29 +212,6 @@ def herd(request: pytest.FixtureRequest) -> Iterator[Herd]:
             driver.close(outcome)
 
 
-def _journal_tail(directory: Path) -> str:
-    """The end of a machine's journal, read with the host's journalctl, or of its console."""
-    journal = directory / "journal"
-    if journal.is_dir():
-        try:
-            result = subprocess.run(
-                ["journalctl", f"--directory={journal}", "--no-pager", "-n", str(JOURNAL_TAIL_LINES)],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=False,
-            )
-            if result.stdout.strip() and result.stdout.strip() != "-- No entries --":
-                return result.stdout
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-    console = directory / "console.log"
-    if console.exists():
-        lines = console.read_bytes()[-16384:].decode(errors="replace").splitlines()
-        return "\n".join(lines[-JOURNAL_TAIL_LINES:])
-    return "(no journal or console output)"
-
-
 def _printable_report(longrepr: Any) -> Any:
     """A failed herd test's report with the control characters in its tracebacks' lines and error
     messages made visible (`herd.log.printable`): pytest prints an error's message as it is, and a
@@ -283,11 +258,12 @@ def pytest_runtest_makereport(
     if call.when == "teardown":
         return report
     if hasattr(longrepr, "addsection"):
+        from herd import journal
         from herd.log import printable
 
         for machine in driver.machines:
             directory = driver.output_dir / machine.name
-            tail = printable(_journal_tail(directory))
+            tail = printable(journal.tail(directory))
             longrepr.addsection(f"herd: the end of {machine.name}'s journal", tail)
         longrepr.addsection("herd: logs", f"log, consoles and journals of this test: {driver.output_dir}")
     return report

@@ -1,0 +1,54 @@
+"""A machine's journal as text, read from its output directory with the host's journalctl.
+
+Every backend's machine writes its journal to `<output>/<machine>/journal`; where that holds
+nothing (a machine that never booted far enough), its console (`console.log`) stands in.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+TAIL_LINES = 20
+READ_TIMEOUT = 10.0  # seconds journalctl gets to read a journal
+CONSOLE_READ = 1 << 20  # bytes of a console log read, from its end
+
+
+def text(directory: Path, lines: int | None = None) -> str:
+    """The machine's journal (its last `lines` lines, or all of it), else the end of its console,
+    else a note that there is neither."""
+    journal = directory / "journal"
+    if journal.is_dir():
+        command = ["journalctl", f"--directory={journal}", "--no-pager", "--no-hostname"]
+        try:
+            result = subprocess.run(
+                [*command, *(["-n", str(lines)] if lines is not None else [])],
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=READ_TIMEOUT,
+                check=False,
+            )
+            if result.stdout.strip() and result.stdout.strip() != "-- No entries --":
+                return result.stdout
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    console = directory / "console.log"
+    if console.exists():
+        found = console.read_bytes()[-CONSOLE_READ:].decode(errors="replace").splitlines()
+        return "\n".join(found[-lines:] if lines is not None else found)
+    return "(no journal or console output)"
+
+
+def machine_directories(output_dir: Path) -> list[Path]:
+    """The directories of a run's output that hold a machine's journal or console, by name."""
+    return sorted(
+        p
+        for p in output_dir.iterdir()
+        if p.is_dir() and ((p / "journal").is_dir() or (p / "console.log").exists())
+    )
+
+
+def tail(directory: Path) -> str:
+    """The end of the machine's journal (or console): what a failure report shows."""
+    return text(directory, TAIL_LINES)
