@@ -12,6 +12,8 @@ parser costs a fraction of a third-party one's import time.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import signal
 import sys
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from herd.driver import Driver
+    from herd.plugins import LoadFailure
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -83,42 +86,70 @@ def _run_all(drivers: list[Driver], output_dir: Path | None, ran: list[Driver]) 
     return status
 
 
-def plugins(_args: argparse.Namespace) -> int:
+def _print_json(data: object) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def _failures_data(failures: list[LoadFailure]) -> list[dict[str, str]]:
+    return [
+        {"name": f.name, "group": f.group, "distribution": f.distribution, "error": f.error} for f in failures
+    ]
+
+
+def plugins(args: argparse.Namespace) -> int:
     from herd.backend import Capability
     from herd.doctor import confinement
     from herd.plugins import GROUPS, Plugins, distribution_of, installed
 
     loaded = Plugins()
-    by_group = {group: installed(group) for group in GROUPS}
-    width = max([10, *(len(entry_point.name) for found in by_group.values() for entry_point in found)])
-    for group, entry_points in by_group.items():
-        print(_style(f"{group}:", "1"))
-        if not entry_points:
-            print("  (none installed)")
-            continue
-        loaded.load(group)
+    groups: dict[str, list[dict[str, object]]] = {}
+    for group in GROUPS:
+        entry_points = installed(group)
+        if entry_points:
+            loaded.load(group)
         failures = {f.name: f for f in loaded.failures if f.group == group}
+        groups[group] = []
         for entry_point in entry_points:
-            dist = distribution_of(entry_point)
+            entry: dict[str, object] = {
+                "name": entry_point.name,
+                "entry_point": entry_point.value,
+                "distribution": distribution_of(entry_point),
+                "loaded": entry_point.name not in failures,
+            }
             if entry_point.name in failures:
-                error = failures[entry_point.name].error
-                print(
-                    _style(
-                        f"  {entry_point.name:<{width}} FAILED  {entry_point.value} ({dist}): {error}", "31"
-                    )
-                )
+                entry["error"] = failures[entry_point.name].error
+            elif (info := loaded.backends.get(entry_point.name)) is not None:
+                entry["backend"] = {
+                    "kind": info.kind.value,
+                    "priority": info.priority,
+                    "description": info.description,
+                    "capabilities": sorted(info.capabilities),
+                    "confined": Capability.CONFINED in info.capabilities,
+                    "confinement": confinement(info),
+                }
+            groups[group].append(entry)
+    if args.json:
+        _print_json(groups)
+        return 0
+    width = max([10, *(len(str(entry["name"])) for found in groups.values() for entry in found)])
+    for group, entries in groups.items():
+        print(_style(f"{group}:", "1"))
+        if not entries:
+            print("  (none installed)")
+        for entry in entries:
+            name, value, dist = entry["name"], entry["entry_point"], entry["distribution"]
+            if not entry["loaded"]:
+                print(_style(f"  {name:<{width}} FAILED  {value} ({dist}): {entry['error']}", "31"))
                 continue
-            info = loaded.backends.get(entry_point.name)
-            if info is None:
-                print(f"  {entry_point.name:<{width}} loaded  {entry_point.value} ({dist})")
+            backend = entry.get("backend")
+            if not isinstance(backend, dict):
+                print(f"  {name:<{width}} loaded  {value} ({dist})")
                 continue
-            capabilities = ", ".join(sorted(info.capabilities)) or "none"
-            print(f"  {info.name:<{width}} loaded  {info.kind.value}, priority {info.priority} ({dist})")
-            print(f"  {'':<{width}}         {info.description}")
+            capabilities = ", ".join(backend["capabilities"]) or "none"
+            print(f"  {name:<{width}} loaded  {backend['kind']}, priority {backend['priority']} ({dist})")
+            print(f"  {'':<{width}}         {backend['description']}")
             print(f"  {'':<{width}}         capabilities: {capabilities}")
-            line = confinement(info)
-            if Capability.CONFINED not in info.capabilities:
-                line = _style(line, "33")
+            line = backend["confinement"] if backend["confined"] else _style(backend["confinement"], "33")
             print(f"  {'':<{width}}         {line}")
     return 0
 
@@ -128,9 +159,19 @@ def doctor(args: argparse.Namespace) -> int:
     from herd.plugins import Plugins
 
     loaded = Plugins()
-    failed = 0
+    checks = list(all_checks(loaded, args.machines))
+    failed = sum(not check.ok for _, check in checks) + len(loaded.failures)
+    if args.json:
+        _print_json(
+            {
+                "ok": not failed,
+                "checks": [{"section": name, **dataclasses.asdict(check)} for name, check in checks],
+                "plugin_failures": _failures_data(loaded.failures),
+            }
+        )
+        return 1 if failed else 0
     section = None
-    for name, check in all_checks(loaded, args.machines):
+    for name, check in checks:
         if name != section:
             print(_style(f"{name}:", "1"))
             section = name
@@ -139,21 +180,18 @@ def doctor(args: argparse.Namespace) -> int:
         else:
             mark = _style("warn", "33") if check.warning else _style("ok  ", "32")
         print(f"  {mark} {check.name}: {check.detail}")
-        if not check.ok:
-            failed += 1
-            if check.fix:
-                print(f"       fix: {check.fix}")
+        if not check.ok and check.fix:
+            print(f"       fix: {check.fix}")
     for failure in loaded.failures:
         print(
             _style(
                 f"  FAIL plugin {failure.name} ({failure.distribution}) failed to load: {failure.error}", "31"
             )
         )
-        failed += 1
     return 1 if failed else 0
 
 
-def devices(_args: argparse.Namespace) -> int:
+def devices(args: argparse.Namespace) -> int:
     from herd.plugins import Plugins
 
     loaded = Plugins().load_all()
@@ -162,6 +200,16 @@ def devices(_args: argparse.Namespace) -> int:
     loaded.hook.herd_list_devices(
         offer=lambda name, about: offers.append((name, about)), problem=problems.append
     )
+    status = 1 if problems or loaded.failures else 0
+    if args.json:
+        _print_json(
+            {
+                "devices": [{"name": name, "about": about} for name, about in offers],
+                "problems": problems,
+                "plugin_failures": _failures_data(loaded.failures),
+            }
+        )
+        return status
     width = max((len(name) for name, _ in offers), default=0)
     for name, about in offers:
         print(f"{name:<{width}}  {about}")
@@ -172,7 +220,7 @@ def devices(_args: argparse.Namespace) -> int:
     for failure in loaded.failures:
         loading = f"plugin {failure.name} ({failure.distribution}) failed to load: {failure.error}"
         print(_style(f"problem: {loading}", "31"))
-    return 1 if problems or loaded.failures else 0
+    return status
 
 
 def clean(args: argparse.Namespace) -> int:
@@ -181,14 +229,25 @@ def clean(args: argparse.Namespace) -> int:
 
     plugins = Plugins().load_all()
     if args.dry_run:
-        for run_id in sorted(known_runs()):
-            state = "live" if is_live(run_id) else "dead"
-            left = leftovers(run_id, plugins)
-            print(f"run {run_id} ({state}): {f'{len(left)} left' if left else 'nothing left'}")
+        runs = [
+            {"run": run_id, "live": is_live(run_id), "left": leftovers(run_id, plugins)}
+            for run_id in sorted(known_runs())
+        ]
+        if args.json:
+            _print_json({"runs": runs})
+            return 0
+        for run in runs:
+            left = run["left"]
+            assert isinstance(left, list)
+            state = "live" if run["live"] else "dead"
+            print(f"run {run['run']} ({state}): {f'{len(left)} left' if left else 'nothing left'}")
             for item in left:
                 print(f"  {item}")
         return 0
     reaped = reap_dead(plugins)
+    if args.json:
+        _print_json({"removed": reaped})
+        return 0
     for run_id, removed in reaped.items():
         print(f"run {run_id}: removed {len(removed)}")
         for item in removed:
@@ -256,9 +315,10 @@ def parser() -> argparse.ArgumentParser:
     )
     run_parser.set_defaults(handler=run)
 
-    commands.add_parser(
+    plugins_parser = commands.add_parser(
         "plugins", help="list installed plugins: what loaded, what failed and why"
-    ).set_defaults(handler=plugins)
+    )
+    plugins_parser.set_defaults(handler=plugins)
     doctor_parser = commands.add_parser(
         "doctor", help="check this host; print the fix for each missing piece"
     )
@@ -271,9 +331,10 @@ def parser() -> argparse.ArgumentParser:
         help="check the limits a test of N machines meets",
     )
     doctor_parser.set_defaults(handler=doctor)
-    commands.add_parser(
+    devices_parser = commands.add_parser(
         "devices", help="list what the installed device plugins can grant on this host, by name"
-    ).set_defaults(handler=devices)
+    )
+    devices_parser.set_defaults(handler=devices)
     clean_parser = commands.add_parser(
         "clean", help="remove what dead runs left: processes, links, rules, state"
     )
@@ -281,6 +342,8 @@ def parser() -> argparse.ArgumentParser:
         "--dry-run", "-n", action="store_true", help="only list runs and what they left"
     )
     clean_parser.set_defaults(handler=clean)
+    for command in (plugins_parser, doctor_parser, devices_parser, clean_parser):
+        command.add_argument("--json", action="store_true", help="print the same as JSON, for programs")
     return top
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import Callable
@@ -196,3 +197,25 @@ def test_doctor_warns_of_a_backend_that_does_not_confine_its_machines() -> None:
     warned, fine = confinement_check(bare), confinement_check(confined)
     assert (warned.ok, warned.warning) == (True, True) and warned.detail.startswith("NOT CONFINED")
     assert (fine.ok, fine.warning) == (True, False) and fine.detail.startswith("confined: root in its")
+
+
+def test_herd_plugins_json_holds_what_the_text_shows(good_and_broken: Path) -> None:
+    groups = json.loads(run_herd(good_and_broken, "plugins", "--json").stdout)
+    backends = {entry["name"]: entry for entry in groups["herd.backends"]}
+    good, broken = backends["good"], backends["broken"]
+    assert (good["loaded"], good["distribution"]) == (True, "herd-good")
+    assert good["backend"]["capabilities"] == ["screenshot"] and good["backend"]["confined"] is False
+    assert broken["loaded"] is False and "libfoo" in broken["error"]
+
+
+def test_herd_doctor_and_devices_json_report_the_broken_plugin(good_and_broken: Path) -> None:
+    doctor = run_herd(good_and_broken, "doctor", "--json", check=False)
+    report = json.loads(doctor.stdout)
+    assert doctor.returncode == 1 and report["ok"] is False
+    assert {"section": "backend good", "name": "good thing", "ok": True, "detail": "present"}.items() <= next(
+        check for check in report["checks"] if check["name"] == "good thing"
+    ).items()
+    assert [failure["name"] for failure in report["plugin_failures"]] == ["broken"]
+    devices = run_herd(good_and_broken, "devices", "--json", check=False)
+    assert devices.returncode == 1
+    assert [failure["name"] for failure in json.loads(devices.stdout)["plugin_failures"]] == ["broken"]
