@@ -26,6 +26,9 @@ from typing import TextIO
 from herd.runrecord import OUTPUT_KEPT, Command, Line, RunRecord, Section
 
 OUTPUT_EXCERPT = 4096  # bytes of a command's output that the log keeps
+# The run's events as standard log records too (INFO, without the commands' output), so that
+# pytest's caplog, live logging and its JUnit report see them; not forwarded back into the file.
+EVENTS = logging.getLogger("herd.run")
 # Control characters but newline and tab: C0, DEL and C1 (U+0080-U+009F, which some terminals obey).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -50,6 +53,8 @@ class _Forward(logging.Handler):
         self.run_log = run_log
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name == EVENTS.name:
+            return
         message = record.getMessage()
         self.run_log.write_file(f"{record.name}: {message}")
         if record.levelno >= logging.WARNING:
@@ -124,6 +129,7 @@ class RunLog:
         """A line for the file and, when `show`, for the terminal."""
         line = f"{machine}: {text}" if machine else text
         self.write_file(line)
+        EVENTS.info("%s", printable(line))
         with self.lock:
             self._sections[-1].entries.append(Line(self.elapsed(), printable(text), machine))
         if show:
@@ -134,6 +140,7 @@ class RunLog:
     ) -> None:
         """A command the script ran: always in the file with its output, on the terminal when verbose."""
         self.write_file(f"{machine}: $ {command}  -> exit {status} in {seconds:.3f} s")
+        EVENTS.info("%s: $ %s  -> exit %d in %.3f s", machine, printable(command), status, seconds)
         entry = Command(
             self.elapsed() - seconds,
             machine,
@@ -157,6 +164,7 @@ class RunLog:
     def section(self, title: str) -> Iterator[None]:
         """A nested, timed part of the run (a subtest)."""
         self.write_file(title)
+        EVENTS.info("%s", printable(title))
         self.terminal_line(title, "bold")
         started = time.monotonic()
         section = Section(self.elapsed(), printable(title))
@@ -174,11 +182,14 @@ class RunLog:
             section.seconds, section.failed = seconds, failed
             with self.lock:
                 self._sections.remove(section)
-            self.write_file(f"{'failed' if failed else 'done'}: {title} ({seconds:.2f} s)")
+            ended = f"{'failed' if failed else 'done'}: {title} ({seconds:.2f} s)"
+            self.write_file(ended)
+            EVENTS.info("%s", printable(ended))
 
     def failure(self, message: str, traceback: str) -> None:
         """Why the run failed: `message` on one line, and the traceback (for the file and reports)."""
         self.write_file(traceback)
+        EVENTS.error("%s", printable(message))
         self.record.error, self.record.traceback = printable(message), printable(traceback)
 
     def end(self, result: str, seconds: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,24 @@ def test_colours_follow_no_color_force_color_and_the_terminal(
     log = RunLog(None, stream)
     log.info("PASS", color="green")
     assert ("\x1b[" in stream.getvalue()) is expected
+
+
+def test_run_events_reach_the_standard_logging_module_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="herd")
+    log = RunLog(tmp_path / "log.txt", terminal=None)
+    with log.section("subtest: one"):
+        log.info("booted in 0.3 s", machine="m")
+        log.command("m", "echo \x1b[2J", status=0, seconds=0.01, stdout=b"secret output", stderr=b"")
+    log.failure("m: it broke", "Traceback …")
+    log.close()
+    events = [(r.name, r.levelname, r.getMessage()) for r in caplog.records]
+    assert events == [
+        ("herd.run", "INFO", "subtest: one"),
+        ("herd.run", "INFO", "m: booted in 0.3 s"),
+        ("herd.run", "INFO", "m: $ echo \\x1b[2J  -> exit 0 in 0.010 s"),
+        ("herd.run", "INFO", "done: subtest: one (0.00 s)"),
+        ("herd.run", "ERROR", "m: it broke"),
+    ]
+    assert (tmp_path / "log.txt").read_text().count("booted in 0.3 s") == 1  # not forwarded back
