@@ -11,7 +11,6 @@ for every backend whose machines sit on the bridge, containers and VMs alike.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import socket
@@ -21,11 +20,10 @@ from dataclasses import dataclass, field
 from herd import links
 from herd.backend import Attachment
 from herd.errors import HerdError
+from herd.libc import CLONE_NEWNET, check, libc
 
 log = logging.getLogger("herd.forward")
-CLONE_NEWNET = 0x40000000
 CONNECT_TIMEOUT = 10.0
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class Gateway:
@@ -47,8 +45,7 @@ class Gateway:
 
         def open_socket() -> None:
             try:
-                if _libc.setns(self.netns, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "cannot enter herd's gateway namespace")
+                check(libc.setns(self.netns, CLONE_NEWNET), "cannot enter herd's gateway namespace")
                 outcome["socket"] = socket.create_connection((address, port), timeout=CONNECT_TIMEOUT)
             except OSError as error:
                 outcome["error"] = error

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from herd.backend import DeviceGrant, DeviceNode, granted_nodes
+from herd.libc import check, libc
 
 BASE = 0x7E000000  # 2113929216
 COUNT = 65536
@@ -94,7 +95,6 @@ _MOVE_MOUNT_F_EMPTY_PATH = 0x4
 _MOUNT_ATTR_RDONLY = 0x1
 _MOUNT_ATTR_IDMAP = 0x100000
 
-_libc = ctypes.CDLL(None, use_errno=True)
 _namespaces: dict[int, int] = {}
 _namespaces_lock = threading.Lock()
 
@@ -106,13 +106,6 @@ class _MountAttr(ctypes.Structure):
         ("propagation", ctypes.c_uint64),
         ("userns_fd", ctypes.c_uint64),
     )
-
-
-def _checked(result: int, what: str) -> int:
-    if result < 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"{what}: {os.strerror(code)}")
-    return result
 
 
 def user_namespace(shift: int) -> int:
@@ -147,15 +140,13 @@ def mount_idmapped(source: str, target: Path, shift: int) -> None:
     `target`: host root's files are the root's of a machine whose root is host id `shift`, SUID
     bits and file capabilities included. A bind of it (a container engine's) keeps the mapping."""
     attributes = _MountAttr(_MOUNT_ATTR_IDMAP | _MOUNT_ATTR_RDONLY, 0, 0, user_namespace(shift))
-    tree = _checked(
-        _libc.syscall(
-            _OPEN_TREE, _AT_FDCWD, source.encode(), _OPEN_TREE_CLONE | os.O_CLOEXEC | _AT_RECURSIVE
-        ),
+    tree = check(
+        libc.syscall(_OPEN_TREE, _AT_FDCWD, source.encode(), _OPEN_TREE_CLONE | os.O_CLOEXEC | _AT_RECURSIVE),
         f"cannot clone the mount tree of {source}",
     )
     try:
-        _checked(
-            _libc.syscall(
+        check(
+            libc.syscall(
                 _MOUNT_SETATTR,
                 tree,
                 b"",
@@ -165,8 +156,8 @@ def mount_idmapped(source: str, target: Path, shift: int) -> None:
             ),
             f"cannot id-map the mounts of {source}",
         )
-        _checked(
-            _libc.syscall(_MOVE_MOUNT, tree, b"", _AT_FDCWD, str(target).encode(), _MOVE_MOUNT_F_EMPTY_PATH),
+        check(
+            libc.syscall(_MOVE_MOUNT, tree, b"", _AT_FDCWD, str(target).encode(), _MOVE_MOUNT_F_EMPTY_PATH),
             f"cannot mount the id-mapped {source} on {target}",
         )
     finally:

@@ -8,15 +8,14 @@ Each request is one datagram on a SOCK_SEQPACKET socket: a JSON object `{"op": .
 operations inside a machine's network namespace, that namespace's descriptor attached. Each answer
 is one datagram: `{"result": ...}` or `{"error": "...", "errno": N}`.
 
-Executed as a script (`python -I linkd.py FD`): it imports pyroute2 and the standard library, not herd.
-pyroute2 is imported when the helper starts serving, so that herd can import this module for its
-constants at no cost.
+Executed as a script (`python -I linkd.py FD`): it imports pyroute2, the standard library and
+`herd.libc`, nothing else of herd. pyroute2 is imported when the helper starts serving, so that
+herd can import this module for its constants at no cost.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import json
 import os
@@ -25,19 +24,17 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from herd.libc import CLONE_NEWNET, check, libc
+
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
-CLONE_NEWNET = 0x40000000
 MAX_MESSAGE = 1 << 16
 IFA_F_NODAD = 0x02
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"cannot enter a network namespace: {os.strerror(code)}")
+    check(libc.setns(fd, CLONE_NEWNET), "cannot enter a network namespace")
 
 
 class Links:

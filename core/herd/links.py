@@ -10,7 +10,6 @@ no bind mount under /run/netns and vanishes, with its veths, when the machine an
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import gzip
 import json
@@ -25,10 +24,8 @@ from typing import Any
 from herd import linkd
 from herd.backend import Attachment
 from herd.errors import HerdError, LinkError
+from herd.libc import CLONE_NEWNET, check, libc
 from herd.netspec import Impairment
-
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class _Helper:
@@ -93,9 +90,10 @@ def new_netns() -> int:
     outcome: dict[str, Any] = {}
 
     def create() -> None:
-        if _libc.unshare(CLONE_NEWNET) != 0:
-            code = ctypes.get_errno()
-            outcome["error"] = OSError(code, f"cannot create a network namespace: {os.strerror(code)}")
+        try:
+            check(libc.unshare(CLONE_NEWNET), "cannot create a network namespace")
+        except OSError as error:
+            outcome["error"] = error
             return
         outcome["fd"] = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
 

@@ -10,7 +10,6 @@ rules, so that they never collide with another run's.
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import os
 import shutil
@@ -19,12 +18,11 @@ import tempfile
 from pathlib import Path
 
 from herd.errors import HerdError
+from herd.libc import MS_NOSUID, mount, unmount
 
 ID_ALPHABET = string.ascii_lowercase + string.digits
 ID_LENGTH = 5
 LOCK_SUFFIX = ".lock"
-MNT_DETACH = 2  # umount2(2)
-MS_NOSUID = 2  # mount(2)
 
 
 STATE_ROOT = Path("/run/herd")
@@ -108,10 +106,10 @@ class RunDir:
         device policy's to say."""
         path = self.path / "machines" / name
         path.mkdir(parents=True)
-        options = f"size={size_mib}m,mode=0755".encode()
-        if _libc().mount(b"herd", bytes(path), b"tmpfs", MS_NOSUID, options) != 0:
-            code = ctypes.get_errno()
-            raise HerdError(f"cannot mount a file system for machine {name} at {path}: {os.strerror(code)}")
+        try:
+            mount("herd", path, "tmpfs", MS_NOSUID, f"size={size_mib}m,mode=0755")
+        except OSError as error:
+            raise HerdError(f"cannot mount a file system for machine {name}: {error.strerror}") from None
         return path
 
     def remove(self) -> None:
@@ -120,10 +118,6 @@ class RunDir:
         shutil.rmtree(self.path, ignore_errors=True)
         lock_path(self.id).unlink(missing_ok=True)
         os.close(self._lock)
-
-
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
 
 
 def mounts(run_id: str) -> list[str]:
@@ -135,8 +129,7 @@ def mounts(run_id: str) -> list[str]:
 
 def unmount_all(run_id: str) -> list[str]:
     """Detach every mount in the run's state directory, the latest first; return those detached."""
-    libc = _libc()
-    return [point for point in reversed(mounts(run_id)) if libc.umount2(point.encode(), MNT_DETACH) == 0]
+    return [point for point in reversed(mounts(run_id)) if unmount(point)]
 
 
 def _unusable(directory: Path, error: OSError) -> HerdError:

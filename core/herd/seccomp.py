@@ -17,6 +17,7 @@ import os
 import threading
 
 from herd.errors import HerdError
+from herd.libc import check, libc
 
 PTRACE_DETACH = 17
 PTRACE_SEIZE = 0x4206
@@ -26,17 +27,9 @@ WALL = 0x40000000  # waitpid's __WALL
 INSTRUCTION_SIZE = 8  # struct sock_filter: u16 code, u8 jt, u8 jf, u32 k
 STOP_TIMEOUT = 10.0  # seconds a machine's init gets to stop for its filters to be read
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
-_libc.ptrace.restype = ctypes.c_long
-
 
 def _ptrace(request: int, pid: int, address: int | None = None, data: object = None) -> int:
-    result = _libc.ptrace(request, pid, address, data)
-    if result < 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code))
-    return int(result)
+    return check(libc.ptrace(request, pid, address, data))
 
 
 def _filter(pid: int, index: int) -> bytes | None:

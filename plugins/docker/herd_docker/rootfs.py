@@ -10,24 +10,20 @@ from the root directory itself, so that files land where they do on other contai
 
 from __future__ import annotations
 
-import ctypes
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from herd import idmap
+from herd import idmap, libc
 from herd.backend import LaunchPlan, MachineRoot
 from herd.errors import MachineError
 from herd.hostimage import BOOT_TARGET
 
-MNT_DETACH = 2
 # What the engine mounts itself, or what is made fresh at each boot.
 ENGINE_PROVIDED = frozenset({"proc", "sys", "dev", "run"})
 # Files the engine places in every container unless it is given them: from the machine's own /etc.
 ENGINE_NETWORK_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
-
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _overlay_paths(plan: LaunchPlan, target: str) -> tuple[Path, Path]:
@@ -59,12 +55,13 @@ def mount_overlays(plan: LaunchPlan, mounts: Mounts, lowers: Path | None = None)
         work.mkdir(parents=True, exist_ok=True)
         lower = overlay.lower if lowers is None else lowers / overlay.target.strip("/")
         options = f"lowerdir={lower},upperdir={overlay.upper},workdir={work}"
-        if _libc.mount(b"overlay", str(point).encode(), b"overlay", 0, options.encode()) != 0:
-            code = ctypes.get_errno()
+        try:
+            libc.mount("overlay", point, "overlay", 0, options)
+        except OSError as error:
             raise MachineError(
                 f"machine {plan.machine.name}: cannot mount the overlay of {overlay.target} "
-                f"({options}): {os.strerror(code)}"
-            )
+                f"({options}): {error.strerror}"
+            ) from None
         mounts.overlays[overlay.target] = point
 
 
@@ -87,7 +84,7 @@ def unmount(points: Iterable[Path]) -> None:
     """Unmount what `mount_overlays` and `mount_shared` mounted (lazily: the container may still be
     letting go)."""
     for point in points:
-        _libc.umount2(str(point).encode(), MNT_DETACH)
+        libc.unmount(point)
 
 
 def _host_path(machine_path: str, sources: dict[str, str]) -> str | None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from herd.backend import DeviceNode
 from herd.cgroups import Cgroup, unified_mounted
 from herd.errors import MachineError
+from herd.libc import check, libc
 
 # bpf(2) commands, program and attach types, flags (linux/bpf.h)
 BPF_PROG_LOAD = 5
@@ -149,14 +150,9 @@ def _bpf_once(command: int, attributes: bytes) -> int:
     if number is None:
         raise OSError(0, f"herd does not know the bpf() system call on {platform.machine()}")
     buffer = ctypes.create_string_buffer(attributes, len(attributes))
-    libc = ctypes.CDLL(None, use_errno=True)
-    result = libc.syscall(
-        ctypes.c_long(number), ctypes.c_int(command), buffer, ctypes.c_uint(len(attributes))
+    return check(
+        libc.syscall(ctypes.c_long(number), ctypes.c_int(command), buffer, ctypes.c_uint(len(attributes)))
     )
-    if result < 0:
-        error = ctypes.get_errno()
-        raise OSError(error, os.strerror(error))
-    return int(result)
 
 
 def _load(code: bytes, log_size: int = 0) -> int:
