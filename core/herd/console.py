@@ -5,15 +5,23 @@ Every backend writes a machine's console to `<output>/<machine>/console.log` (th
 so that the console "since the machine started" is the file from there. A backend that declares
 the `console` capability answers `herd_machine_console` too, and the driver asks it while the
 machine runs (see `Driver.console_text`).
+
+A machine that fails to boot says why with the end of its console: `text_tail`, `log_tail` and
+`machine_error` make that part of an error message, the same on every backend.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from herd.errors import MachineError
+
 ECHO_INTERVAL = 0.2  # seconds between two looks at the consoles while they are echoed
+TAIL_LINES = 25  # lines of a console an error message ends with
+TAIL_BYTES = 16384  # how much of the end of a console log is read for them
 
 
 def size_of(path: Path) -> int:
@@ -33,6 +41,30 @@ def read_since(path: Path, offset: int) -> str:
     except FileNotFoundError:
         return ""
     return data.decode(errors="replace")
+
+
+def text_tail(text: str, lines: int = TAIL_LINES) -> str:
+    """The last `lines` lines of console output, indented, for an error message (carriage returns
+    dropped: a serial console ends its lines with CR LF)."""
+    last = text.replace("\r", "").splitlines()[-lines:]
+    return "\n".join(f"    {line}" for line in last) or "    (no console output)"
+
+
+def log_tail(path: Path, lines: int = TAIL_LINES) -> str:
+    """`text_tail` of the console log at `path`, read from its last `TAIL_BYTES` bytes."""
+    try:
+        with path.open("rb") as log_file:
+            log_file.seek(max(log_file.seek(0, os.SEEK_END) - TAIL_BYTES, 0))
+            data = log_file.read()
+    except FileNotFoundError:
+        data = b""
+    return text_tail(data.decode(errors="replace"), lines)
+
+
+def machine_error(machine: str, what: str, log: Path) -> MachineError:
+    """The error for machine `machine` that `what` ("did not boot within 60 s"), ending with the
+    end of its console log `log`."""
+    return MachineError(f"machine {machine} {what}; the end of its console ({log}):\n{log_tail(log)}")
 
 
 class ConsoleEcho:

@@ -14,17 +14,6 @@ import threading
 import tty
 from pathlib import Path
 
-CONSOLE_TAIL_LINES = 25
-
-
-def tail(path: Path, lines: int = CONSOLE_TAIL_LINES) -> str:
-    """The end of a console log, indented, for error messages."""
-    try:
-        text = path.read_bytes()[-16384:].decode(errors="replace")
-    except FileNotFoundError:
-        return "(no console output)"
-    return "\n".join("    " + line for line in text.splitlines()[-lines:]) or "    (empty)"
-
 
 class Console:
     """A pty whose terminal end is `terminal`; everything written to it is appended to `log`.

@@ -23,20 +23,23 @@ import contextlib
 import os
 import selectors
 import signal
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from herd import hostimage, links, seccomp
-from herd.backend import Attachment, ExecResult, LaunchPlan, MachineHandle, StopMode
+from herd.agenthandle import AgentHandle
+from herd.backend import Attachment, LaunchPlan, StopMode
 from herd.cgroups import LIMITING, Cgroup, v1_limiting_controllers
-from herd.channel import Channel, ChannelClosed, spawn_agent
+from herd.channel import Channel, spawn_agent
+from herd.console import machine_error
 from herd.errors import HerdError, MachineError
+from herd.gate import Gate
 from herd.idmap import COUNT, twin_nodes
+from herd.notify import NotifySocket, NotifyTimeout, SenderExited
 from herd_docker import engine, image, rootfs
-from herd_docker.console import Console, tail
+from herd_docker.console import Console
 
 GUEST_DIRECTORY = "/run/herd"  # herd's gate and notify socket, inside the container
 WRAPPER = (
@@ -58,14 +61,6 @@ CAPABILITIES = {
 KILL_WAIT = 10.0  # seconds a SIGKILLed container gets to exit
 # The cgroup v1 controllers that hold a container to its device rules and resource limits.
 LIMITING_CONTROLLERS = frozenset({"devices", "memory", "pids", "cpu"})
-EXIT_NOTICE = 1.0  # how long a command that lost its agent waits to see whether the machine died
-
-
-def _wait(pidfd: int, seconds: float) -> bool:
-    """Whether the process of `pidfd` exits within `seconds`."""
-    with selectors.DefaultSelector() as selector:
-        selector.register(pidfd, selectors.EVENT_READ)
-        return bool(selector.select(max(seconds, 0)))
 
 
 def _unified(cgroup: Cgroup, machine: str) -> Path:
@@ -100,17 +95,18 @@ def _grant_options(plan: LaunchPlan, shift: int) -> tuple[list[str], list[tuple[
 
 
 @dataclass(eq=False)
-class Container(MachineHandle):
+class Container(AgentHandle):
     plan: LaunchPlan = field(repr=False, kw_only=True)
     container_id: str = field(kw_only=True)
     pid: int = field(kw_only=True)
     pidfd: int = field(kw_only=True)
-    channel: Channel = field(repr=False, kw_only=True)
     console: Console = field(repr=False, kw_only=True)
     mounts: list[Path] = field(repr=False, kw_only=True)  # on the host, below the state directory
 
-    def exited(self) -> bool:
-        return _wait(self.pidfd, 0)
+    def exited(self, within: float = 0.0) -> bool:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.pidfd, selectors.EVENT_READ)
+            return bool(selector.select(max(within, 0)))
 
     def exit_description(self) -> str:
         import docker
@@ -128,19 +124,6 @@ class Container(MachineHandle):
             return f"its systemd was killed by {signal.Signals(status - 128).name}"
         return f"its container exited with status {status}"
 
-    def not_running(self) -> MachineError:
-        return MachineError(f"machine {self.name} is not running ({self.exit_description()})")
-
-    def execute(self, command: str, timeout: float | None, stdin: bytes) -> ExecResult:
-        if self.exited():
-            raise self.not_running()
-        try:
-            return self.channel.run(command, timeout, stdin)
-        except ChannelClosed as error:
-            if _wait(self.pidfd, EXIT_NOTICE):
-                raise self.not_running() from None
-            raise MachineError(f"machine {self.name}: its command agent failed: {error}") from None
-
     def attach(self, attachment: Attachment) -> None:
         _plug(self.pid, (attachment,))
 
@@ -150,7 +133,7 @@ class Container(MachineHandle):
     def _kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)  # its PID namespace, and every process in it, ends
-        _wait(self.pidfd, KILL_WAIT)
+        self.exited(KILL_WAIT)
 
     def stop(self, mode: StopMode, timeout: float) -> str:
         started = time.monotonic()
@@ -162,7 +145,7 @@ class Container(MachineHandle):
         else:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, POWER_OFF)
-            if _wait(self.pidfd, timeout):
+            if self.exited(timeout):
                 how = f"powered off in {time.monotonic() - started:.2f} s"
             else:
                 self._kill()
@@ -201,31 +184,22 @@ def _plug(pid: int, attachments: tuple[Attachment, ...], loopback: bool = False)
 
 
 class _HostSide:
-    """What herd keeps on the host while a machine boots: the gate FIFO and the notify socket.
+    """What herd keeps on the host while a machine boots: the gate and the notify socket.
 
-    They live in `<state dir>/docker`, bound at /run/herd in the container. The FIFO is held open
-    for reading and writing, so that neither side blocks on open; one line written opens it.
+    They live in `<state dir>/docker`, bound at /run/herd in the container, and belong to the
+    container's root, who reads and writes them.
     """
 
     def __init__(self, plan: LaunchPlan, shift: int) -> None:
         self.directory = plan.state_dir / "docker"
         self.directory.mkdir(exist_ok=True)
-        gate = self.directory / "gate"
-        if not gate.exists():
-            os.mkfifo(gate, 0o600)
-        self.gate = os.open(gate, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-        notify = self.directory / "notify"
-        notify.unlink(missing_ok=True)
-        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        self.notify.bind(str(notify))
-        for path in (self.directory, gate, notify):  # the container's root reads and writes them
-            os.chown(path, shift, shift)
-
-    def open_gate(self) -> None:
-        os.write(self.gate, b"go\n")
+        os.chown(self.directory, shift, shift)
+        self.gate = Gate(self.directory / "gate", shift)
+        self.notify = NotifySocket(str(self.directory / "notify"))
+        os.chown(self.notify.address, shift, shift)
 
     def close(self) -> None:
-        os.close(self.gate)
+        self.gate.close()
         self.notify.close()
 
 
@@ -296,30 +270,15 @@ def _create(
     return container
 
 
-def _wait_until_ready(plan: LaunchPlan, host: _HostSide, console: Path, pidfd: int) -> None:
-    """Read systemd's notifications until READY=1; raise if it exits or the boot times out."""
+def _wait_until_ready(plan: LaunchPlan, notify: NotifySocket, console: Path, pidfd: int) -> None:
+    """Wait for systemd's READY=1; raise if it exits or the boot times out."""
     timeout = plan.machine.boot_timeout
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as selector:
-        selector.register(host.notify, selectors.EVENT_READ)
-        selector.register(pidfd, selectors.EVENT_READ)
-        while True:
-            remaining = deadline - time.monotonic()
-            events = selector.select(remaining) if remaining > 0 else []
-            if not events:
-                raise MachineError(
-                    f"machine {plan.machine.name} did not boot within {timeout:g} s; the end of its "
-                    f"console ({console}):\n{tail(console)}"
-                )
-            for key, _ in events:
-                if key.fileobj == pidfd:
-                    raise MachineError(
-                        f"machine {plan.machine.name} did not boot: its container exited; the end of "
-                        f"its console ({console}):\n{tail(console)}"
-                    )
-                message = host.notify.recv(4096).decode(errors="replace")
-                if "READY=1" in message.splitlines():
-                    return
+    try:
+        notify.wait_for("READY", pidfd, time.monotonic() + timeout)
+    except NotifyTimeout:
+        raise machine_error(plan.machine.name, f"did not boot within {timeout:g} s", console) from None
+    except SenderExited:
+        raise machine_error(plan.machine.name, "did not boot: its container exited", console) from None
 
 
 def _image_layers(plan: LaunchPlan, shift: int) -> Path | None:
@@ -343,10 +302,7 @@ def _pidfd(plan: LaunchPlan, pid: int, console: Path) -> int:
             return os.pidfd_open(pid)
     except ProcessLookupError:
         pass
-    raise MachineError(
-        f"machine {plan.machine.name} did not boot: its container exited at once; the end of its "
-        f"console ({console}):\n{tail(console)}"
-    )
+    raise machine_error(plan.machine.name, "did not boot: its container exited at once", console)
 
 
 def limits_hold() -> bool:
@@ -428,8 +384,8 @@ def start(plan: LaunchPlan) -> Container:
         _check_id_map(plan, pid, shift)
         _join(pid, payload)
         _plug(pid, plan.attachments, loopback=True)
-        host.open_gate()
-        _wait_until_ready(plan, host, console.log, pidfd)
+        host.gate.open()
+        _wait_until_ready(plan, host.notify, console.log, pidfd)
         cgroup_procs = (*agent_cgroup.procs_files, *_docker_cgroups_of(pid))
         channel.enter(pid, cgroup_procs, environment, seccomp.filters_of(pid))
     except BaseException:

@@ -30,30 +30,27 @@ from __future__ import annotations
 
 import contextlib
 import os
-import selectors
 import signal
-import socket
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from herd import hostimage, idmap, links, seccomp
-from herd.backend import Attachment, ExecResult, LaunchPlan, MachineHandle, StopMode, granted_nodes
+from herd.agenthandle import AgentHandle
+from herd.backend import Attachment, LaunchPlan, StopMode, granted_nodes
 from herd.cgroups import Cgroup, unified_mounted
-from herd.channel import Channel, ChannelClosed, spawn_agent
-from herd.errors import MachineError
+from herd.channel import Channel, spawn_agent
+from herd.console import machine_error
+from herd.gate import Gate
+from herd.notify import NotifySocket, NotifyTimeout, SenderExited
 from herd.process import wait_for_exit
 from herd_nspawn import devices, grants
 
 NSPAWN = "systemd-nspawn"
-CONSOLE_TAIL_LINES = 25
 # After a second SIGTERM nspawn kills the container at once; this long we wait for it to do so.
 TERMINATE_GRACE = 3.0
-# How long a command that found its container dead waits for nspawn to say how it ended.
-EXIT_NOTICE = 1.0
 GATE_DIRECTORY = "/run/herd"
 GATE_UNIT = "herd-network.service"
 GATE_UNIT_TEXT = f"""[Unit]
@@ -66,14 +63,6 @@ Type=oneshot
 RemainAfterExit=yes
 ExecStart=/bin/sh -c 'read -r _ < {GATE_DIRECTORY}/network'
 """
-
-
-def console_tail(path: Path, lines: int = CONSOLE_TAIL_LINES) -> str:
-    try:
-        text = path.read_bytes()[-16384:].decode(errors="replace")
-    except FileNotFoundError:
-        return "(no console output)"
-    return "\n".join("    " + line for line in text.splitlines()[-lines:])
 
 
 def nspawn_argv(plan: LaunchPlan, gate: Path) -> list[str]:
@@ -117,10 +106,9 @@ def _plant_os_release(directory: Path) -> None:
 
 
 @dataclass(eq=False)
-class Container(MachineHandle):
+class Container(AgentHandle):
     plan: LaunchPlan = field(repr=False, kw_only=True)
     process: subprocess.Popen[bytes] = field(repr=False, kw_only=True)
-    channel: Channel = field(repr=False, kw_only=True)
     netns: int = field(kw_only=True)
     leader: int = field(kw_only=True)
     attachments: list[Attachment] = field(default_factory=list, kw_only=True)
@@ -128,6 +116,9 @@ class Container(MachineHandle):
     @property
     def console(self) -> Path:
         return self.plan.log_dir / "console.log"
+
+    def exited(self, within: float = 0.0) -> bool:
+        return wait_for_exit(self.process, within)
 
     def exit_description(self) -> str:
         status = self.process.poll()
@@ -140,20 +131,6 @@ class Container(MachineHandle):
             )
         return f"its container exited: systemd-nspawn ended with status {status}"
 
-    def not_running(self) -> MachineError:
-        return MachineError(f"machine {self.name} is not running ({self.exit_description()})")
-
-    def execute(self, command: str, timeout: float | None, stdin: bytes) -> ExecResult:
-        if self.process.poll() is not None:
-            raise self.not_running()
-        try:
-            return self.channel.run(command, timeout, stdin)
-        except ChannelClosed as error:
-            # If the container died, nspawn notices within moments, and then says how it ended.
-            if wait_for_exit(self.process, EXIT_NOTICE):
-                raise self.not_running() from None
-            raise MachineError(f"machine {self.name}: its command agent failed: {error}") from None
-
     def attach(self, attachment: Attachment) -> None:
         links.plug_veth(self.netns, attachment)
         self.attachments.append(attachment)
@@ -162,31 +139,28 @@ class Container(MachineHandle):
         links.delete_link(attachment.host_link)
         self.attachments = [a for a in self.attachments if a.host_link != attachment.host_link]
 
-    def _wait(self, seconds: float) -> bool:
-        return wait_for_exit(self.process, seconds)
-
     def _kill_all(self) -> None:
         """SIGKILL the container's init (its PID namespace dies with it), then the whole cgroup."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.leader, signal.SIGKILL)
-        if not self._wait(TERMINATE_GRACE):
+        if not self.exited(TERMINATE_GRACE):
             self.plan.cgroup.kill()
             self.process.wait()
 
     def stop(self, mode: StopMode, timeout: float) -> str:
         started = time.monotonic()
-        if self.process.poll() is not None:
+        if self.exited():
             how = f"had stopped already: {self.exit_description()}"
         elif mode is StopMode.CRASH:
             self._kill_all()
             how = "crashed (killed)"
         else:
             self.process.send_signal(signal.SIGTERM)  # nspawn asks the container's systemd to halt
-            if self._wait(timeout):
+            if self.exited(timeout):
                 how = f"powered off in {time.monotonic() - started:.2f} s"
             else:
                 self.process.send_signal(signal.SIGTERM)  # a second one terminates at once
-                if self._wait(TERMINATE_GRACE):
+                if self.exited(TERMINATE_GRACE):
                     how = f"did not power off within {timeout:g} s: terminated"
                 else:
                     self._kill_all()
@@ -208,82 +182,21 @@ class Container(MachineHandle):
         self.plan.cgroup.remove()
 
 
-def _notify_socket(plan: LaunchPlan) -> tuple[socket.socket, str]:
-    """An abstract datagram socket for nspawn's sd_notify messages: nothing to clean up on disk."""
-    name = f"@herd/{plan.run_id}/{plan.index}/notify"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-    sock.bind("\0" + name[1:])
-    return sock, name
-
-
-class _Boot:
-    """What herd waits for while a container boots: nspawn's notifications, the leader PID, then
-    READY=1, each until the boot timeout or nspawn's exit."""
-
-    def __init__(self, plan: LaunchPlan, process: subprocess.Popen[bytes], notify: socket.socket) -> None:
-        self.plan = plan
-        self.process = process
-        self.notify = notify
-        self.deadline = time.monotonic() + plan.machine.boot_timeout
-        self.leader: int | None = None
-        self.ready = False
-
-    def _failure(self, what: str) -> MachineError:
-        console = self.plan.log_dir / "console.log"
-        return MachineError(
-            f"machine {self.plan.machine.name} {what}; the end of its console ({console}):\n"
-            f"{console_tail(console)}"
-        )
-
-    def wait(self, done: Callable[[], bool]) -> None:
-        """Read notifications until `done()` holds; raise if the deadline or nspawn's exit comes first."""
-        pidfd = os.pidfd_open(self.process.pid)
-        try:
-            with selectors.DefaultSelector() as selector:
-                selector.register(self.notify, selectors.EVENT_READ, "notify")
-                selector.register(pidfd, selectors.EVENT_READ, "exit")
-                while not done():
-                    remaining = self.deadline - time.monotonic()
-                    events = selector.select(remaining) if remaining > 0 else []
-                    if not events:
-                        timeout = self.plan.machine.boot_timeout
-                        raise self._failure(f"did not boot within {timeout:g} s")
-                    for key, _ in events:
-                        if key.data == "exit":
-                            status = self.process.wait()
-                            raise self._failure(f"did not boot: systemd-nspawn exited with status {status}")
-                        self._read_notification()
-        finally:
-            os.close(pidfd)
-
-    def _read_notification(self) -> None:
-        message = self.notify.recv(4096).decode(errors="replace")
-        for line in message.splitlines():
-            if line.startswith("X_NSPAWN_LEADER_PID="):
-                self.leader = int(line.split("=", 1)[1])
-            elif line == "READY=1":
-                self.ready = True
-
-
-class _Gate:
-    """The FIFO herd-network.service waits on, in the directory bound at /run/herd in the
-    container. Held open for reading and writing by herd, so that neither side blocks on open; one
-    line written releases the unit."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        directory.mkdir(exist_ok=True)
-        fifo = directory / "network"
-        if not fifo.exists():
-            os.mkfifo(fifo, 0o600)
-            os.chown(fifo, idmap.BASE, idmap.BASE)
-        self.fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-
-    def open(self) -> None:
-        os.write(self.fd, b"plugged\n")
-
-    def close(self) -> None:
-        os.close(self.fd)
+def _wait_for(
+    plan: LaunchPlan, process: subprocess.Popen[bytes], notify: NotifySocket, variable: str, deadline: float
+) -> str:
+    """The value of `variable` once nspawn has sent it; raise if the deadline or nspawn's exit comes
+    first."""
+    pidfd = os.pidfd_open(process.pid)
+    try:
+        return notify.wait_for(variable, pidfd, deadline)
+    except NotifyTimeout:
+        what = f"did not boot within {plan.machine.boot_timeout:g} s"
+    except SenderExited:
+        what = f"did not boot: systemd-nspawn exited with status {process.wait()}"
+    finally:
+        os.close(pidfd)
+    raise machine_error(plan.machine.name, what, plan.log_dir / "console.log")
 
 
 def _spawn_nspawn(
@@ -327,26 +240,27 @@ def start(plan: LaunchPlan) -> Container:
     machine = plan.machine
     plan.cgroup.limit(machine.memory, machine.cpus, machine.pids)
     netns = -1
-    gate: _Gate | None = None
+    gate: Gate | None = None
     channel: Channel | None = None
     try:
         devices.apply_policy(machine.name, plan.cgroup, granted_nodes(plan.grants))
-        gate = _Gate(plan.state_dir / "gate")
-        notify, notify_name = _notify_socket(plan)
+        gate_directory = plan.state_dir / "gate"
+        gate_directory.mkdir(exist_ok=True)
+        gate = Gate(gate_directory / "network", idmap.BASE)
+        notify = NotifySocket(f"@herd/{plan.run_id}/{plan.index}/notify")
         with notify, open(plan.log_dir / "console.log", "ab") as console_file:
-            process = _spawn_nspawn(plan, gate.directory, notify_name, console_file)
+            process = _spawn_nspawn(plan, gate_directory, notify.address, console_file)
             try:
                 channel = spawn_agent(machine.name)
-                boot = _Boot(plan, process, notify)
-                boot.wait(lambda: boot.leader is not None)
-                assert boot.leader is not None
-                netns = os.open(f"/proc/{boot.leader}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+                deadline = time.monotonic() + machine.boot_timeout
+                leader = int(_wait_for(plan, process, notify, "X_NSPAWN_LEADER_PID", deadline))
+                netns = os.open(f"/proc/{leader}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
                 for attachment in plan.attachments:
                     links.plug_veth(netns, attachment)
                 gate.open()
-                boot.wait(lambda: boot.ready)
-                filters = seccomp.filters_of(boot.leader)
-                channel.enter(boot.leader, _agent_cgroup(plan).procs_files, environment, filters)
+                _wait_for(plan, process, notify, "READY", deadline)
+                filters = seccomp.filters_of(leader)
+                channel.enter(leader, _agent_cgroup(plan).procs_files, environment, filters)
             except BaseException:
                 process.kill()  # the cgroup wrapper, if it has not joined the cgroup yet
                 plan.cgroup.kill()
@@ -366,11 +280,11 @@ def start(plan: LaunchPlan) -> Container:
     return Container(
         backend=plan.backend,
         name=machine.name,
-        access=f"nsenter --target {boot.leader} --all /bin/sh -l",
+        access=f"nsenter --target {leader} --all /bin/sh -l",
         plan=plan,
         process=process,
         channel=channel,
         netns=netns,
-        leader=boot.leader,
+        leader=leader,
         attachments=list(plan.attachments),
     )

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from herd import links
 from herd.backend import ExecResult, LaunchPlan, MachineHandle, StopMode
 from herd.channel import Channel, ChannelClosed
+from herd.console import text_tail
 from herd.errors import HerdError, MachineError
 from herd.spec import MachineSpec
 from herd_qemu import guest
@@ -38,7 +39,6 @@ from herd_qemu.kernel import CACHE, QBOOT, Kernel, prepare_kernel
 log = logging.getLogger("herd.qemu")
 QEMU = "qemu-system-x86_64"
 VIRTIOFSD = "/usr/lib/qemu/virtiofsd"  # QEMU's own, in qemu-system-common
-CONSOLE_TAIL_LINES = 25
 # The guest's CPU per accelerator. Under TCG a CPU with XSAVE has the guest's kernel save and
 # restore its extended state, emulated, at every context switch: a Nehalem (x86-64-v2, no XSAVE, no
 # AVX) boots the host image about 0.5 s sooner than "max". On KVM, "max" is the host's own CPU.
@@ -150,8 +150,7 @@ class Console:
             return "".join(self._text)
 
     def tail(self) -> str:
-        lines = self.text().replace("\r", "").splitlines()[-CONSOLE_TAIL_LINES:]
-        return "\n".join(f"    {line}" for line in lines) or "    (no console output)"
+        return text_tail(self.text())
 
     def type(self, chars: str) -> None:
         self.connection.sendall(chars.encode())
