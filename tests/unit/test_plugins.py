@@ -6,11 +6,13 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import herd
 from herd import PluginError, SpecError
-from herd.backend import Capability, Kind
+from herd.backend import BackendInfo, Capability, ExecResult, Kind, MachineHandle
 from herd.driver import resolve_backends
 from herd.plugins import BACKENDS_GROUP, Plugins, installed
 from herd.spec import parse_test
@@ -186,7 +188,6 @@ def test_herd_plugins_shows_what_loaded_and_what_failed(good_and_broken: Path) -
 
 
 def test_doctor_warns_of_a_backend_that_does_not_confine_its_machines() -> None:
-    from herd.backend import BackendInfo
     from herd.doctor import confinement_check
 
     bare = BackendInfo(name="bare", kind=Kind.CONTAINER, capabilities=frozenset(), description="")
@@ -196,3 +197,41 @@ def test_doctor_warns_of_a_backend_that_does_not_confine_its_machines() -> None:
     warned, fine = confinement_check(bare), confinement_check(confined)
     assert (warned.ok, warned.warning) == (True, True) and warned.detail.startswith("NOT CONFINED")
     assert (fine.ok, fine.warning) == (True, False) and fine.detail.startswith("confined: root in its")
+
+
+class AnswersEveryHandle:
+    """A plugin of one backend whose hooks answer whatever handle they are given, checking nothing."""
+
+    def __init__(self, backend: str, registers: bool = True) -> None:
+        self.backend = backend
+        self.registers = registers
+
+    @herd.hookimpl
+    def herd_register_backends(self, register: Callable[[BackendInfo], None]) -> None:
+        if self.registers:
+            register(BackendInfo(self.backend, Kind.CONTAINER, frozenset(), "answers every handle"))
+
+    @herd.hookimpl
+    def herd_machine_execute(self, handle: MachineHandle, command: str) -> ExecResult:
+        return ExecResult(0, f"{self.backend} ran {command} on {handle.name}".encode(), b"")
+
+
+def test_a_machines_hooks_go_to_the_plugin_of_its_backend_alone() -> None:
+    plugins = Plugins()
+    for backend in ("one", "two"):
+        plugins.register(AnswersEveryHandle(backend), name=f"{BACKENDS_GROUP}:{backend}")
+    # registered last, so pluggy would ask it first: it registers no backend and is never asked
+    plugins.register(AnswersEveryHandle("greedy", registers=False), name="test:greedy")
+
+    def run(hooks: Any, backend: str) -> bytes:
+        handle = MachineHandle(backend, "m")
+        result = hooks.herd_machine_execute(handle=handle, command="true", timeout=None, stdin=b"")
+        return bytes(result.stdout)
+
+    assert run(plugins.backend_hooks("one"), "one") == b"one ran true on m"
+    assert run(plugins.backend_hooks("two"), "two") == b"two ran true on m"
+    assert run(plugins.hook, "one") == b"greedy ran true on m"  # what routing spares the backends
+    # a plugin registered after the backend's hooks were taken is left out too
+    hooks = plugins.backend_hooks("one")
+    plugins.register(AnswersEveryHandle("late", registers=False), name="test:late")
+    assert run(hooks, "one") == b"one ran true on m"
