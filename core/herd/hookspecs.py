@@ -2,7 +2,8 @@
 
 A plugin is a module (or object) named by an entry point in the group `herd.backends` (machine
 backends) or `herd.plugins` (device, image and network providers). Implement a hook by defining a
-function of the same name decorated with `herd.hookimpl`; take only the parameters you need.
+function of the same name decorated with `herd.plugin.hookimpl`; take only the parameters you need.
+A plugin imports `herd.plugin` and nothing else of herd: it holds the types named here.
 
 The hooks of one machine, those given its launch plan or its handle, go to one plugin: the one that
 registered the machine's backend (`herd_register_backends`). It gets only its own machines, so it
@@ -91,7 +92,7 @@ def herd_machine_start(plan: LaunchPlan) -> MachineHandle | None:
     ``plan.log_dir / "console.log"``.
 
     Ready means the machine's init reached herd's boot target (``herd.target``): never sleep a fixed
-    time. Give up after ``plan.machine.boot_timeout`` seconds, raising `herd.MachineError` with the
+    time. Give up after ``plan.machine.boot_timeout`` seconds, raising `herd.plugin.MachineError` with the
     tail of the console in the message. The driver calls this hook for several machines at once from
     different threads, and calls it again after a clean stop to boot the machine anew on the same
     root. Whatever you create, remove it in `herd_machine_stop` or keep it under
@@ -110,7 +111,7 @@ def herd_machine_execute(
     file). Return as soon as the command's shell exits, even when it left processes in the
     background that still hold its output open. When ``timeout`` (seconds) passes, kill the command's
     process group and return ``ExecResult(..., timed_out=True)``. Calls may come from several threads
-    at once. Raise `herd.MachineError` when the machine is not running.
+    at once. Raise `herd.plugin.MachineError` when the machine is not running.
     """
 
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-import herd
 from herd import PluginError, SpecError
 from herd.backend import BackendInfo, Capability, ExecResult, Kind, MachineHandle
 from herd.driver import resolve_backends
+from herd.plugin import hookimpl
 from herd.plugins import BACKENDS_GROUP, Plugins, installed
 from herd.spec import parse_test
 
@@ -102,7 +102,8 @@ def test_a_plugin_must_register_backend_info(plugin_site: Callable[..., Path]) -
     plugin_site(
         "herd-liar",
         "liar_backend",
-        "import herd\n@herd.hookimpl\ndef herd_register_backends(register):\n    register('not info')\n",
+        "from herd.plugin import hookimpl\n"
+        "@hookimpl\ndef herd_register_backends(register):\n    register('not info')\n",
         {"herd.backends": {"liar": "liar_backend"}},
     )
     with pytest.raises(PluginError, match="registered 'not info', which is not a BackendInfo"):
@@ -110,7 +111,7 @@ def test_a_plugin_must_register_backend_info(plugin_site: Callable[..., Path]) -
 
 
 MISSPELLED_HOOK = """
-@herd.hookimpl
+@hookimpl
 def herd_machine_exec(handle, command):  # herd_machine_execute
     raise AssertionError("herd never calls a hook it does not declare")
 """
@@ -151,7 +152,10 @@ def test_a_plugin_with_a_misspelled_hook_is_reported_and_not_used(misspelled: Pa
 def test_a_plugin_whose_hook_takes_a_parameter_the_hookspec_lacks_is_reported(
     plugin_site: Callable[..., Path],
 ) -> None:
-    source = "import herd\n@herd.hookimpl\ndef herd_register_backends(register, colour):\n    pass\n"
+    source = (
+        "from herd.plugin import hookimpl\n"
+        "@hookimpl\ndef herd_register_backends(register, colour):\n    pass\n"
+    )
     plugin_site("herd-odd", "odd_backend", source, {"herd.backends": {"odd": "odd_backend"}})
     plugins = Plugins()
     with pytest.raises(
@@ -163,7 +167,7 @@ def test_a_plugin_whose_hook_takes_a_parameter_the_hookspec_lacks_is_reported(
 
 def test_an_optional_hook_herd_does_not_declare_is_accepted(plugin_site: Callable[..., Path]) -> None:
     """pluggy's way for a plugin to implement a hook that only a later herd declares."""
-    optional = "\n@herd.hookimpl(optionalhook=True)\ndef herd_machine_teleport(handle):\n    pass\n"
+    optional = "\n@hookimpl(optionalhook=True)\ndef herd_machine_teleport(handle):\n    pass\n"
     source = GOOD_BACKEND.replace("{priority}", "5") + optional
     plugin_site("herd-good", "good_backend", source, {"herd.backends": {"good": "good_backend"}})
     plugins = Plugins()
@@ -206,12 +210,12 @@ class AnswersEveryHandle:
         self.backend = backend
         self.registers = registers
 
-    @herd.hookimpl
+    @hookimpl
     def herd_register_backends(self, register: Callable[[BackendInfo], None]) -> None:
         if self.registers:
             register(BackendInfo(self.backend, Kind.CONTAINER, frozenset(), "answers every handle"))
 
-    @herd.hookimpl
+    @hookimpl
     def herd_machine_execute(self, handle: MachineHandle, command: str) -> ExecResult:
         return ExecResult(0, f"{self.backend} ran {command} on {handle.name}".encode(), b"")
 

@@ -29,12 +29,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from herd import hostimage, links, seccomp
-from herd.backend import Attachment, ExecResult, LaunchPlan, MachineHandle, StopMode
-from herd.cgroups import LIMITING, Cgroup, v1_limiting_controllers
-from herd.channel import Channel, ChannelClosed, spawn_agent
-from herd.errors import HerdError, MachineError
-from herd.idmap import COUNT, twin_nodes
+from herd.plugin import (
+    COUNT,
+    LIMITING,
+    Attachment,
+    Cgroup,
+    Channel,
+    ChannelClosed,
+    ExecResult,
+    HerdError,
+    LaunchPlan,
+    MachineError,
+    MachineHandle,
+    StopMode,
+    hostimage,
+    links,
+    seccomp,
+    spawn_agent,
+    twin_nodes,
+    v1_limiting_controllers,
+)
 from herd_docker import engine, image, rootfs
 from herd_docker.console import Console, tail
 

@@ -40,12 +40,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from herd import hostimage, idmap, links, seccomp
-from herd.backend import Attachment, ExecResult, LaunchPlan, MachineHandle, StopMode, granted_nodes
-from herd.cgroups import Cgroup, unified_mounted
-from herd.channel import Channel, ChannelClosed, spawn_agent
-from herd.errors import MachineError
-from herd.process import wait_for_exit
+from herd.plugin import (
+    Attachment,
+    Cgroup,
+    Channel,
+    ChannelClosed,
+    ExecResult,
+    LaunchPlan,
+    MachineError,
+    MachineHandle,
+    StopMode,
+    granted_nodes,
+    hostimage,
+    idmap,
+    links,
+    seccomp,
+    spawn_agent,
+    unified_mounted,
+    wait_for_exit,
+)
 from herd_nspawn import devices, grants
 
 NSPAWN = "systemd-nspawn"

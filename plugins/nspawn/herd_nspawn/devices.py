@@ -24,9 +24,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from herd.backend import DeviceNode
-from herd.cgroups import Cgroup, unified_mounted
-from herd.errors import MachineError
+from herd.plugin import Cgroup, DeviceNode, MachineError, unified_mounted
 
 # bpf(2) commands, program and attach types, flags (linux/bpf.h)
 BPF_PROG_LOAD = 5
