@@ -1,7 +1,7 @@
 """herd: multi-machine integration tests on containers and VMs.
 
 Declare a `herd.Test`; run it with `herd run FILE`, from pytest, or with `Test.run()`. Plugin
-authors: see `herd.hookspecs` and implement hooks with `@herd.hookimpl`.
+authors: everything a plugin may use is in `herd.plugin`; the hooks are declared in `herd.hookspecs`.
 
 The names below load on first use, so that `herd` starts its helper processes before it imports
 the rest of itself.
@@ -13,8 +13,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import pluggy
-
     from herd.errors import (
         ArgumentError,
         CapabilityError,
@@ -30,8 +28,6 @@ if TYPE_CHECKING:
     )
     from herd.testdef import Test
 
-    hookimpl: pluggy.HookimplMarker
-
 __all__ = [
     "ArgumentError",
     "CapabilityError",
@@ -45,7 +41,6 @@ __all__ = [
     "Test",
     "TestTimeout",
     "WaitTimeout",
-    "hookimpl",
 ]
 
 
@@ -54,10 +49,6 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module("herd.errors"), name)
     elif name == "Test":
         value = importlib.import_module("herd.testdef").Test
-    elif name == "hookimpl":
-        import pluggy
-
-        value = pluggy.HookimplMarker("herd")
     else:
         raise AttributeError(f"module 'herd' has no attribute {name!r}")
     globals()[name] = value

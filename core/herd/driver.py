@@ -306,7 +306,8 @@ class Driver:
 
     def backend_call(self, machine: Machine, hook: str, **arguments: Any) -> Any:
         """Call a first-result hook for the machine's handle; its backend must answer."""
-        answer = getattr(self.hook, hook)(handle=self._handle(machine), **arguments)
+        handle = self._handle(machine)
+        answer = getattr(self._hooks(handle), hook)(handle=handle, **arguments)
         if answer is None:
             raise PluginError(f"backend {machine.backend!r} did not answer {hook} for {machine.name}")
         return answer
@@ -326,20 +327,20 @@ class Driver:
             hostimage.write_hosts(self._plans[name].root, hosts)
 
     def attach(self, handle: MachineHandle, attachment: Attachment) -> None:
-        if not self.hook.herd_network_attach(handle=handle, attachment=attachment):
+        if not self._hooks(handle).herd_network_attach(handle=handle, attachment=attachment):
             raise PluginError(
                 f"backend {handle.backend!r} did not plug {handle.name} into {attachment.network}"
             )
 
     def detach(self, handle: MachineHandle, attachment: Attachment) -> None:
-        if not self.hook.herd_network_detach(handle=handle, attachment=attachment):
+        if not self._hooks(handle).herd_network_detach(handle=handle, attachment=attachment):
             raise PluginError(
                 f"backend {handle.backend!r} did not unplug {handle.name} from {attachment.network}"
             )
 
-    @property
-    def hook(self) -> Any:
-        return self.plugins.hook
+    def _hooks(self, handle: MachineHandle) -> Any:
+        """The hooks of the plugin of the handle's backend (the only one asked about its machine)."""
+        return self.plugins.backend_hooks(handle.backend)
 
     def backend_info(self, machine: Machine) -> BackendInfo:
         return self._infos[machine.name]
@@ -365,11 +366,11 @@ class Driver:
     def _run_command(self, machine: Machine, command: str, timeout: float | None, stdin: bytes) -> ExecResult:
         handle = self._handle(machine)
         started = time.monotonic()
-        result: ExecResult | None = self.hook.herd_machine_execute(
+        result: ExecResult | None = self._hooks(handle).herd_machine_execute(
             handle=handle, command=command, timeout=timeout, stdin=stdin
         )
         if result is None:
-            raise PluginError(f"no plugin executed a command on {machine.name} (backend {machine.backend})")
+            raise PluginError(f"backend {machine.backend!r} did not execute a command on {machine.name}")
         self.log.command(
             machine.name,
             command,
@@ -426,9 +427,15 @@ class Driver:
         plan = self._plan(machine, self.machines.index(machine))
         self._console_starts[machine.name] = console.size_of(plan.log_dir / "console.log")
         plan.cgroup.create()
-        handle = self.hook.herd_machine_start(plan=plan)
+        hooks = self.plugins.backend_hooks(plan.backend)
+        handle = hooks.herd_machine_start(plan=plan)
         if handle is None:
-            raise PluginError(f"no plugin started {machine.name}: is backend {machine.backend!r} loaded?")
+            raise PluginError(f"backend {plan.backend!r} did not start {machine.name}")
+        if handle.backend != plan.backend:  # the handle's hooks would go to another plugin
+            hooks.herd_machine_stop(handle=handle, mode=StopMode.CRASH, timeout=self.options.stop_timeout)
+            raise PluginError(
+                f"backend {plan.backend!r} started {machine.name} with a handle of backend {handle.backend!r}"
+            )
         with self._lock:
             first_boot = machine.name not in self._booted
             self._handles[machine.name] = handle
@@ -485,7 +492,7 @@ class Driver:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self.hook.herd_machine_execute(
+                self._hooks(handle).herd_machine_execute(
                     handle=handle, command="true", timeout=POWER_OFF_PROBE, stdin=b""
                 )
             except HerdError:
@@ -502,7 +509,8 @@ class Driver:
             handle = self._handles.pop(machine.name, None)
         if handle is None:
             return
-        how = self.hook.herd_machine_stop(handle=handle, mode=mode, timeout=self.options.stop_timeout)
+        timeout = self.options.stop_timeout
+        how = self._hooks(handle).herd_machine_stop(handle=handle, mode=mode, timeout=timeout)
         self.log.info(how or f"stopped ({mode.value})", machine=machine.name, show=self._line_each)
 
     # -- the run ----------------------------------------------------------------------------------
@@ -601,7 +609,7 @@ class Driver:
         runs on a backend with the `console` capability, else its `console.log`."""
         handle = self.handle_of(machine)
         if handle is not None and Capability.CONSOLE in self.backend_info(machine).capabilities:
-            text = self.hook.herd_machine_console(handle=handle)
+            text = self._hooks(handle).herd_machine_console(handle=handle)
             if text is not None:
                 return str(text).replace("\r\n", "\n")
         start = self._console_starts.get(machine.name, 0)

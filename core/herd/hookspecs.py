@@ -2,11 +2,14 @@
 
 A plugin is a module (or object) named by an entry point in the group `herd.backends` (machine
 backends) or `herd.plugins` (device, image and network providers). Implement a hook by defining a
-function of the same name decorated with `herd.hookimpl`; take only the parameters you need.
+function of the same name decorated with `herd.plugin.hookimpl`; take only the parameters you need.
+A plugin imports `herd.plugin` and nothing else of herd: it holds the types named here.
 
-Hooks marked *first result* stop at the first plugin that returns something other than None: a
-backend answers for its own machines (check `plan.backend` or `handle.backend`) and returns None
-for everyone else's. The other hooks are called on every plugin.
+The hooks of one machine, those given its launch plan or its handle, go to one plugin: the one that
+registered the machine's backend (`herd_register_backends`). It gets only its own machines, so it
+may annotate the handle with its own subclass of `MachineHandle`. Of the other hooks, those marked
+*first result* stop at the first plugin that returns something other than None (answer None for a
+request that is not yours); the rest are called on every plugin.
 
 A typical backend's life, for one machine:
 
@@ -78,16 +81,18 @@ def herd_register_backends(register: Callable[[BackendInfo], None]) -> None:
 
 @hookspec(firstresult=True)
 def herd_machine_start(plan: LaunchPlan) -> MachineHandle | None:
-    """Boot one machine and return its handle once it is ready to execute commands. *First result.*
+    """Boot one machine and return its handle once it is ready to execute commands.
 
-    Answer only when ``plan.backend`` is one of yours. ``plan.root`` describes the file system to
+    Called on the plugin that registered ``plan.backend`` (one that registers several tells them
+    apart by it). The handle's ``backend`` is ``plan.backend``: herd routes the handle's hooks by
+    it. ``plan.root`` describes the file system to
     assemble (a directory for ``/``, read-only binds, copy-on-write overlays, writable binds);
     ``plan.attachments`` lists the NICs to plug in at creation time, the same operation as
     `herd_network_attach`; ``plan.grants`` lists device grants to apply. Write the console to
     ``plan.log_dir / "console.log"``.
 
     Ready means the machine's init reached herd's boot target (``herd.target``): never sleep a fixed
-    time. Give up after ``plan.machine.boot_timeout`` seconds, raising `herd.MachineError` with the
+    time. Give up after ``plan.machine.boot_timeout`` seconds, raising `herd.plugin.MachineError` with the
     tail of the console in the message. The driver calls this hook for several machines at once from
     different threads, and calls it again after a clean stop to boot the machine anew on the same
     root. Whatever you create, remove it in `herd_machine_stop` or keep it under
@@ -99,20 +104,20 @@ def herd_machine_start(plan: LaunchPlan) -> MachineHandle | None:
 def herd_machine_execute(
     handle: MachineHandle, command: str, timeout: float | None, stdin: bytes
 ) -> ExecResult | None:
-    """Run ``command`` with ``/bin/sh -c`` as root in the running machine. *First result.*
+    """Run ``command`` with ``/bin/sh -c`` as root in the running machine.
 
-    Answer only for your own handles. Return the exact bytes the command wrote to stdout and
+    Return the exact bytes the command wrote to stdout and
     stderr and its exit status. ``stdin`` is fed to the command (empty: the command reads end of
     file). Return as soon as the command's shell exits, even when it left processes in the
     background that still hold its output open. When ``timeout`` (seconds) passes, kill the command's
     process group and return ``ExecResult(..., timed_out=True)``. Calls may come from several threads
-    at once. Raise `herd.MachineError` when the machine is not running.
+    at once. Raise `herd.plugin.MachineError` when the machine is not running.
     """
 
 
 @hookspec(firstresult=True)
 def herd_machine_stop(handle: MachineHandle, mode: StopMode, timeout: float) -> str | None:
-    """Stop a machine and release what its start created. *First result.*
+    """Stop a machine and release what its start created.
 
     ``StopMode.CLEAN``: ask the machine's init to power off and wait up to ``timeout`` seconds;
     when it stalls, escalate (terminate, then kill) rather than wait without bound.
@@ -129,7 +134,7 @@ def herd_machine_stop(handle: MachineHandle, mode: StopMode, timeout: float) -> 
 
 @hookspec(firstresult=True)
 def herd_network_attach(handle: MachineHandle, attachment: Attachment) -> bool | None:
-    """Plug a running machine into a network (hot-plug). *First result.*
+    """Plug a running machine into a network (hot-plug).
 
     The bridge ``attachment.bridge`` exists already. Create the host side link named
     ``attachment.host_link`` on the bridge and the interface ``attachment.guest_link`` inside the
@@ -141,7 +146,7 @@ def herd_network_attach(handle: MachineHandle, attachment: Attachment) -> bool |
 
 @hookspec(firstresult=True)
 def herd_network_detach(handle: MachineHandle, attachment: Attachment) -> bool | None:
-    """Unplug a running machine from a network: remove both sides of the link. *First result.*"""
+    """Unplug a running machine from a network: remove both sides of the link; return True."""
 
 
 @hookspec(firstresult=True)
@@ -195,7 +200,7 @@ def herd_reap(run_id: str) -> list[str]:
 
 @hookspec(firstresult=True)
 def herd_machine_reboot(handle: MachineHandle, timeout: float) -> str | None:
-    """Reboot a running machine cleanly and return once it is ready again. *First result.*
+    """Reboot a running machine cleanly and return once it is ready again.
 
     For backends that declare the ``reboot`` capability. Return a few words for the log.
     """
@@ -204,7 +209,6 @@ def herd_machine_reboot(handle: MachineHandle, timeout: float) -> str | None:
 @hookspec(firstresult=True)
 def herd_machine_console(handle: MachineHandle) -> str | None:
     """Everything the running machine has written to its console since it started, as text.
-    *First result.*
 
     For backends that declare the ``console`` capability: `wait_for_console_text` and
     `get_console_log` ask it while the machine runs. For other backends, and for a machine that
@@ -214,12 +218,12 @@ def herd_machine_console(handle: MachineHandle) -> str | None:
 
 @hookspec(firstresult=True)
 def herd_machine_send_chars(handle: MachineHandle, chars: str) -> bool | None:
-    """Type ``chars`` on the machine's console. *First result.* (capability ``console``)"""
+    """Type ``chars`` on the machine's console; return True. (capability ``console``)"""
 
 
 @hookspec(firstresult=True)
 def herd_machine_send_keys(handle: MachineHandle, keys: list[str]) -> bool | None:
-    """Press ``keys`` together on the machine's keyboard, then release them. *First result.*
+    """Press ``keys`` together on the machine's keyboard, then release them; return True.
 
     Keys are QEMU key names ("ctrl", "alt", "delete", "ret", "a"); capability ``keyboard``.
     """
@@ -227,18 +231,17 @@ def herd_machine_send_keys(handle: MachineHandle, keys: list[str]) -> bool | Non
 
 @hookspec(firstresult=True)
 def herd_machine_screenshot(handle: MachineHandle, path: Path) -> bool | None:
-    """Save the machine's screen to ``path`` as PNG. *First result.* (capability ``screenshot``)"""
+    """Save the machine's screen to ``path`` as PNG; return True. (capability ``screenshot``)"""
 
 
 @hookspec(firstresult=True)
 def herd_machine_monitor_command(handle: MachineHandle, command: str) -> str | None:
     """Run ``command`` on the machine's human monitor (QEMU's HMP: "info status", "stop") and
-    return what it printed. *First result.* (capability ``monitor``)"""
+    return what it printed. (capability ``monitor``)"""
 
 
 @hookspec(firstresult=True)
 def herd_machine_qmp_events(handle: MachineHandle, timeout: float) -> list[dict[str, Any]] | None:
     """The QMP events the machine's QEMU sent since the last call, oldest first; when there are
     none, wait up to ``timeout`` seconds for one (an empty list then). Each is the event's JSON
-    object ({"event": "STOP", "data": {...}, "timestamp": {...}}). *First result.* (capability
-    ``monitor``)"""
+    object ({"event": "STOP", "data": {...}, "timestamp": {...}}). (capability ``monitor``)"""

@@ -5,6 +5,9 @@ entry point's name is the backend's name), and all backends load only when a run
 default one. A plugin that fails to import, or that pluggy refuses (a hook that herd does not
 declare, such as a misspelled name, or a parameter that its hookspec lacks), is recorded with its
 name, distribution and error, is not used, and the others keep working.
+
+The hooks that concern one machine (its start, and every hook given its handle) are routed: they go
+to the plugin that registered the machine's backend, and to no other (`Plugins.backend_hooks`).
 """
 
 from __future__ import annotations
@@ -49,6 +52,20 @@ def distribution_of(entry_point: importlib.metadata.EntryPoint) -> str:
     return ", ".join(sorted(set(names))) or "?"
 
 
+class _OnePlugin:
+    """The hooks as one plugin alone implements them: `hooks.herd_machine_execute(...)` calls that
+    plugin's implementation, if it has one, and no other plugin's."""
+
+    def __init__(self, manager: pluggy.PluginManager, plugin: object) -> None:
+        self._manager = manager
+        self._plugin = plugin
+
+    def __getattr__(self, name: str) -> pluggy.HookCaller:
+        # Worked out at each call: plugins registered since must be left out too.
+        others = [plugin for plugin in self._manager.get_plugins() if plugin is not self._plugin]
+        return self._manager.subset_hook_caller(name, remove_plugins=others)
+
+
 class Plugins:
     """The plugins loaded into one process, their hooks, and the backends they registered."""
 
@@ -56,21 +73,30 @@ class Plugins:
         self.manager = pluggy.PluginManager("herd")
         self.manager.add_hookspecs(hookspecs)
         self.backends: dict[str, BackendInfo] = {}
+        self._owners: dict[str, object] = {}  # backend name: the plugin that registered it
         self.failures: list[LoadFailure] = []
         self._tried: set[tuple[str, str]] = set()
-        self._registering: str | None = None
+        self._registering: tuple[str, object] | None = None  # (name, plugin) while it registers
 
     @property
     def hook(self) -> Any:
         return self.manager.hook
 
     def _register_backend(self, info: BackendInfo) -> None:
+        assert self._registering is not None, "called only by herd_register_backends, from register()"
+        name, plugin = self._registering
         if not isinstance(info, BackendInfo):
-            raise PluginError(f"plugin {self._registering!r} registered {info!r}, which is not a BackendInfo")
+            raise PluginError(f"plugin {name!r} registered {info!r}, which is not a BackendInfo")
         known = self.backends.get(info.name)
         if known is not None and known is not info:
             raise PluginError(f"two plugins register a backend named {info.name!r}")
         self.backends[info.name] = info
+        self._owners[info.name] = plugin
+
+    def backend_hooks(self, backend: str) -> Any:
+        """The hooks of the plugin that registered `backend`, alone: a machine's start and the hooks
+        given its handle go there, so that a plugin is never asked about another's machines."""
+        return _OnePlugin(self.manager, self._owners[backend])
 
     def register(self, plugin: object, name: str) -> None:
         """Register a plugin object (a module, usually) and collect the backends it describes.
@@ -81,7 +107,7 @@ class Plugins:
         """
         if self.manager.is_registered(plugin):
             return
-        self._registering = name
+        self._registering = (name, plugin)
         try:
             try:
                 self.manager.register(plugin, name=name)

@@ -20,10 +20,10 @@ from pathlib import Path
 import docker
 import pytest
 
-import herd
 from herd import MachineError, Test
 from herd.backend import DeviceGrant, DeviceNode
 from herd.driver import Driver, Outcome, RunOptions
+from herd.plugin import hookimpl
 from herd.plugins import PLUGINS_GROUP, Plugins
 from tests.conftest import ROOT, assert_nothing_left, run_and_check
 
@@ -97,7 +97,7 @@ class FuseGrant:
     def __init__(self, shared: Path) -> None:
         self.shared = shared
 
-    @herd.hookimpl
+    @hookimpl
     def herd_device_grant(self, request: str) -> DeviceGrant | None:
         if request != "/dev/fuse":
             return None

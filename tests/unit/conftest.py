@@ -13,8 +13,7 @@ import pytest
 from stevedore import ExtensionManager
 
 GOOD_BACKEND = """
-import herd
-from herd.backend import BackendInfo, Capability, HostCheck, Kind
+from herd.plugin import BackendInfo, Capability, HostCheck, Kind, hookimpl
 
 def checks():
     yield HostCheck("good thing", True, "present")
@@ -25,7 +24,7 @@ def validate(options):
 def validate_machine(machine):
     return [("memory", "this backend needs at least 64 MiB")] if machine.memory < 64 else []
 
-@herd.hookimpl
+@hookimpl
 def herd_register_backends(register):
     register(BackendInfo(
         name="good", kind=Kind.VM, capabilities=frozenset({Capability.SCREENSHOT}),

@@ -16,6 +16,7 @@ from herd.driver import Driver, RunOptions
 from herd.log import RunLog
 from herd.machine import Machine
 from herd.network import plan
+from herd.plugin import hookimpl
 from herd.plugins import Plugins
 from herd.polling import PollingCondition, check_all
 from herd.spec import DRIVER_NAMES, script_names
@@ -25,7 +26,7 @@ def plugins_with_a_container_backend() -> Plugins:
     """Plugins holding one backend, `fake`, that boots nothing (these tests start no run)."""
     plugin = types.ModuleType("fake_backend")
 
-    @herd.hookimpl
+    @hookimpl
     def herd_register_backends(register):  # type: ignore[no-untyped-def]
         register(BackendInfo(name="fake", kind=Kind.CONTAINER, capabilities=frozenset(), description="none"))
 

@@ -7,12 +7,14 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from herd import PluginError, SpecError
-from herd.backend import Capability, Kind
+from herd.backend import BackendInfo, Capability, ExecResult, Kind, MachineHandle
 from herd.driver import resolve_backends
+from herd.plugin import hookimpl
 from herd.plugins import BACKENDS_GROUP, Plugins, installed
 from herd.spec import parse_test
 
@@ -101,7 +103,8 @@ def test_a_plugin_must_register_backend_info(plugin_site: Callable[..., Path]) -
     plugin_site(
         "herd-liar",
         "liar_backend",
-        "import herd\n@herd.hookimpl\ndef herd_register_backends(register):\n    register('not info')\n",
+        "from herd.plugin import hookimpl\n"
+        "@hookimpl\ndef herd_register_backends(register):\n    register('not info')\n",
         {"herd.backends": {"liar": "liar_backend"}},
     )
     with pytest.raises(PluginError, match="registered 'not info', which is not a BackendInfo"):
@@ -109,7 +112,7 @@ def test_a_plugin_must_register_backend_info(plugin_site: Callable[..., Path]) -
 
 
 MISSPELLED_HOOK = """
-@herd.hookimpl
+@hookimpl
 def herd_machine_exec(handle, command):  # herd_machine_execute
     raise AssertionError("herd never calls a hook it does not declare")
 """
@@ -150,7 +153,10 @@ def test_a_plugin_with_a_misspelled_hook_is_reported_and_not_used(misspelled: Pa
 def test_a_plugin_whose_hook_takes_a_parameter_the_hookspec_lacks_is_reported(
     plugin_site: Callable[..., Path],
 ) -> None:
-    source = "import herd\n@herd.hookimpl\ndef herd_register_backends(register, colour):\n    pass\n"
+    source = (
+        "from herd.plugin import hookimpl\n"
+        "@hookimpl\ndef herd_register_backends(register, colour):\n    pass\n"
+    )
     plugin_site("herd-odd", "odd_backend", source, {"herd.backends": {"odd": "odd_backend"}})
     plugins = Plugins()
     with pytest.raises(
@@ -162,7 +168,7 @@ def test_a_plugin_whose_hook_takes_a_parameter_the_hookspec_lacks_is_reported(
 
 def test_an_optional_hook_herd_does_not_declare_is_accepted(plugin_site: Callable[..., Path]) -> None:
     """pluggy's way for a plugin to implement a hook that only a later herd declares."""
-    optional = "\n@herd.hookimpl(optionalhook=True)\ndef herd_machine_teleport(handle):\n    pass\n"
+    optional = "\n@hookimpl(optionalhook=True)\ndef herd_machine_teleport(handle):\n    pass\n"
     source = GOOD_BACKEND.replace("{priority}", "5") + optional
     plugin_site("herd-good", "good_backend", source, {"herd.backends": {"good": "good_backend"}})
     plugins = Plugins()
@@ -187,7 +193,6 @@ def test_herd_plugins_shows_what_loaded_and_what_failed(good_and_broken: Path) -
 
 
 def test_doctor_warns_of_a_backend_that_does_not_confine_its_machines() -> None:
-    from herd.backend import BackendInfo
     from herd.doctor import confinement_check
 
     bare = BackendInfo(name="bare", kind=Kind.CONTAINER, capabilities=frozenset(), description="")
@@ -219,3 +224,41 @@ def test_herd_doctor_and_devices_json_report_the_broken_plugin(good_and_broken: 
     devices = run_herd(good_and_broken, "devices", "--json", check=False)
     assert devices.returncode == 1
     assert [failure["name"] for failure in json.loads(devices.stdout)["plugin_failures"]] == ["broken"]
+
+
+class AnswersEveryHandle:
+    """A plugin of one backend whose hooks answer whatever handle they are given, checking nothing."""
+
+    def __init__(self, backend: str, registers: bool = True) -> None:
+        self.backend = backend
+        self.registers = registers
+
+    @hookimpl
+    def herd_register_backends(self, register: Callable[[BackendInfo], None]) -> None:
+        if self.registers:
+            register(BackendInfo(self.backend, Kind.CONTAINER, frozenset(), "answers every handle"))
+
+    @hookimpl
+    def herd_machine_execute(self, handle: MachineHandle, command: str) -> ExecResult:
+        return ExecResult(0, f"{self.backend} ran {command} on {handle.name}".encode(), b"")
+
+
+def test_a_machines_hooks_go_to_the_plugin_of_its_backend_alone() -> None:
+    plugins = Plugins()
+    for backend in ("one", "two"):
+        plugins.register(AnswersEveryHandle(backend), name=f"{BACKENDS_GROUP}:{backend}")
+    # registered last, so pluggy would ask it first: it registers no backend and is never asked
+    plugins.register(AnswersEveryHandle("greedy", registers=False), name="test:greedy")
+
+    def run(hooks: Any, backend: str) -> bytes:
+        handle = MachineHandle(backend, "m")
+        result = hooks.herd_machine_execute(handle=handle, command="true", timeout=None, stdin=b"")
+        return bytes(result.stdout)
+
+    assert run(plugins.backend_hooks("one"), "one") == b"one ran true on m"
+    assert run(plugins.backend_hooks("two"), "two") == b"two ran true on m"
+    assert run(plugins.hook, "one") == b"greedy ran true on m"  # what routing spares the backends
+    # a plugin registered after the backend's hooks were taken is left out too
+    hooks = plugins.backend_hooks("one")
+    plugins.register(AnswersEveryHandle("late", registers=False), name="test:late")
+    assert run(hooks, "one") == b"one ran true on m"

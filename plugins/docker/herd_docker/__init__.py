@@ -1,8 +1,8 @@
 """herd's Docker backend: machines as Docker containers that boot systemd on herd's own networks.
 
 This module is the plugin (entry point `docker` in `herd.backends`): it registers the backend and
-answers the hooks for its own machines; `herd_docker.container` does the work. It imports nothing
-of the docker SDK: that happens when a machine first needs the engine.
+answers the hooks of its machines, which herd routes to it; `herd_docker.container` does the work.
+It imports nothing of the docker SDK: that happens when a machine first needs the engine.
 """
 
 from __future__ import annotations
@@ -10,16 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import herd
-from herd.backend import (
+from herd.plugin import (
     Attachment,
     BackendInfo,
     Capability,
     ExecResult,
     Kind,
     LaunchPlan,
-    MachineHandle,
     StopMode,
+    hookimpl,
 )
 from herd_docker import container, engine
 from herd_docker.checks import host_checks
@@ -39,7 +38,7 @@ def validate_options(options: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-@herd.hookimpl
+@hookimpl
 def herd_register_backends(register: Any) -> None:
     limits, remapped_root = container.limits_hold(), engine.remapped_root()
     register(
@@ -59,50 +58,40 @@ def herd_register_backends(register: Any) -> None:
     )
 
 
-@herd.hookimpl
-def herd_machine_start(plan: LaunchPlan) -> MachineHandle | None:
-    if plan.backend != NAME:
-        return None
+@hookimpl
+def herd_machine_start(plan: LaunchPlan) -> container.Container:
     return container.start(plan)
 
 
-@herd.hookimpl
+@hookimpl
 def herd_machine_execute(
-    handle: MachineHandle, command: str, timeout: float | None, stdin: bytes
-) -> ExecResult | None:
-    if not isinstance(handle, container.Container):
-        return None
+    handle: container.Container, command: str, timeout: float | None, stdin: bytes
+) -> ExecResult:
     return handle.execute(command, timeout, stdin)
 
 
-@herd.hookimpl
-def herd_machine_stop(handle: MachineHandle, mode: StopMode, timeout: float) -> str | None:
-    if not isinstance(handle, container.Container):
-        return None
+@hookimpl
+def herd_machine_stop(handle: container.Container, mode: StopMode, timeout: float) -> str:
     return handle.stop(mode, timeout)
 
 
-@herd.hookimpl
-def herd_network_attach(handle: MachineHandle, attachment: Attachment) -> bool | None:
-    if not isinstance(handle, container.Container):
-        return None
+@hookimpl
+def herd_network_attach(handle: container.Container, attachment: Attachment) -> bool:
     handle.attach(attachment)
     return True
 
 
-@herd.hookimpl
-def herd_network_detach(handle: MachineHandle, attachment: Attachment) -> bool | None:
-    if not isinstance(handle, container.Container):
-        return None
+@hookimpl
+def herd_network_detach(handle: container.Container, attachment: Attachment) -> bool:
     handle.detach(attachment)
     return True
 
 
-@herd.hookimpl
+@hookimpl
 def herd_run_leftovers(run_id: str) -> list[str]:
     return [f"docker container {name} ({short_id})" for name, short_id in engine.run_containers(run_id)]
 
 
-@herd.hookimpl
+@hookimpl
 def herd_reap(run_id: str) -> list[str]:
     return engine.remove_run_containers(run_id)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 
-from herd.backend import HostCheck
-from herd.cgroups import hierarchies
+from herd.plugin import HostCheck, hierarchies
 from herd_docker import engine
 
 

@@ -28,16 +28,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from herd import hostimage, links, seccomp
-from herd.agenthandle import AgentHandle
-from herd.backend import Attachment, LaunchPlan, StopMode
-from herd.cgroups import LIMITING, Cgroup, v1_limiting_controllers
-from herd.channel import Channel, spawn_agent
-from herd.console import machine_error
-from herd.errors import HerdError, MachineError
-from herd.gate import Gate
-from herd.idmap import COUNT, twin_nodes
-from herd.notify import NotifySocket, NotifyTimeout, SenderExited
+from herd.plugin import (
+    COUNT,
+    LIMITING,
+    AgentHandle,
+    Attachment,
+    Cgroup,
+    Channel,
+    Gate,
+    HerdError,
+    LaunchPlan,
+    MachineError,
+    NotifySocket,
+    NotifyTimeout,
+    SenderExited,
+    StopMode,
+    hostimage,
+    links,
+    machine_error,
+    seccomp,
+    spawn_agent,
+    twin_nodes,
+    v1_limiting_controllers,
+)
 from herd_docker import engine, image, rootfs
 from herd_docker.console import Console
 

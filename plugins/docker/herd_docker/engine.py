@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from herd.errors import HerdError
-from herd.idmap import COUNT
+from herd.plugin import COUNT, HerdError
 
 if TYPE_CHECKING:
     from docker import DockerClient

@@ -30,8 +30,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from herd.errors import HerdError
-from herd.idmap import shift_owners
+from herd.plugin import HerdError, shift_owners
 from herd_docker import engine
 
 REPOSITORY = "herd/host-root"

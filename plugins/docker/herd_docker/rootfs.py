@@ -15,10 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from herd import idmap, libc
-from herd.backend import LaunchPlan, MachineRoot
-from herd.errors import MachineError
-from herd.hostimage import BOOT_TARGET
+from herd.plugin import BOOT_TARGET, LaunchPlan, MachineError, MachineRoot, idmap, libc
 
 # What the engine mounts itself, or what is made fresh at each boot.
 ENGINE_PROVIDED = frozenset({"proc", "sys", "dev", "run"})

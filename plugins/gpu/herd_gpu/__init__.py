@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import herd
-from herd.backend import Capability, DeviceGrant
+from herd.plugin import Capability, DeviceGrant, hookimpl
 from herd_gpu import cdi, nodes, nvidia, vfio
 from herd_gpu.nodes import DeviceError
 
@@ -37,7 +36,7 @@ def _cdi_or_discovered(request: str) -> DeviceGrant:
     )
 
 
-@herd.hookimpl
+@hookimpl
 def herd_device_grant(request: str, capabilities: frozenset[Capability]) -> DeviceGrant | None:
     if request.startswith("pci:"):
         return vfio.grant(request, check_host=Capability.PCI in capabilities)
@@ -48,7 +47,7 @@ def herd_device_grant(request: str, capabilities: frozenset[Capability]) -> Devi
     return None
 
 
-@herd.hookimpl
+@hookimpl
 def herd_list_devices(offer: Callable[[str, str], None], problem: Callable[[str], None]) -> None:
     registry = cdi.load()
     for qualified, (spec, _) in registry.devices.items():

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from herd.backend import DeviceGrant, DeviceNode
+from herd.plugin import DeviceGrant, DeviceNode
 from herd_gpu import nodes
 from herd_gpu.nodes import DeviceError
 from herd_gpu.specfile import EXTENSIONS, Device, NodeEdit, Spec, SpecFileError, read

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import stat
 
-from herd.backend import DeviceGrant, DeviceNode
-from herd.errors import HerdError
+from herd.plugin import DeviceGrant, DeviceNode, HerdError
 
 KINDS = {stat.S_IFCHR: "c", stat.S_IFBLK: "b"}
 

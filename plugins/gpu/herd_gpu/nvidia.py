@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from herd.backend import DeviceGrant, DeviceNode
+from herd.plugin import DeviceGrant, DeviceNode
 from herd_gpu import ldcache, nodes
 from herd_gpu.nodes import DeviceError
 

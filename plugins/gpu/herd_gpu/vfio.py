@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from herd.backend import DeviceGrant
+from herd.plugin import DeviceGrant
 from herd_gpu.nodes import DeviceError
 
 SYSFS_VARIABLE = "HERD_SYSFS_ROOT"

@@ -1,7 +1,7 @@
 """herd's systemd-nspawn backend: machines as containers that boot systemd on the host's kernel.
 
 This module is the plugin (entry point `nspawn` in `herd.backends`): it registers the backend and
-answers the hooks for its own machines; `herd_nspawn.container` does the work.
+answers the hooks of its machines, which herd routes to it; `herd_nspawn.container` does the work.
 """
 
 from __future__ import annotations
@@ -9,17 +9,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import herd
-from herd import idmap
-from herd.backend import (
+from herd.plugin import (
     Attachment,
     BackendInfo,
     Capability,
     ExecResult,
     Kind,
     LaunchPlan,
-    MachineHandle,
     StopMode,
+    hookimpl,
+    idmap,
 )
 from herd_nspawn import container
 from herd_nspawn.checks import host_checks
@@ -41,7 +40,7 @@ def validate_options(options: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-@herd.hookimpl
+@hookimpl
 def herd_register_backends(register: Any) -> None:
     register(
         BackendInfo(
@@ -66,40 +65,30 @@ def herd_register_backends(register: Any) -> None:
     )
 
 
-@herd.hookimpl
-def herd_machine_start(plan: LaunchPlan) -> MachineHandle | None:
-    if plan.backend != NAME:
-        return None
+@hookimpl
+def herd_machine_start(plan: LaunchPlan) -> container.Container:
     return container.start(plan)
 
 
-@herd.hookimpl
+@hookimpl
 def herd_machine_execute(
-    handle: MachineHandle, command: str, timeout: float | None, stdin: bytes
-) -> ExecResult | None:
-    if not isinstance(handle, container.Container):
-        return None
+    handle: container.Container, command: str, timeout: float | None, stdin: bytes
+) -> ExecResult:
     return handle.execute(command, timeout, stdin)
 
 
-@herd.hookimpl
-def herd_machine_stop(handle: MachineHandle, mode: StopMode, timeout: float) -> str | None:
-    if not isinstance(handle, container.Container):
-        return None
+@hookimpl
+def herd_machine_stop(handle: container.Container, mode: StopMode, timeout: float) -> str:
     return handle.stop(mode, timeout)
 
 
-@herd.hookimpl
-def herd_network_attach(handle: MachineHandle, attachment: Attachment) -> bool | None:
-    if not isinstance(handle, container.Container):
-        return None
+@hookimpl
+def herd_network_attach(handle: container.Container, attachment: Attachment) -> bool:
     handle.attach(attachment)
     return True
 
 
-@herd.hookimpl
-def herd_network_detach(handle: MachineHandle, attachment: Attachment) -> bool | None:
-    if not isinstance(handle, container.Container):
-        return None
+@hookimpl
+def herd_network_detach(handle: container.Container, attachment: Attachment) -> bool:
     handle.detach(attachment)
     return True

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 
-from herd.backend import HostCheck
+from herd.plugin import HostCheck
 from herd_nspawn import devices
 
 # Id-mapped binds (":idmap", for the shared /usr of a machine in a user namespace) need systemd 250.

@@ -37,15 +37,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from herd import hostimage, idmap, links, seccomp
-from herd.agenthandle import AgentHandle
-from herd.backend import Attachment, LaunchPlan, StopMode, granted_nodes
-from herd.cgroups import Cgroup, unified_mounted
-from herd.channel import Channel, spawn_agent
-from herd.console import machine_error
-from herd.gate import Gate
-from herd.notify import NotifySocket, NotifyTimeout, SenderExited
-from herd.process import wait_for_exit
+from herd.plugin import (
+    AgentHandle,
+    Attachment,
+    Cgroup,
+    Channel,
+    Gate,
+    LaunchPlan,
+    NotifySocket,
+    NotifyTimeout,
+    SenderExited,
+    StopMode,
+    granted_nodes,
+    hostimage,
+    idmap,
+    links,
+    machine_error,
+    seccomp,
+    spawn_agent,
+    unified_mounted,
+    wait_for_exit,
+)
 from herd_nspawn import devices, grants
 
 NSPAWN = "systemd-nspawn"

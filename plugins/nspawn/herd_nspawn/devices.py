@@ -24,10 +24,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from herd.backend import DeviceNode
-from herd.cgroups import Cgroup, unified_mounted
-from herd.errors import MachineError
-from herd.libc import check, libc
+from herd.plugin import Cgroup, DeviceNode, MachineError, libc, unified_mounted
 
 # bpf(2) commands, program and attach types, flags (linux/bpf.h)
 BPF_PROG_LOAD = 5
@@ -150,8 +147,10 @@ def _bpf_once(command: int, attributes: bytes) -> int:
     if number is None:
         raise OSError(0, f"herd does not know the bpf() system call on {platform.machine()}")
     buffer = ctypes.create_string_buffer(attributes, len(attributes))
-    return check(
-        libc.syscall(ctypes.c_long(number), ctypes.c_int(command), buffer, ctypes.c_uint(len(attributes)))
+    return libc.check(
+        libc.libc.syscall(
+            ctypes.c_long(number), ctypes.c_int(command), buffer, ctypes.c_uint(len(attributes))
+        )
     )
 
 

@@ -20,8 +20,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from herd.backend import DeviceGrant
-from herd.idmap import twin_nodes
+from herd.plugin import DeviceGrant, twin_nodes
 
 
 def _escaped(path: str) -> str:

@@ -12,18 +12,18 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import herd
-from herd.backend import (
+from herd.plugin import (
     BackendInfo,
     Capability,
     ExecResult,
+    HerdError,
     HostCheck,
     Kind,
     LaunchPlan,
-    MachineHandle,
+    MachineSpec,
     StopMode,
+    hookimpl,
 )
-from herd.spec import MachineSpec
 from herd_qemu import connection, direct, libvirt_engine, vm
 from herd_qemu.kernel import BUSYBOX, find_kernel
 
@@ -87,7 +87,7 @@ def host_checks() -> Iterator[HostCheck]:
     try:
         image, version = find_kernel()
         yield HostCheck("kernel", True, f"{image} ({version})")
-    except herd.HerdError as error:
+    except HerdError as error:
         yield HostCheck("kernel", False, str(error), "apt-get install linux-image-amd64")
     virtiofsd = Path(vm.VIRTIOFSD).is_file()
     yield HostCheck(
@@ -115,7 +115,7 @@ def libvirt_host_checks() -> Iterator[HostCheck]:
     yield HostCheck("libvirt-python", True, "installed")
     try:
         yield HostCheck("libvirtd", True, connection.describe(connection.DEFAULT_URI))
-    except herd.HerdError as error:
+    except HerdError as error:
         yield HostCheck("libvirtd", False, str(error), connection.START_LIBVIRTD)
 
 
@@ -134,7 +134,7 @@ CAPABILITIES = frozenset(
 )
 
 
-@herd.hookimpl
+@hookimpl
 def herd_register_backends(register: Any) -> None:
     register(
         BackendInfo(
@@ -161,91 +161,66 @@ def herd_register_backends(register: Any) -> None:
     )
 
 
-def _mine(handle: MachineHandle) -> vm.VirtualMachine | None:
-    return handle if isinstance(handle, vm.VirtualMachine) else None
+@hookimpl
+def herd_machine_start(plan: LaunchPlan) -> vm.VirtualMachine:
+    return libvirt_engine.start(plan) if plan.backend == LIBVIRT_NAME else direct.start(plan)
 
 
-@herd.hookimpl
-def herd_machine_start(plan: LaunchPlan) -> MachineHandle | None:
-    if plan.backend == NAME:
-        return direct.start(plan)
-    if plan.backend == LIBVIRT_NAME:
-        return libvirt_engine.start(plan)
-    return None
-
-
-@herd.hookimpl
+@hookimpl
 def herd_machine_execute(
-    handle: MachineHandle, command: str, timeout: float | None, stdin: bytes
-) -> ExecResult | None:
-    machine = _mine(handle)
-    return machine.execute(command, timeout, stdin) if machine else None
+    handle: vm.VirtualMachine, command: str, timeout: float | None, stdin: bytes
+) -> ExecResult:
+    return handle.execute(command, timeout, stdin)
 
 
-@herd.hookimpl
-def herd_machine_stop(handle: MachineHandle, mode: StopMode, timeout: float) -> str | None:
-    machine = _mine(handle)
-    return machine.stop(mode, timeout) if machine else None
+@hookimpl
+def herd_machine_stop(handle: vm.VirtualMachine, mode: StopMode, timeout: float) -> str:
+    return handle.stop(mode, timeout)
 
 
-@herd.hookimpl
-def herd_machine_reboot(handle: MachineHandle, timeout: float) -> str | None:
-    machine = _mine(handle)
-    return machine.reboot(timeout) if machine else None
+@hookimpl
+def herd_machine_reboot(handle: vm.VirtualMachine, timeout: float) -> str:
+    return handle.reboot(timeout)
 
 
-@herd.hookimpl
-def herd_machine_console(handle: MachineHandle) -> str | None:
-    machine = _mine(handle)
-    return machine.console.text() if machine else None
+@hookimpl
+def herd_machine_console(handle: vm.VirtualMachine) -> str:
+    return handle.console.text()
 
 
-@herd.hookimpl
-def herd_machine_send_chars(handle: MachineHandle, chars: str) -> bool | None:
-    machine = _mine(handle)
-    if machine is None:
-        return None
-    machine.console.type(chars)
+@hookimpl
+def herd_machine_send_chars(handle: vm.VirtualMachine, chars: str) -> bool:
+    handle.console.type(chars)
     return True
 
 
-@herd.hookimpl
-def herd_machine_send_keys(handle: MachineHandle, keys: list[str]) -> bool | None:
-    machine = _mine(handle)
-    if machine is None:
-        return None
-    machine.monitor.command("send-key", keys=[{"type": "qcode", "data": key} for key in keys])
+@hookimpl
+def herd_machine_send_keys(handle: vm.VirtualMachine, keys: list[str]) -> bool:
+    handle.monitor.command("send-key", keys=[{"type": "qcode", "data": key} for key in keys])
     return True
 
 
-@herd.hookimpl
-def herd_machine_screenshot(handle: MachineHandle, path: Path) -> bool | None:
-    machine = _mine(handle)
-    if machine is None:
-        return None
-    machine.monitor.command("screendump", filename=str(path.absolute()), format="png")
+@hookimpl
+def herd_machine_screenshot(handle: vm.VirtualMachine, path: Path) -> bool:
+    handle.monitor.command("screendump", filename=str(path.absolute()), format="png")
     return True
 
 
-@herd.hookimpl
-def herd_machine_monitor_command(handle: MachineHandle, command: str) -> str | None:
-    machine = _mine(handle)
-    if machine is None:
-        return None
-    return str(machine.monitor.command("human-monitor-command", **{"command-line": command}))
+@hookimpl
+def herd_machine_monitor_command(handle: vm.VirtualMachine, command: str) -> str:
+    return str(handle.monitor.command("human-monitor-command", **{"command-line": command}))
 
 
-@herd.hookimpl
-def herd_machine_qmp_events(handle: MachineHandle, timeout: float) -> list[dict[str, Any]] | None:
-    machine = _mine(handle)
-    return machine.monitor.take_events(timeout) if machine else None
+@hookimpl
+def herd_machine_qmp_events(handle: vm.VirtualMachine, timeout: float) -> list[dict[str, Any]]:
+    return handle.monitor.take_events(timeout)
 
 
-@herd.hookimpl
+@hookimpl
 def herd_run_leftovers(run_id: str) -> list[str]:
     return connection.leftovers(run_id)
 
 
-@herd.hookimpl
+@hookimpl
 def herd_reap(run_id: str) -> list[str]:
     return connection.reap(run_id)

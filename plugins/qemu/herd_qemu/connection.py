@@ -22,8 +22,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from herd.errors import HerdError
-from herd.rundir import state_root
+from herd.plugin import HerdError, state_root
 from herd_qemu import domainxml
 
 if TYPE_CHECKING:

@@ -14,10 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from herd.backend import LaunchPlan
-from herd.channel import Channel
-from herd.errors import MachineError
-from herd.process import wait_for_exit
+from herd.plugin import Channel, LaunchPlan, MachineError, wait_for_exit
 from herd_qemu import guest
 from herd_qemu.hostroot import overlay_options
 from herd_qemu.kernel import KERNEL_ARGUMENTS, QBOOT, ROOT_TAG, Kernel

@@ -14,8 +14,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from herd.backend import LaunchPlan
-from herd.errors import HerdError
+from herd.plugin import HerdError, LaunchPlan
 from herd_qemu import guest
 from herd_qemu.kernel import KERNEL_ARGUMENTS, QBOOT, ROOT_TAG, Kernel
 from herd_qemu.vm import CPU_MODELS, VIRTIOFSD, vcpus

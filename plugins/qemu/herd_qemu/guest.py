@@ -15,9 +15,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from herd import agent, hostimage
-from herd.backend import Attachment, LaunchPlan
-from herd.errors import HerdError
+from herd.plugin import Attachment, HerdError, LaunchPlan, agent, hostimage
 
 AGENT_PORT = "herd.agent"
 AGENT_PATH = "/etc/herd/agent.py"

@@ -13,8 +13,7 @@ import ctypes
 import os
 from pathlib import Path
 
-from herd.backend import LaunchPlan, Overlay
-from herd.errors import MachineError
+from herd.plugin import LaunchPlan, MachineError, Overlay
 
 MS_RDONLY = 0x1
 MS_REMOUNT = 0x20

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from herd.errors import HerdError
+from herd.plugin import HerdError
 
 BOOT = Path("/boot")
 MODULES = Path("/lib/modules")

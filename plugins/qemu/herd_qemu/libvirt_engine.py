@@ -28,9 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from herd.backend import LaunchPlan
-from herd.channel import Channel
-from herd.errors import HerdError, MachineError
+from herd.plugin import Channel, HerdError, LaunchPlan, MachineError
 from herd_qemu import connection, domainxml, hostroot
 from herd_qemu.vm import Console, VirtualMachine, prepare, remove_taps
 

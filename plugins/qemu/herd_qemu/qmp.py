@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from herd.errors import MachineError
+from herd.plugin import MachineError
 
 EVENT_SLICE = 0.1  # seconds `take_events` holds the monitor's lock at a time
 

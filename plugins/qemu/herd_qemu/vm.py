@@ -27,12 +27,19 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from herd import links
-from herd.backend import ExecResult, LaunchPlan, MachineHandle, StopMode
-from herd.channel import Channel, ChannelClosed
-from herd.console import text_tail
-from herd.errors import HerdError, MachineError
-from herd.spec import MachineSpec
+from herd.plugin import (
+    Channel,
+    ChannelClosed,
+    ExecResult,
+    HerdError,
+    LaunchPlan,
+    MachineError,
+    MachineHandle,
+    MachineSpec,
+    StopMode,
+    links,
+    text_tail,
+)
 from herd_qemu import guest
 from herd_qemu.kernel import CACHE, QBOOT, Kernel, prepare_kernel
 

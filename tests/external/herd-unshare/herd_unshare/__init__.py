@@ -1,7 +1,7 @@
 """The `unshare` backend: a machine is a set of fresh namespaces around a small shell init.
 
-It uses only herd's public API: the launch plan, the link helpers for the network, a cgroup for
-its processes, and the command agent for execution.
+It uses only herd's plugin API, `herd.plugin`: the launch plan, the link helpers for the network, a
+cgroup for its processes, and the command agent for execution.
 """
 
 from __future__ import annotations
@@ -15,20 +15,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import herd
-from herd import links
-from herd.backend import (
+from herd.plugin import (
     BackendInfo,
     Capability,
+    Channel,
+    ChannelClosed,
     ExecResult,
     HostCheck,
     Kind,
     LaunchPlan,
+    MachineError,
     MachineHandle,
     StopMode,
+    hookimpl,
+    links,
+    spawn_agent,
+    wait_for_exit,
 )
-from herd.channel import Channel, ChannelClosed, spawn_agent
-from herd.process import wait_for_exit
 
 NAME = "unshare"
 # The machine's init: mount its view of the file system, say it is ready, then wait for the end.
@@ -70,6 +73,8 @@ def host_checks() -> list[HostCheck]:
 
 @dataclass(eq=False)
 class Namespaces(MachineHandle):
+    """What this backend keeps about one running machine: herd hands it to the machine's hooks."""
+
     plan: LaunchPlan = field(repr=False, kw_only=True)
     process: subprocess.Popen[bytes] = field(repr=False, kw_only=True)
     channel: Channel = field(repr=False, kw_only=True)
@@ -105,7 +110,7 @@ def _leader_of(unshare_pid: int) -> int:
             continue
         if parent == unshare_pid:
             return int(pid)
-    raise herd.MachineError(f"unshare (process {unshare_pid}) has no child")
+    raise MachineError(f"unshare (process {unshare_pid}) has no child")
 
 
 def start(plan: LaunchPlan) -> Namespaces:
@@ -135,7 +140,7 @@ def start(plan: LaunchPlan) -> Namespaces:
         line = process.stdout.readline() if ready else b""
         if line.strip() != b"ready":
             tail = (plan.log_dir / "console.log").read_text(errors="replace")[-2000:]
-            raise herd.MachineError(f"machine {plan.machine.name} did not come up; its console:\n{tail}")
+            raise MachineError(f"machine {plan.machine.name} did not come up; its console:\n{tail}")
         leader = _leader_of(process.pid)
         channel.enter(leader, plan.cgroup.procs_files)
     except BaseException:
@@ -187,7 +192,7 @@ def validate_options(options: Mapping[str, Any]) -> list[str]:
     return [f"unknown option {name!r}: the unshare backend takes none" for name in options]
 
 
-@herd.hookimpl
+@hookimpl
 def herd_register_backends(register: Any) -> None:
     register(
         BackendInfo(
@@ -202,25 +207,21 @@ def herd_register_backends(register: Any) -> None:
     )
 
 
-@herd.hookimpl
-def herd_machine_start(plan: LaunchPlan) -> MachineHandle | None:
-    return start(plan) if plan.backend == NAME else None
+@hookimpl
+def herd_machine_start(plan: LaunchPlan) -> Namespaces:
+    return start(plan)
 
 
-@herd.hookimpl
-def herd_machine_execute(
-    handle: MachineHandle, command: str, timeout: float | None, stdin: bytes
-) -> ExecResult | None:
-    if not isinstance(handle, Namespaces):
-        return None
+@hookimpl
+def herd_machine_execute(handle: Namespaces, command: str, timeout: float | None, stdin: bytes) -> ExecResult:
     if handle.process.poll() is not None:
-        raise herd.MachineError(f"machine {handle.name} is not running")
+        raise MachineError(f"machine {handle.name} is not running")
     try:
         return handle.channel.run(command, timeout, stdin)
     except ChannelClosed as error:
-        raise herd.MachineError(f"machine {handle.name} is not running ({error})") from None
+        raise MachineError(f"machine {handle.name} is not running ({error})") from None
 
 
-@herd.hookimpl
-def herd_machine_stop(handle: MachineHandle, mode: StopMode, timeout: float) -> str | None:
-    return stop(handle, mode, timeout) if isinstance(handle, Namespaces) else None
+@hookimpl
+def herd_machine_stop(handle: Namespaces, mode: StopMode, timeout: float) -> str:
+    return stop(handle, mode, timeout)

@@ -1,0 +1,126 @@
+"""Everything a herd plugin may use: plugins import this module, and nothing else of herd.
+
+A plugin implements the hooks declared in `herd.hookspecs` (each hook's docstring is its contract)
+with functions marked `@hookimpl`, exchanges the value types below with the core, raises the errors
+below, and may reuse the helpers below, which are the core's own means of running machines. The
+rest of `herd` is the core's own and free to move: the lint environment fails a plugin of this
+repository that imports it (the import-linter contract in pyproject.toml).
+
+A backend's hooks that concern one machine (those given a launch plan or a handle) are called only
+on the plugin that registered the machine's backend, with the handle that plugin's
+`herd_machine_start` returned: they need not check whose machine it is, and may annotate the handle
+with their own subclass of `MachineHandle`.
+
+What it holds:
+
+- `hookimpl`, the marker of hook implementations;
+- the value types that pass between the core and plugins, which the hookspecs name: `BackendInfo`
+  (with `Kind`, `Capability` and `HostCheck`), `LaunchPlan` (with `MachineSpec`, `MachineRoot`,
+  `Overlay`, `Attachment`, `DeviceGrant` and `DeviceNode`), `MachineHandle`, `ExecResult`,
+  `StopMode`, and `granted_nodes`;
+- the errors: `HerdError`, and `MachineError` for a machine that does not boot or is not running,
+  whose messages reach the user as they are; `LinkError` from the link helper;
+- the helpers: the command agent (`spawn_agent`, `Channel`, `ChannelClosed`, and the module
+  `agent`, whose source a VM runs in its guest); cgroups (`Cgroup`, `hierarchies`,
+  `unified_mounted`, and `LIMITING` and `v1_limiting_controllers` for the controllers that limit);
+  `links` (network namespaces, veths, taps and bridges, through herd's link helper); `hostimage`
+  (units, masks and files of a prepared root, and its `BOOT_TARGET`); `idmap` (the host ids that
+  confined machines are: `BASE`, `COUNT` of them, `shift_owners`, `twin_nodes`, id-mapped mounts);
+  `seccomp` (the system-call filters of a machine's init, for the agent to take on); `libc` (the C
+  library, loaded once, with the system-call constants herd uses and a checked call); the plumbing
+  of a container that boots systemd: `AgentHandle` (a handle whose commands go through herd's
+  agent), `Gate` (the FIFO a container waits on before its init starts), `NotifySocket` (with
+  `NotifyTimeout` and `SenderExited`: waiting for systemd's READY=1), `machine_error` and `text_tail`
+  (a boot failure's message with the end of the console);
+  `wait_for_exit` (a process's exit, on a pidfd); and `state_root`, where every run keeps its state
+  on this host.
+
+The helper modules are exported whole, for their functions are named after what they act on
+(`links.plug_veth`, `hostimage.add_unit`).
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from herd import agent, hostimage, idmap, libc, links, seccomp
+from herd.agenthandle import AgentHandle
+from herd.backend import (
+    Attachment,
+    BackendInfo,
+    Capability,
+    DeviceGrant,
+    DeviceNode,
+    ExecResult,
+    HostCheck,
+    Kind,
+    LaunchPlan,
+    MachineHandle,
+    MachineRoot,
+    Overlay,
+    StopMode,
+    granted_nodes,
+)
+from herd.cgroups import LIMITING, Cgroup, hierarchies, unified_mounted, v1_limiting_controllers
+from herd.channel import Channel, ChannelClosed, spawn_agent
+from herd.console import machine_error, text_tail
+from herd.errors import HerdError, LinkError, MachineError
+from herd.gate import Gate
+from herd.hostimage import BOOT_TARGET
+from herd.idmap import COUNT, shift_owners, twin_nodes
+from herd.notify import NotifySocket, NotifyTimeout, SenderExited
+from herd.process import wait_for_exit
+from herd.rundir import state_root
+from herd.spec import MachineSpec
+
+hookimpl = pluggy.HookimplMarker("herd")
+"""Marks a function (or method) as the implementation of the herd hook of the same name."""
+
+__all__ = [
+    "BOOT_TARGET",
+    "COUNT",
+    "LIMITING",
+    "AgentHandle",
+    "Attachment",
+    "BackendInfo",
+    "Capability",
+    "Cgroup",
+    "Channel",
+    "ChannelClosed",
+    "DeviceGrant",
+    "DeviceNode",
+    "ExecResult",
+    "Gate",
+    "HerdError",
+    "HostCheck",
+    "Kind",
+    "LaunchPlan",
+    "LinkError",
+    "MachineError",
+    "MachineHandle",
+    "MachineRoot",
+    "MachineSpec",
+    "NotifySocket",
+    "NotifyTimeout",
+    "Overlay",
+    "SenderExited",
+    "StopMode",
+    "agent",
+    "granted_nodes",
+    "hierarchies",
+    "hookimpl",
+    "hostimage",
+    "idmap",
+    "libc",
+    "links",
+    "machine_error",
+    "seccomp",
+    "shift_owners",
+    "spawn_agent",
+    "state_root",
+    "text_tail",
+    "twin_nodes",
+    "unified_mounted",
+    "v1_limiting_controllers",
+    "wait_for_exit",
+]
