@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import sys
 import threading
 import time
@@ -32,13 +31,11 @@ from herd import (
     network,
     polling,
     residue,
-    scriptcheck,
 )
 from herd.backend import (
     Attachment,
     BackendInfo,
     Capability,
-    DeviceGrant,
     ExecResult,
     Kind,
     LaunchPlan,
@@ -50,18 +47,20 @@ from herd.errors import (
     HerdError,
     MachineError,
     PluginError,
-    SpecError,
-    TestTimeout,
     WaitTimeout,
 )
 from herd.firewall import BridgeRules
 from herd.log import RunLog, printable
 from herd.machine import Machine
 from herd.netcontrol import NetworkControl
-from herd.plugins import PLUGINS_GROUP, Plugins
+from herd.outputdir import make_output_dir, shown_path
+from herd.plugins import Plugins
+from herd.resolve import resolve_test
 from herd.rundir import RunDir
 from herd.script import ScriptSource, run_script, script_frames
-from herd.spec import SINGLE_MACHINE_NAME, test_name_problem, timeout_problem
+from herd.signals import Interrupted, signals_ignored, signals_interrupt
+from herd.spec import SINGLE_MACHINE_NAME, timeout_problem
+from herd.waiting import poll
 
 if TYPE_CHECKING:
     from herd.spec import TestSpec
@@ -107,137 +106,6 @@ class Outcome:
     interrupted: str | None = None
 
 
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived: the run stops, and teardown still runs."""
-
-    def __init__(self, signal_name: str) -> None:
-        super().__init__(signal_name)
-        self.signal_name = signal_name
-
-
-def default_output_dir(test_name: str, run_id: str) -> Path:
-    """`herd-output/<test>/<time>-<run id>` in the working directory, made, with the link `latest`
-    next to it. The test's name is one path component: a spec made without `parse_test` is checked
-    here too, so that no name leads out of `herd-output`."""
-    if (problem := test_name_problem(test_name)) is not None:
-        raise HerdError(problem)
-    base = Path(os.path.abspath("herd-output")) / test_name
-    directory = base / f"{time.strftime('%Y%m%d-%H%M%S')}-{run_id}"
-    directory.mkdir(parents=True)
-    latest = base / "latest"
-    with contextlib.suppress(OSError):
-        if latest.is_symlink():
-            latest.unlink()
-        latest.symlink_to(directory.name)
-    return directory
-
-
-def make_output_dir(chosen: Path | None, test_name: str, run_id: str) -> Path:
-    """The run's output directory, made: the one chosen (`--output-dir`), else the default one.
-
-    Always absolute, whatever the working directory, so that every backend gets absolute paths
-    (a Docker bind mount takes nothing else).
-    """
-    directory = Path(os.path.abspath(chosen)) if chosen is not None else default_output_dir(test_name, run_id)
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
-
-
-def shown_path(path: Path) -> str:
-    """`path` as the terminal shows it: relative to the working directory when it is below it."""
-    relative = os.path.relpath(path)
-    return str(path) if relative == ".." or relative.startswith("../") else relative
-
-
-def with_backends(spec: TestSpec, plugins: Plugins, default: str | None) -> TestSpec:
-    """The spec with a backend named for every machine: its own, else the run's default, else
-    $HERD_BACKEND, else the installed backend with the highest priority."""
-    default = default or os.environ.get("HERD_BACKEND") or None
-    if default is None and any(m.backend is None for m in spec.machines):
-        try:
-            default = plugins.default_backend()
-        except PluginError as error:
-            raise SpecError([f"test {spec.name!r}: {error}"]) from None
-    return spec.with_default_backend(default or "")
-
-
-def resolve_backends(
-    spec: TestSpec, plugins: Plugins, default: str | None
-) -> tuple[TestSpec, dict[str, BackendInfo]]:
-    """Give every machine a backend, load those backends and validate each machine's options.
-
-    Raises `SpecError` naming the test, machine and field for every problem.
-    """
-    problems: list[str] = []
-    spec = with_backends(spec, plugins, default)
-    infos: dict[str, BackendInfo] = {}
-    for machine in spec.machines:
-        assert machine.backend is not None
-        where = f"test {spec.name!r}, machine {machine.name!r}"
-        try:
-            info = plugins.backend(machine.backend)
-        except PluginError as error:
-            problems.append(f"{where}, field 'backend': {error}")
-            continue
-        infos[machine.name] = info
-        for problem in info.validate_options(machine.options):
-            problems.append(f"{where}, field 'options': {problem}")
-        for field_name, problem in info.validate_machine(machine):
-            problems.append(f"{where}, field {field_name!r}: {problem}")
-        if Capability.SYSTEMD not in info.capabilities:
-            for field_name in ("services", "units"):
-                if getattr(machine, field_name):
-                    problems.append(
-                        f"{where}, field {field_name!r}: backend {info.name!r} does not run systemd in its "
-                        f"machines (capability 'systemd'), so it cannot start units"
-                    )
-    if problems:
-        raise SpecError(problems)
-    return spec, infos
-
-
-def resolve_devices(
-    spec: TestSpec, plugins: Plugins, infos: dict[str, BackendInfo]
-) -> dict[str, tuple[DeviceGrant, ...]]:
-    """Ask the device plugins (`herd_device_grant`) what each machine's device requests stand for,
-    and check that each machine's backend can apply them. Raises `SpecError` for every problem."""
-    if not any(m.devices for m in spec.machines):
-        return {}
-    plugins.load(PLUGINS_GROUP)
-    problems: list[str] = []
-    grants: dict[str, tuple[DeviceGrant, ...]] = {}
-    for machine in spec.machines:
-        where = f"test {spec.name!r}, machine {machine.name!r}, field 'devices'"
-        found = []
-        info = infos[machine.name]
-        for request in machine.devices:
-            try:
-                grant = plugins.hook.herd_device_grant(
-                    machine=machine, request=request, capabilities=info.capabilities
-                )
-            except HerdError as error:
-                problems.append(f"{where}: {request!r}: {error}")
-                continue
-            if grant is None:
-                problems.append(f"{where}: no installed plugin grants {request!r} (see `herd plugins`)")
-                continue
-            for capability, needed in (
-                (Capability.DEVICES, grant.nodes or grant.mounts),
-                (Capability.PCI, grant.pci_functions),
-            ):
-                if needed and capability not in info.capabilities:
-                    others = ", ".join(plugins.backends_with(capability)) or "none installed"
-                    problems.append(
-                        f"{where}: {request!r} needs the {capability.value!r} capability, which backend "
-                        f"{info.name!r} lacks (backends that have it: {others})"
-                    )
-            found.append(grant)
-        grants[machine.name] = tuple(found)
-    if problems:
-        raise SpecError(problems)
-    return grants
-
-
 class Driver:
     """Runs one test. Create it, then call `run()` once."""
 
@@ -251,14 +119,8 @@ class Driver:
         self.options = options or RunOptions()
         self.plugins = plugins or Plugins()
         self.source = source
-        self.spec, self._infos = resolve_backends(spec, self.plugins, self.options.backend)
-        problems = network.capacity_problems(self.spec)
-        problems += network.netem_problems(self.spec, links.netem_available)
-        if problems:
-            raise SpecError(problems)
-        self._grants = resolve_devices(self.spec, self.plugins, self._infos)
-        if self.options.check and (problems := scriptcheck.check(self.spec, self.source)):
-            raise SpecError(problems)
+        resolved = resolve_test(spec, source, self.plugins, self.options.backend, self.options.check)
+        self.spec, self._infos, self._grants = resolved.spec, resolved.backends, resolved.grants
         self.machines = [Machine(m, self) for m in self.spec.machines]
         self.polling_conditions: list[polling.PollingCondition] = []
         self._console_starts: dict[str, int] = {}  # console.log's size when each machine last booted
@@ -467,7 +329,7 @@ class Driver:
             # way end before teardown looks for machines to stop. A future cancelled here never
             # counts as done for `wait`, so only those that began are waited for.
             pool.shutdown(wait=False, cancel_futures=True)
-            with _signals_ignored():
+            with signals_ignored():
                 wait([f for f in futures if not f.cancelled()])
         errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
         if self._network_setup is not None:
@@ -663,8 +525,6 @@ class Driver:
 
         >>> retry(lambda last_try: "ready" in server.succeed("cat /run/state"))
         """
-        from herd.machine import poll
-
         timeout = timeout if timeout_seconds is None else timeout_seconds
 
         if (problem := timeout_problem(timeout)) is not None:
@@ -759,7 +619,7 @@ class Driver:
             handle = self._handles.get(machine.name)
             if handle is not None and handle.access:
                 self.log.info(f"shell: {handle.access}", machine=machine.name)
-        with contextlib.suppress(Interrupted), _signals_interrupt(None):
+        with contextlib.suppress(Interrupted), signals_interrupt(None):
             threading.Event().wait()
 
     def open(self) -> Outcome:
@@ -782,7 +642,7 @@ class Driver:
 
     def close(self, outcome: Outcome) -> None:
         """Tear the run down (see `teardown`), then log how it ended."""
-        with _signals_ignored():
+        with signals_ignored():
             if self._console_echo is not None:
                 self._console_echo.stop()
             self.log.info("tearing down", show=False)
@@ -797,7 +657,7 @@ class Driver:
             raise HerdError(f"test {self.spec.name!r} has no script to run")
         outcome = self.open()
         try:
-            with _signals_interrupt(self.spec.timeout):
+            with signals_interrupt(self.spec.timeout):
                 run_script(self.spec.script, self.namespace(), self.spec.name, self.source)
             outcome.passed = True
         except Interrupted as interruption:
@@ -858,55 +718,3 @@ class Driver:
             )
         else:
             self.log.info(f"FAIL {self.spec.name} in {outcome.seconds:.2f} s{where}", color="red")
-
-
-@contextlib.contextmanager
-def _signals_interrupt(timeout: float | None) -> Iterator[None]:
-    """In the main thread: SIGINT/SIGTERM raise `Interrupted`, and the global timeout `TestTimeout`."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(number: int, _frame: object) -> None:
-        raise Interrupted(signal.Signals(number).name)
-
-    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with global_timeout(timeout):
-            yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
-@contextlib.contextmanager
-def global_timeout(timeout: float | None) -> Iterator[None]:
-    """In the main thread: raise `TestTimeout` in it once `timeout` seconds have passed."""
-    if timeout is None or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(_number: int, _frame: object) -> None:
-        raise TestTimeout(f"the test ran past its timeout of {timeout:g} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, timeout)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-@contextlib.contextmanager
-def _signals_ignored() -> Iterator[None]:
-    """In the main thread: SIGINT and SIGTERM are ignored while teardown, which is bounded, runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {number: signal.signal(number, signal.SIG_IGN) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)

@@ -24,16 +24,14 @@ from herd.backend import Capability, ExecResult, StopMode
 from herd.errors import ArgumentError, CapabilityError, CommandFailed, WaitTimeout
 from herd.log import printable
 from herd.spec import timeout_problem
+from herd.waiting import poll
 
 if TYPE_CHECKING:
     from herd.driver import Driver
     from herd.spec import MachineSpec
 
-T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_TIMEOUT = 900.0  # seconds, as in the NixOS test driver
-FIRST_POLL = 0.002
-LONGEST_POLL = 0.05
 STDERR_TAIL_LINES = 10  # lines of a failed command's standard error quoted in the error
 # What `execute` returns, as the NixOS test driver does: the status of a command past its timeout
 # (coreutils' `timeout`), and the status in place of the real one when asked not to check it or
@@ -42,26 +40,6 @@ TIMED_OUT_STATUS = 124
 UNCHECKED_STATUS = -1
 UNWAITED_STATUS = -2
 KEY_DELAY = 0.01  # seconds after each key or character typed, as in the NixOS test driver
-
-
-def poll(condition: Callable[[bool], T | None], timeout: float, what: str, machine: str | None = None) -> T:
-    """Call `condition(last_try)` until it returns something other than None or False.
-
-    The pause between calls starts at 2 ms and grows to 50 ms. Raises `WaitTimeout` naming `what`
-    once `timeout` seconds have passed; the last call gets `last_try=True`.
-    """
-    deadline = time.monotonic() + timeout
-    pause = FIRST_POLL
-    while True:
-        last_try = time.monotonic() + pause >= deadline
-        result = condition(last_try)
-        if result is not None and result is not False:
-            return result
-        if last_try:
-            where = f"{machine}: " if machine else ""
-            raise WaitTimeout(f"{where}timed out after {timeout:g} s waiting for {what}")
-        time.sleep(pause)
-        pause = min(pause * 1.5, LONGEST_POLL)
 
 
 def needs(capability: Capability) -> Callable[[F], F]:

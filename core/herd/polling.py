@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from herd.errors import ArgumentError, PollingConditionFailed
 from herd.spec import timeout_problem
+from herd.waiting import poll
 
 if TYPE_CHECKING:
     from herd.log import RunLog
@@ -106,8 +107,6 @@ class PollingCondition:
 
         >>> nginx_runs.wait(timeout=30)
         """
-        from herd.machine import poll
-
         if (problem := timeout_problem(timeout)) is not None:
             raise ArgumentError(f"polling condition {self.description!r}: wait: timeout: {problem}")
         poll(lambda _last_try: self.check(force=True) is None, timeout, f"{self.description!r} to hold")

@@ -117,9 +117,9 @@ def _skip_without_capabilities(
 ) -> None:
     """Skip the test, naming what is missing, when a machine's backend lacks a capability it needs."""
     from herd.backend import Capability
-    from herd.driver import with_backends
     from herd.errors import HerdError
     from herd.plugins import Plugins
+    from herd.resolve import with_backends
 
     names = [required] if isinstance(required, str) else list(required)
     known = sorted(capability.value for capability in Capability)
@@ -238,7 +238,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     driver = item.stash.get(DRIVER_KEY, None)
     if driver is None or driver.spec.timeout is None:
         return (yield)
-    from herd.driver import global_timeout
+    from herd.signals import global_timeout
 
     with global_timeout(driver.spec.timeout):
         return (yield)

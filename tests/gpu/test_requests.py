@@ -12,8 +12,8 @@ import pytest
 
 from herd import SpecError
 from herd.backend import DeviceGrant, DeviceNode
-from herd.driver import resolve_backends, resolve_devices
 from herd.plugins import Plugins
+from herd.resolve import resolve_backends, resolve_devices
 from herd.spec import parse_test
 
 from .conftest import FakeSysfs, SpecWriter, add_gpu, spec

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from herd.driver import resolve_backends, resolve_devices
 from herd.errors import SpecError
 from herd.plugins import Plugins
+from herd.resolve import resolve_backends, resolve_devices
 from herd.spec import parse_test
 from herd_gpu import vfio
 from herd_gpu.nodes import DeviceError

@@ -13,9 +13,9 @@ import pytest
 
 from herd import PluginError, SpecError
 from herd.backend import BackendInfo, Capability, ExecResult, Kind, MachineHandle
-from herd.driver import resolve_backends
 from herd.plugin import hookimpl
 from herd.plugins import BACKENDS_GROUP, Plugins, installed
+from herd.resolve import resolve_backends
 from herd.spec import parse_test
 
 from .conftest import GOOD_BACKEND, run_herd
