@@ -4,7 +4,7 @@ Every backend writes a machine's console to `<output>/<machine>/console.log` (th
 `herd_machine_start`), appending at each boot; the driver notes the file's size before each boot,
 so that the console "since the machine started" is the file from there. A backend that declares
 the `console` capability answers `herd_machine_console` too, and the driver asks it while the
-machine runs (see `Driver.console_text`).
+machine runs (see `RunMachine.console_text` in herd.fleet).
 
 A machine that fails to boot says why with the end of its console: `text_tail`, `log_tail` and
 `machine_error` make that part of an error message, the same on every backend.

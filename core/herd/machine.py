@@ -1,9 +1,9 @@
 """The Machine API a test script uses, with the NixOS test driver's names and semantics.
 
-Every method works on every backend through the hooks `herd_machine_execute`, `herd_machine_start`
-and `herd_machine_stop`; waits are built on `execute` and poll adaptively, starting at a few
-milliseconds, so they return soon after their condition holds. A machine starts on its first use if
-the script did not start it.
+A machine reaches its run only through its `MachineControl` (herd.machinecontrol): start, stop and
+`execute` work on every backend, the rest where its backend declares the capability. Waits are
+built on `execute` and poll adaptively (herd.waiting), starting at a few milliseconds, so they return
+soon after their condition holds. A machine starts on its first use if the script did not start it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from herd.spec import timeout_problem
 from herd.waiting import poll
 
 if TYPE_CHECKING:
-    from herd.driver import Driver
+    from herd.machinecontrol import MachineControl
     from herd.spec import MachineSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,6 +40,7 @@ TIMED_OUT_STATUS = 124
 UNCHECKED_STATUS = -1
 UNWAITED_STATUS = -2
 KEY_DELAY = 0.01  # seconds after each key or character typed, as in the NixOS test driver
+POWER_OFF_POLL = 0.1  # seconds between two probes of `wait_for_shutdown`
 
 
 def needs(capability: Capability) -> Callable[[F], F]:
@@ -59,10 +60,10 @@ def needs(capability: Capability) -> Callable[[F], F]:
 class Machine:
     """One machine of the test, as the script sees it (`machine1.succeed("true")`)."""
 
-    def __init__(self, spec: MachineSpec, driver: Driver) -> None:
+    def __init__(self, spec: MachineSpec, control: MachineControl) -> None:
         self.spec = spec
         self.name = spec.name
-        self._driver = driver
+        self._control = control
 
     def __repr__(self) -> str:
         return f"<Machine {self.name} ({self.spec.backend})>"
@@ -80,7 +81,7 @@ class Machine:
         >>> machine.is_up()
         True
         """
-        return self._driver.is_running(self)
+        return self._control.is_running()
 
     def start(self, allow_reboot: bool = False) -> None:
         """Boot the machine and wait until it is ready; nothing happens if it runs already.
@@ -92,28 +93,28 @@ class Machine:
         """
         if allow_reboot:
             self.require_capability(Capability.REBOOT, "start(allow_reboot=True)")
-        self._driver.start_machines([self])
+        self._control.start()
 
     def shutdown(self) -> None:
         """Power the machine off cleanly and wait until it is down. `start()` boots it again.
 
         >>> machine.shutdown()
         """
-        self._driver.stop_machine(self, StopMode.CLEAN)
+        self._control.stop(StopMode.CLEAN)
 
     def crash(self) -> None:
         """Kill the machine at once, as a power cut would. `start()` boots it again.
 
         >>> machine.crash()
         """
-        self._driver.stop_machine(self, StopMode.CRASH)
+        self._control.stop(StopMode.CRASH)
 
     def require_capability(self, capability: Capability, method: str) -> None:
         """Raise a clear `CapabilityError` unless this machine's backend declares `capability`."""
-        info = self._driver.backend_info(self)
+        info = self._control.backend_info
         if capability in info.capabilities:
             return
-        others = self._driver.plugins.backends_with(capability)
+        others = self._control.backends_with(capability)
         hint = (
             f"backends that can: {', '.join(others)}"
             if others
@@ -153,7 +154,7 @@ class Machine:
         if timeout is not None:
             self._check_timeout(timeout)
         data = stdin.encode() if isinstance(stdin, str) else stdin
-        return self._driver.execute(self, command, timeout, data)
+        return self._control.execute(command, timeout, data)
 
     def _timed_out(self, command: str, timeout: float | None) -> WaitTimeout:
         return WaitTimeout(f"{self.name}: command `{command}` did not finish within {timeout:g} s")
@@ -273,7 +274,7 @@ class Machine:
 
         >>> machine.log("now breaking the network")
         """
-        self._driver.log.info(msg, machine=self.name)
+        self._control.log.info(msg, machine=self.name)
 
     # -- systemd ----------------------------------------------------------------------------------
 
@@ -371,8 +372,8 @@ class Machine:
         >>> machine.reboot()
         """
         self._check_timeout(timeout)
-        how = self._driver.backend_call(self, "herd_machine_reboot", timeout=timeout)
-        self._driver.log.info(str(how), machine=self.name)
+        how = self._control.reboot(timeout)
+        self._control.log.info(str(how), machine=self.name)
 
     def wait_for_console_text(self, regex: str, timeout: float | None = None) -> str:
         """Wait until the machine's console, since it started, shows text matching `regex`; return
@@ -386,10 +387,10 @@ class Machine:
         else:
             self._check_timeout(timeout)
         pattern = re.compile(regex)
-        self._driver.handle(self)  # boots the machine on first use, as every command does
+        self._control.start()  # boots the machine on first use, as every command does
 
         def seen(_last_try: bool) -> str | None:
-            match = pattern.search(self._driver.console_text(self))
+            match = pattern.search(self._control.console_text())
             return match.group(0) if match else None
 
         return poll(seen, timeout, f"console text matching {regex!r}", self.name)
@@ -402,10 +403,10 @@ class Machine:
         >>> machine.send_chars("root\\n")
         """
         if not delay:
-            self._driver.backend_call(self, "herd_machine_send_chars", chars=chars)
+            self._control.send_chars(chars)
             return
         for char in chars:
-            self._driver.backend_call(self, "herd_machine_send_chars", chars=char)
+            self._control.send_chars(char)
             time.sleep(delay)
 
     @needs(Capability.KEYBOARD)
@@ -416,8 +417,8 @@ class Machine:
         >>> machine.send_key("ctrl-alt-delete")
         """
         if log:
-            self._driver.log.info(f"sending key {key!r}", machine=self.name)
-        self._driver.backend_call(self, "herd_machine_send_keys", keys=key.split("-"))
+            self._control.log.info(f"sending key {key!r}", machine=self.name)
+        self._control.send_keys(key.split("-"))
         if delay:
             time.sleep(delay)
 
@@ -429,10 +430,10 @@ class Machine:
         >>> machine.screenshot("login-screen")
         """
         name = filename if "." in filename else f"{filename}.png"
-        path = Path(name) if "/" in name else self._driver.output_dir / name
+        path = Path(name) if "/" in name else self._control.output_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._driver.backend_call(self, "herd_machine_screenshot", path=path)
-        self._driver.log.info(f"screenshot: {path}", machine=self.name)
+        self._control.screenshot(path)
+        self._control.log.info(f"screenshot: {path}", machine=self.name)
         return path
 
     # -- networks ---------------------------------------------------------------------------------
@@ -444,16 +445,14 @@ class Machine:
 
         >>> server.block()
         """
-        self._driver.handle(self)
-        self._driver.network_control.block(self.name, network, True)
+        self._control.block(network, True)
 
     def unblock(self, network: str | None = None) -> None:
         """Undo `block()`.
 
         >>> server.unblock()
         """
-        self._driver.handle(self)
-        self._driver.network_control.block(self.name, network, False)
+        self._control.block(network, False)
 
     def impair(
         self,
@@ -474,25 +473,21 @@ class Machine:
 
         >>> client.impair(delay=100, loss=1)
         """
-        self._driver.handle(self)
-        values = {"delay": delay, "jitter": jitter, "loss": loss, "rate": rate}
-        self._driver.network_control.impair(self.name, network, values)
+        self._control.impair(network, {"delay": delay, "jitter": jitter, "loss": loss, "rate": rate})
 
     def unimpair(self, network: str | None = None) -> None:
         """Take an impairment away.
 
         >>> client.unimpair()
         """
-        self._driver.handle(self)
-        self._driver.network_control.unimpair(self.name, network)
+        self._control.unimpair(network)
 
     def forward_port(self, host_port: int = 8080, guest_port: int = 80, network: str | None = None) -> None:
         """Make port `guest_port` of the machine reachable at 127.0.0.1:`host_port` on the host.
 
         >>> server.forward_port(8080, 80)
         """
-        self._driver.handle(self)
-        self._driver.network_control.forward_port(self.name, host_port, guest_port, network)
+        self._control.forward_port(host_port, guest_port, network)
 
     @needs(Capability.HOTPLUG)
     def connect(self, network: str) -> None:
@@ -503,10 +498,7 @@ class Machine:
 
         >>> laptop.connect("wifi")
         """
-        control = self._driver.network_control
-        control.connect(
-            self.name, network, self._driver.handle(self), self._driver.attach, self._driver.push_hosts
-        )
+        self._control.connect(network)
 
     @needs(Capability.HOTPLUG)
     def disconnect(self, network: str) -> None:
@@ -517,10 +509,7 @@ class Machine:
 
         >>> laptop.disconnect("wifi")
         """
-        control = self._driver.network_control
-        control.disconnect(
-            self.name, network, self._driver.handle(self), self._driver.detach, self._driver.push_hosts
-        )
+        self._control.disconnect(network)
 
     # -- files and ports --------------------------------------------------------------------------
 
@@ -593,7 +582,7 @@ class Machine:
         if result.status != 0:
             message = printable(result.stderr.decode(errors="replace")).strip()
             raise CommandFailed(f"{self.name}: cannot copy {source}: {message}", result.status, "")
-        destination = self._driver.output_dir / target_dir
+        destination = self._control.output_dir / target_dir
         destination.mkdir(parents=True, exist_ok=True)
         with tarfile.open(fileobj=io.BytesIO(result.stdout)) as archive:
             archive.extractall(destination, filter="tar")
@@ -619,7 +608,7 @@ class Machine:
         ...     server.succeed("psql -f /srv/fixtures.sql")
         """
         extra = "".join(f" {key}={value}" for key, value in (attrs or {}).items())
-        with self._driver.log.section(f"{self.name}: {message}{extra}"):
+        with self._control.log.section(f"{self.name}: {message}{extra}"):
             yield
 
     def wait_for_shutdown(self, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -633,7 +622,14 @@ class Machine:
         >>> machine.wait_for_shutdown()
         """
         self._check_timeout(timeout)
-        self._driver.wait_for_power_off(self, timeout)
+        if not self._control.is_running():
+            return
+        deadline = time.monotonic() + timeout
+        while self._control.responds():
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(f"{self.name}: timed out after {timeout:g} s waiting for it to power off")
+            time.sleep(POWER_OFF_POLL)
+        self._control.stop(StopMode.CLEAN)
 
     def wait_for_open_unix_socket(
         self, addr: str, is_datagram: bool = False, timeout: float = DEFAULT_TIMEOUT
@@ -671,7 +667,7 @@ class Machine:
 
         >>> assert "Reached target" in machine.get_console_log()
         """
-        return self._driver.console_text(self)
+        return self._control.console_text()
 
     @needs(Capability.CONSOLE)
     def send_console(self, chars: str) -> None:
@@ -679,7 +675,7 @@ class Machine:
 
         >>> machine.send_console("\\n\\nsystemctl default\\n")
         """
-        self._driver.backend_call(self, "herd_machine_send_chars", chars=chars)
+        self._control.send_chars(chars)
 
     @needs(Capability.MONITOR)
     def send_monitor_command(self, command: str) -> str:
@@ -688,9 +684,9 @@ class Machine:
         >>> machine.send_monitor_command("info status")
         'VM status: running\\r\\n'
         """
-        answer = self._driver.backend_call(self, "herd_machine_monitor_command", command=command)
-        self._driver.log.info(f"monitor: {command}", machine=self.name, show=False)
-        return str(answer)
+        answer = self._control.monitor_command(command)
+        self._control.log.info(f"monitor: {command}", machine=self.name, show=False)
+        return answer
 
     @needs(Capability.MONITOR)
     def wait_for_qmp_event(
@@ -704,7 +700,7 @@ class Machine:
         self._check_timeout(timeout)
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
-            events = self._driver.backend_call(self, "herd_machine_qmp_events", timeout=remaining)
+            events = self._control.qmp_events(remaining)
             for event in events:
                 if event_filter(event):
                     return dict(event)

@@ -15,7 +15,7 @@ import pytest
 
 from herd import Test, TestTimeout
 from herd.cgroups import machine_cgroup
-from herd.driver import BOOT_CONCURRENCY
+from herd.fleet import BOOT_CONCURRENCY
 from tests.conftest import ROOT, assert_nothing_left, start_herd_run
 
 HERD = str(Path(sys.executable).with_name("herd"))
