@@ -6,10 +6,12 @@ networks and start making them; run the script, which boots machines (herd.fleet
 through `start_all()` or on first use); then tear everything down, whatever happened: machines,
 bridges, firewall rules, cgroups, state. The output directory keeps the log, consoles and journals.
 
-`run()` runs the test's script between `open()` and `close()`; the pytest plugin pairs them around
-a test. The script sees the driver as `driver`, with the NixOS test driver's names (`start_all`,
-`subtest`, `retry`, ...), and each machine as a `Machine`, which reaches its run through the
-`MachineControl` protocol (herd.machinecontrol) that the fleet's machines implement.
+`Driver` is a context manager for that lifecycle: entering opens the run, leaving tears it down,
+whatever happened in the block. `run()` runs the test's script in it; the pytest plugin pairs
+`open()` and `close()` around a test. The script sees the driver as `driver`, with the NixOS test
+driver's names (`start_all`, `subtest`, `retry`, ...), and each machine as a `Machine`, which
+reaches its run through the `MachineControl` protocol (herd.machinecontrol) that the fleet's
+machines implement.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from herd import cgroups, console, links, network, polling, residue
@@ -84,7 +87,8 @@ class Outcome:
 
 
 class Driver:
-    """Runs one test. Create it, then call `run()` once."""
+    """Runs one test: call `run()` once, or use it as a context manager (`with Driver(...) as
+    driver:`), which opens the run on entry and tears it down on exit, whatever happened."""
 
     def __init__(
         self,
@@ -111,20 +115,37 @@ class Driver:
         self._network_plan: network.RunNetworks | None = None
         self._network_control: NetworkControl | None = None
         self.log = RunLog(None, None)
+        # How the run ends: `open()` makes it, the script or the `with` block decides it.
+        self.outcome = Outcome(passed=False, seconds=0.0, output_dir=None, run_id="")
 
     # -- the run's lifecycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> Driver:
+        self.open()
+        return self
+
+    def __exit__(
+        self, _type: type[BaseException] | None, error: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        """Tear the run down. It passed unless the block raised or a failure was recorded in its
+        outcome (`run()` records the script's); an exception from the block is its outcome's error."""
+        outcome = self.outcome
+        if error is not None and outcome.error is None:
+            outcome.error = error
+        outcome.passed = outcome.error is None
+        self.close(outcome)
 
     def open(self) -> Outcome:
         """Start the run: its directory, output, log and networks; no machine boots yet.
 
         Every `open()` that returns must be paired with `close()`; one that raises has already
-        cleaned up. `run()` does both around the test's script; the pytest plugin around a test.
+        cleaned up. `run()` and `with` do both; the pytest plugin does around a test.
         """
         self._started = time.monotonic()
         links.start_helper()
         self.run_dir = RunDir()
         self.run_id = self.run_dir.id
-        outcome = Outcome(passed=False, seconds=0.0, output_dir=None, run_id=self.run_id)
+        self.outcome = outcome = Outcome(passed=False, seconds=0.0, output_dir=None, run_id=self.run_id)
         try:
             self._prepare_run(outcome)
         except BaseException:
@@ -147,23 +168,23 @@ class Driver:
         """Run the test's script; return how it went. Teardown happens whatever the script does."""
         if self.spec.script is None:
             raise HerdError(f"test {self.spec.name!r} has no script to run")
-        outcome = self.open()
-        try:
-            with signals_interrupt(self.spec.timeout):
-                run_script(self.spec.script, self.namespace(), self.spec.name, self.source)
-            outcome.passed = True
-        except Interrupted as interruption:
-            outcome.interrupted = interruption.signal_name
-            outcome.error = interruption
-            self.log.info(f"interrupted by {interruption.signal_name}: stopping the machines", color="yellow")
-            self.fleet.stop_timeout = min(self.fleet.stop_timeout, INTERRUPTED_STOP_TIMEOUT)
-        except Exception as error:
-            outcome.error = error
-            self.report_failure(error)
-            if self.options.keep:
-                self.keep_until_interrupted()
-        finally:
-            self.close(outcome)
+        with self:
+            outcome = self.outcome
+            try:
+                with signals_interrupt(self.spec.timeout):
+                    run_script(self.spec.script, self.namespace(), self.spec.name, self.source)
+            except Interrupted as interruption:
+                outcome.interrupted = interruption.signal_name
+                outcome.error = interruption
+                self.log.info(
+                    f"interrupted by {interruption.signal_name}: stopping the machines", color="yellow"
+                )
+                self.fleet.stop_timeout = min(self.fleet.stop_timeout, INTERRUPTED_STOP_TIMEOUT)
+            except Exception as error:
+                outcome.error = error
+                self.report_failure(error)
+                if self.options.keep:
+                    self.keep_until_interrupted()
         return outcome
 
     def _prepare_run(self, outcome: Outcome) -> None:
