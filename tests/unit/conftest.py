@@ -1,4 +1,5 @@
-"""Fixtures for unit tests: fake plugin distributions on a temporary sys.path entry."""
+"""Fixtures for unit tests: fake plugin distributions on a temporary sys.path entry, and machines
+of the Machine API on in-memory machines."""
 
 from __future__ import annotations
 
@@ -11,6 +12,12 @@ from pathlib import Path
 
 import pytest
 from stevedore import ExtensionManager
+
+from herd.backend import Capability
+from herd.machine import Machine
+from herd.spec import parse_test
+
+from .inmemory import InMemoryMachine
 
 GOOD_BACKEND = """
 from herd.plugin import BackendInfo, Capability, HostCheck, Kind, hookimpl
@@ -98,3 +105,25 @@ def run_herd(site: Path, *arguments: str, check: bool = True) -> subprocess.Comp
     return subprocess.run(
         [sys.executable, "-m", "herd", *arguments], capture_output=True, text=True, env=env, check=check
     )
+
+
+MakeMachine = Callable[..., tuple[Machine, InMemoryMachine]]
+
+
+@pytest.fixture
+def make_machine(tmp_path: Path) -> Iterator[MakeMachine]:
+    """Makes `server`, a Machine on an in-memory machine with the capabilities given; `others`
+    names the backends that have a capability it lacks."""
+    made: list[InMemoryMachine] = []
+
+    def make(
+        *capabilities: Capability, others: dict[Capability, list[str]] | None = None
+    ) -> tuple[Machine, InMemoryMachine]:
+        spec = parse_test("api", {"server": {"backend": "memory"}}, None).machines[0]
+        memory = InMemoryMachine("server", tmp_path, frozenset(capabilities), others)
+        made.append(memory)
+        return Machine(spec, memory), memory
+
+    yield make
+    for memory in made:
+        memory.log.close()
