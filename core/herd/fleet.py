@@ -80,6 +80,7 @@ class Fleet:
         self._snapshot_lock = threading.Lock()
 
     def open(self, run: OpenRun) -> None:
+        """Take what the run opened: its machines can boot from now on."""
         self._open = run
 
     @property
@@ -212,7 +213,7 @@ class RunMachine:
     def start(self) -> None:
         self.fleet.start([self])
 
-    def running_handle(self) -> MachineHandle:
+    def _running_handle(self) -> MachineHandle:
         """The backend's handle; the machine boots first if it is not running."""
         if self.handle is None:
             self.start()
@@ -315,7 +316,7 @@ class RunMachine:
 
     def run_command(self, command: str, timeout: float | None, stdin: bytes) -> ExecResult:
         """Run a command in the machine and log it, without checking the polling conditions."""
-        handle = self.running_handle()
+        handle = self._running_handle()
         started = time.monotonic()
         result: ExecResult | None = self._hooks().herd_machine_execute(
             handle=handle, command=command, timeout=timeout, stdin=stdin
@@ -366,7 +367,7 @@ class RunMachine:
 
     def _ask(self, hook: HookCaller, **arguments: Any) -> Any:
         """Call a first-result hook for the machine's handle (it boots first); its backend must answer."""
-        answer = hook(handle=self.running_handle(), **arguments)
+        answer = hook(handle=self._running_handle(), **arguments)
         if answer is None:
             raise PluginError(f"backend {self.backend!r} did not answer {hook.name} for {self.name}")
         return answer
@@ -374,27 +375,27 @@ class RunMachine:
     # -- networks -------------------------------------------------------------------------------
 
     def block(self, network: str | None, blocked: bool) -> None:
-        self.running_handle()
+        self._running_handle()
         self.fleet.run.network_control.block(self.name, network, blocked)
 
     def impair(self, network: str | None, values: dict[str, Any]) -> None:
-        self.running_handle()
+        self._running_handle()
         self.fleet.run.network_control.impair(self.name, network, values)
 
     def unimpair(self, network: str | None) -> None:
-        self.running_handle()
+        self._running_handle()
         self.fleet.run.network_control.unimpair(self.name, network)
 
     def forward_port(self, host_port: int, guest_port: int, network: str | None) -> None:
-        self.running_handle()
+        self._running_handle()
         self.fleet.run.network_control.forward_port(self.name, host_port, guest_port, network)
 
     def connect(self, network: str) -> None:
         control = self.fleet.run.network_control
-        control.connect(self.name, network, self.running_handle(), self.fleet.attach, self.fleet.push_hosts)
+        control.connect(self.name, network, self._running_handle(), self.fleet.attach, self.fleet.push_hosts)
 
     def disconnect(self, network: str) -> None:
         control = self.fleet.run.network_control
         control.disconnect(
-            self.name, network, self.running_handle(), self.fleet.detach, self.fleet.push_hosts
+            self.name, network, self._running_handle(), self.fleet.detach, self.fleet.push_hosts
         )

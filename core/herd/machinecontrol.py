@@ -7,8 +7,9 @@ reaches the backend through its hooks); the unit tests give it an in-memory mach
 Machine API and every wait are tested without root.
 
 Each operation on the machine boots it first when it is not running (a machine starts on its first
-use), as `start()` does; `is_running`, `responds` and `stop` are the exceptions. Operations that need
-a capability are called only when `backend_info` declares it (`Machine` checks).
+use), as `start()` does; `is_running`, `responds`, `stop` and `console_text` are the exceptions.
+Operations that need a capability are called only when `backend_info` declares it (`Machine`
+checks).
 """
 
 from __future__ import annotations
