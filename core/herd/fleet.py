@@ -386,9 +386,9 @@ class RunMachine:
         self._running_handle()
         self.fleet.run.network_control.unimpair(self.name, network)
 
-    def forward_port(self, host_port: int, guest_port: int, network: str | None) -> None:
+    def forward_port(self, host_port: int, guest_port: int, network: str | None) -> int:
         self._running_handle()
-        self.fleet.run.network_control.forward_port(self.name, host_port, guest_port, network)
+        return self.fleet.run.network_control.forward_port(self.name, host_port, guest_port, network)
 
     def connect(self, network: str) -> None:
         control = self.fleet.run.network_control

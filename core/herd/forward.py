@@ -76,7 +76,8 @@ def _pipe(source: socket.socket, sink: socket.socket) -> None:
 
 @dataclass
 class Forward:
-    """127.0.0.1:`host_port` on the host to `address`:`guest_port` through `gateway`."""
+    """127.0.0.1:`host_port` on the host to `address`:`guest_port` through `gateway`; a
+    `host_port` of 0 takes a free port, which `host_port` then holds."""
 
     host_port: int
     address: str
@@ -94,6 +95,7 @@ class Forward:
         except OSError as error:
             self.listener.close()
             raise HerdError(f"cannot forward host port {self.host_port}: {error.strerror}") from None
+        self.host_port = self.listener.getsockname()[1]
         self.listener.listen(64)
         threading.Thread(target=self._accept, name=f"herd-forward-{self.host_port}", daemon=True).start()
 

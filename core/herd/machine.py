@@ -57,6 +57,12 @@ def needs(capability: Capability) -> Callable[[F], F]:
     return decorate
 
 
+def _check_port(name: str, port: object, lowest: int) -> None:
+    if isinstance(port, bool) or not isinstance(port, int) or not lowest <= port <= 65535:
+        free = ", or 0 for a free one" if lowest == 0 else ""
+        raise ArgumentError(f"forward_port: {name}: expected a port number (1-65535{free}), got {port!r}")
+
+
 class Machine:
     """One machine of the test, as the script sees it (`machine1.succeed("true")`)."""
 
@@ -482,12 +488,17 @@ class Machine:
         """
         self._control.unimpair(network)
 
-    def forward_port(self, host_port: int = 8080, guest_port: int = 80, network: str | None = None) -> None:
-        """Make port `guest_port` of the machine reachable at 127.0.0.1:`host_port` on the host.
+    def forward_port(self, host_port: int = 8080, guest_port: int = 80, network: str | None = None) -> int:
+        """Make port `guest_port` of the machine reachable at 127.0.0.1:`host_port` on the host;
+        return the host port. A `host_port` of 0 takes a free one, so that tests run in parallel
+        (pytest-xdist's workers) never compete for a fixed port.
 
         >>> server.forward_port(8080, 80)
+        >>> port = server.forward_port(0, 80)
         """
-        self._control.forward_port(host_port, guest_port, network)
+        _check_port("host_port", host_port, lowest=0)
+        _check_port("guest_port", guest_port, lowest=1)
+        return self._control.forward_port(host_port, guest_port, network)
 
     @needs(Capability.HOTPLUG)
     def connect(self, network: str) -> None:

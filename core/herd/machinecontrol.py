@@ -99,8 +99,9 @@ class MachineControl(Protocol):
     def unimpair(self, network: str | None) -> None:
         """Take an impairment away."""
 
-    def forward_port(self, host_port: int, guest_port: int, network: str | None) -> None:
-        """Make `guest_port` of the machine reachable at 127.0.0.1:`host_port` on the host."""
+    def forward_port(self, host_port: int, guest_port: int, network: str | None) -> int:
+        """Make `guest_port` of the machine reachable at 127.0.0.1:`host_port` on the host (0: a
+        free port); return the host port."""
 
     def connect(self, network: str) -> None:
         """Plug the running machine into one of the test's networks. Needs `hotplug`."""

@@ -102,7 +102,9 @@ class NetworkControl:
 
     # -- port forwards -----------------------------------------------------------------------
 
-    def forward_port(self, machine: str, host_port: int, guest_port: int, network: str | None) -> None:
+    def forward_port(self, machine: str, host_port: int, guest_port: int, network: str | None) -> int:
+        """Forward 127.0.0.1:`host_port` (0: a free port) to the machine's `guest_port`; return
+        the host port."""
         net = self.networks_of(machine, network)[0] if self.joined[machine] else None
         if net is None:
             raise HerdError(f"machine {machine} is on no network: no port can be forwarded to it")
@@ -112,10 +114,13 @@ class NetworkControl:
             if net not in self.gateways:
                 self.gateways[net] = Gateway(self._gateway_attachment(net))
             address = self.plan.address_of(machine, net)
-            self.forwards[host_port] = Forward(host_port, address, guest_port, self.gateways[net])
+            forward = Forward(host_port, address, guest_port, self.gateways[net])
+            self.forwards[forward.host_port] = forward
         self.log.info(
-            f"127.0.0.1:{host_port} on the host forwards to port {guest_port} ({address})", machine=machine
+            f"127.0.0.1:{forward.host_port} on the host forwards to port {guest_port} ({address})",
+            machine=machine,
         )
+        return forward.host_port
 
     def _gateway_attachment(self, net: str) -> Attachment:
         plan = self.plan.network(net)

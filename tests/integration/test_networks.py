@@ -182,6 +182,10 @@ def test_a_forwarded_port_reaches_a_service_from_the_host(run_test: Callable) ->
         other.forward_port(18081, 81)
         with urllib.request.urlopen("http://127.0.0.1:18081/page", timeout=10) as response:
             assert response.read() == b"other page\n"
+        chosen = other.forward_port(0, 81)  # a free port, for tests that run side by side
+        assert chosen not in (0, 18080, 18081)
+        with urllib.request.urlopen(f"http://127.0.0.1:{chosen}/page", timeout=10) as response:
+            assert response.read() == b"other page\n"
 
     test = Test(
         name="forward",

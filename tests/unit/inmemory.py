@@ -274,9 +274,10 @@ class InMemoryMachine:
         self._on(network)
         self.impairments.pop(network, None)
 
-    def forward_port(self, host_port: int, guest_port: int, network: str | None) -> None:
+    def forward_port(self, host_port: int, guest_port: int, network: str | None) -> int:
         self._on(network)
         self.forwards[host_port] = (guest_port, network)
+        return host_port
 
     def connect(self, network: str) -> None:
         self.start()

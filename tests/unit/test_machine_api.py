@@ -270,6 +270,25 @@ def test_network_operations_reach_the_machines_networks(make_machine: MakeMachin
         server.connect("wifi")
 
 
+@pytest.mark.parametrize(
+    ("host_port", "guest_port", "wrong"),
+    [
+        (-1, 80, "host_port"),
+        (65536, 80, "host_port"),
+        ("8080", 80, "host_port"),
+        (8080, 0, "guest_port"),
+        (True, 80, "host_port"),
+    ],
+)
+def test_forward_port_takes_port_numbers_and_0_for_a_free_host_port(
+    make_machine: MakeMachine, host_port: object, guest_port: object, wrong: str
+) -> None:
+    server, memory = make_machine()
+    with pytest.raises(ArgumentError, match=f"forward_port: {wrong}: expected a port number"):
+        server.forward_port(host_port, guest_port)  # type: ignore[arg-type]
+    assert memory.forwards == {}
+
+
 def test_log_and_nested_write_under_the_machines_name(make_machine: MakeMachine) -> None:
     server, memory = make_machine()
     server.log("breaking the network")
