@@ -23,6 +23,7 @@ from herd import Test
 from herd.backend import BackendInfo, Capability
 from herd.driver import Outcome
 from herd.plugins import Plugins
+from herd.pytest_plugin import backend_setting
 from herd.residue import leftovers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,9 +63,7 @@ def assert_nothing_left(run_id: str) -> None:
 def backend(pytestconfig: pytest.Config) -> BackendInfo:
     """The backend the integration tests run on."""
     plugins = Plugins()
-    name = (
-        pytestconfig.getoption("herd_backend") or os.environ.get("HERD_BACKEND") or plugins.default_backend()
-    )
+    name = backend_setting(pytestconfig) or os.environ.get("HERD_BACKEND") or plugins.default_backend()
     return plugins.backend(name)
 
 

@@ -47,9 +47,33 @@ KEPT_KEY = pytest.StashKey[list[tuple["Driver", "Outcome"]]]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("herd", "herd: multi-machine tests")
-    group.addoption("--herd-backend", metavar="NAME", help="backend for machines that name none")
+    group.addoption(
+        "--herd-backend", metavar="NAME", help="backend for machines that name none (ini: herd_backend)"
+    )
     group.addoption("--herd-keep", action="store_true", help="after a failure, keep the test's machines up")
-    group.addoption("--herd-output-dir", metavar="DIR", type=Path, help="where each test's logs go")
+    group.addoption(
+        "--herd-output-dir", metavar="DIR", type=Path, help="where each test's logs go (ini: herd_output_dir)"
+    )
+    parser.addini("herd_backend", "backend for machines that name none (--herd-backend overrides it)")
+    parser.addini(
+        "herd_output_dir",
+        "where each test's logs go, relative to the rootdir (--herd-output-dir overrides it)",
+    )
+
+
+def backend_setting(config: pytest.Config) -> str | None:
+    """The backend for machines that name none: --herd-backend, else the ini's herd_backend."""
+    return config.getoption("herd_backend") or config.getini("herd_backend") or None
+
+
+def output_dir_setting(config: pytest.Config) -> Path | None:
+    """Where each test's logs go: --herd-output-dir, else the ini's herd_output_dir (relative to
+    the rootdir), else None (the test's tmp_path)."""
+    given = config.getoption("herd_output_dir")
+    if given is not None:
+        return Path(given)
+    configured = config.getini("herd_output_dir")
+    return config.rootpath / configured if configured else None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -179,13 +203,13 @@ def herd(request: pytest.FixtureRequest) -> Iterator[Herd]:
         )
     except SpecError as error:
         pytest.fail(str(error), pytrace=False)
-    output_root = config.getoption("herd_output_dir")
+    output_root = output_dir_setting(config)
     if output_root is not None:
         output_dir = Path(output_root) / re.sub(r"[^A-Za-z0-9_.-]+", "-", item.nodeid).strip("-")
     else:
         output_dir = request.getfixturevalue("tmp_path") / "herd"
     options = RunOptions(
-        backend=config.getoption("herd_backend"),
+        backend=backend_setting(config),
         output_dir=output_dir,
         terminal=None,
     )

@@ -20,3 +20,21 @@ def test_a_long_parametrized_test_gets_a_valid_herd_test_name(pytester: pytest.P
     assert names[0] == "test_p-" + "x" * (TEST_NAME_MAX_BYTES - len("test_p-"))
     assert names[1] == "test_p"
     assert all(test_name_problem(name) is None for name in names)
+
+
+def test_the_backend_and_output_directory_come_from_the_ini_unless_given(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nherd_backend = docker\nherd_output_dir = logs/herd\n")
+    pytester.makepyfile(
+        """
+        from herd.pytest_plugin import backend_setting, output_dir_setting
+
+        def test_settings(pytestconfig):
+            print("SETTINGS", backend_setting(pytestconfig), output_dir_setting(pytestconfig))
+        """
+    )
+    from_ini = pytester.runpytest("-s", "-p", "no:cacheprovider")
+    from_ini.stdout.fnmatch_lines([f"*SETTINGS docker {pytester.path / 'logs' / 'herd'}"])
+    given = pytester.runpytest(
+        "-s", "-p", "no:cacheprovider", "--herd-backend", "nspawn", "--herd-output-dir", "/x"
+    )
+    given.stdout.fnmatch_lines(["*SETTINGS nspawn /x"])
