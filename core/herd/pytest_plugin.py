@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 MARKER = "herd"
 DRIVER_KEY = pytest.StashKey["Driver"]()
+LOG_TAIL_LINES = 200  # lines of log.txt a failure report ends with
 REPORT_KEY = pytest.StashKey[pytest.TestReport]()
 KEPT_KEY = pytest.StashKey[list[tuple["Driver", "Outcome"]]]()
 
@@ -283,12 +284,18 @@ def pytest_runtest_makereport(
         return report
     if hasattr(longrepr, "addsection"):
         from herd import journal
+        from herd.console import log_tail
         from herd.log import printable
 
         for machine in driver.machines:
             directory = driver.output_dir / machine.name
             tail = printable(journal.tail(directory))
             longrepr.addsection(f"herd: the end of {machine.name}'s journal", tail)
+            console = printable(log_tail(directory / "console.log"))
+            longrepr.addsection(f"herd: the end of {machine.name}'s console", console)
+        log = driver.output_dir / "log.txt"
+        if log.exists():
+            longrepr.addsection("herd: the end of log.txt", printable(log_tail(log, LOG_TAIL_LINES)))
         longrepr.addsection("herd: logs", f"log, consoles and journals of this test: {driver.output_dir}")
     return report
 

@@ -70,6 +70,8 @@ def test_marked_tests_get_their_machines_and_failures_report_them(
     text = result.stdout.str()
     for expected in (
         "herd: the end of a's journal",
+        "herd: the end of a's console",
+        "herd: the end of log.txt",
         "herd: logs",
         f"log, consoles and journals of this test: {output}/",
         "the test ran past its timeout of 1 s",
@@ -78,7 +80,7 @@ def test_marked_tests_get_their_machines_and_failures_report_them(
     ):
         assert expected in text, expected
     report = junit.read_text()
-    assert "herd: the end of a" in report and str(output) in report
+    assert "herd: the end of a" in report and "herd: the end of log.txt" in report and str(output) in report
     if Capability.SYSTEMD in backend.capabilities:
         assert "something broke" in result.stdout.str() and "something broke" in report
     ids = run_ids(output)
