@@ -151,11 +151,29 @@ def test_qemu_dying_mid_test_is_reported_and_cleaned_up(run_vm: Callable) -> Non
     assert re.search(r"machine doomed is not running \(QEMU exited with status -9", str(outcome.error))
 
 
-def test_a_vm_that_does_not_boot_in_time_shows_its_console(run_vm: Callable) -> None:  # type: ignore[type-arg]
+def test_a_vm_that_does_not_boot_in_time_shows_its_console(run_vm: Callable, tmp_path: Path) -> None:  # type: ignore[type-arg]
     outcome = run_vm(Test(name="slow", machines={"m": {"boot_timeout": 1}}, script="m.start()"))
     assert not outcome.passed
     message = str(outcome.error)
-    assert "machine m did not boot: it did not boot within 1 s; the end of its console" in message
+    assert (
+        "machine m did not boot: it did not boot within 1 s; its agent never greeted (the guest did "
+        "not get as far as starting it).\nThe end of its console" in message
+    )
+    assert f"The end of {tmp_path / 'out' / 'm' / 'qemu.log'}:" in message
+
+
+def test_a_boot_that_systemd_does_not_finish_says_what_it_waits_for(run_vm: Callable) -> None:  # type: ignore[type-arg]
+    stall = "[Service]\nType=oneshot\nExecStart=/bin/sleep infinity\n"
+    machines = {"m": {"boot_timeout": 45, "units": {"stall.service": stall}}}
+    outcome = run_vm(Test(name="stalls", machines=machines, script="m.start()"))
+    assert not outcome.passed
+    message = str(outcome.error)
+    assert "did not boot within 45 s; its agent greeted, but systemd did not finish booting.\n" in message
+    assert re.search(
+        r"^Its systemd's jobs:\n(    .*\n)*    +\d+ +stall\.service +start +running$", message, re.M
+    )
+    for step in ("modules loaded", "root mounted", "starting systemd"):  # the initramfs's progress
+        assert f"    herd initramfs: {step}\n" in message, message
 
 
 def test_containers_lack_the_vm_methods_and_hear_which_backend_has_them(tmp_path: Path) -> None:

@@ -22,7 +22,17 @@ from herd_qemu import guest
 from herd_qemu.hostroot import overlay_options
 from herd_qemu.kernel import KERNEL_ARGUMENTS, QBOOT, ROOT_TAG, Kernel
 from herd_qemu.qmp import QMP
-from herd_qemu.vm import CPU_MODELS, QEMU, VIRTIOFSD, Console, VirtualMachine, prepare, remove_taps, vcpus
+from herd_qemu.vm import (
+    CPU_MODELS,
+    QEMU,
+    VIRTIOFSD,
+    Console,
+    VirtualMachine,
+    log_file_tail,
+    prepare,
+    remove_taps,
+    vcpus,
+)
 
 # The guest is the only writer of its root while it runs, so it may cache everything; xattrs carry
 # file capabilities (ping's cap_net_raw), which QEMU's 9p server drops.
@@ -50,6 +60,9 @@ class QemuProcess:
     def release(self) -> None:
         self.plan.cgroup.kill()
         self.plan.cgroup.remove()
+
+    def log_tail(self, count: int) -> str:
+        return log_file_tail(self.plan.log_dir / "qemu.log", count)  # QEMU's and virtiofsd's
 
 
 def _mount_script(plan: LaunchPlan, root_listener: int) -> str:

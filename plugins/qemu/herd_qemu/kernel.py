@@ -4,7 +4,7 @@ The kernel is the host's newest /boot/vmlinuz-* (Debian's linux-image-amd64 prov
 one a machine names. Its modules come from /lib/modules/<version>, which the VM also sees later
 through the shared /usr. The initramfs holds a static busybox, the modules needed to reach the root
 file system (virtio, virtio-fs) and the NICs, and an init that loads them, mounts the root share and
-hands over to systemd. It is built once per kernel and cached.
+hands over to systemd (see `INIT`). It is built once per kernel and cached.
 """
 
 from __future__ import annotations
@@ -38,17 +38,22 @@ NEEDED_MODULES = (
     "kernel/drivers/net/virtio_net.ko",
     "kernel/fs/fuse/virtiofs.ko",
 )
+# The initramfs's init. It says on the console where it got to (with `quiet`, a good boot's
+# console is otherwise empty until systemd's own messages), and a step that fails powers the VM off
+# at once: QEMU exits, and the boot fails with these lines instead of waiting out its timeout.
 INIT = f"""#!/bin/busybox sh
+fail() {{ echo "herd initramfs: $1"; /bin/busybox poweroff -f; }}
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
 /bin/busybox mount -t devtmpfs devtmpfs /dev
 for module in $(/bin/busybox cat /modules); do
     /bin/busybox insmod "/lib/modules/$module" || echo "herd initramfs: cannot load $module"
 done
-if ! /bin/busybox mount -t virtiofs {ROOT_TAG} /newroot; then
-    echo "herd initramfs: cannot mount the root share"; /bin/busybox sh
-fi
+echo "herd initramfs: modules loaded"
+/bin/busybox mount -t virtiofs {ROOT_TAG} /newroot || fail "cannot mount the root share"
+echo "herd initramfs: root mounted"
 /bin/busybox umount /proc /sys /dev
+echo "herd initramfs: starting systemd"
 exec /bin/busybox switch_root /newroot /lib/systemd/systemd "$@"
 """
 

@@ -39,6 +39,8 @@ log = logging.getLogger("herd.qemu")
 QEMU = "qemu-system-x86_64"
 VIRTIOFSD = "/usr/lib/qemu/virtiofsd"  # QEMU's own, in qemu-system-common
 CONSOLE_TAIL_LINES = 25
+LOG_TAIL_LINES = 10  # of QEMU's and its file server's messages, in a boot failure
+JOBS_TIMEOUT = 5.0  # seconds to ask a guest that did not finish booting what it still waits for
 # The guest's CPU per accelerator. Under TCG a CPU with XSAVE has the guest's kernel save and
 # restore its extended state, emulated, at every context switch: a Nehalem (x86-64-v2, no XSAVE, no
 # AVX) boots the host image about 0.5 s sooner than "max". On KVM, "max" is the host's own CPU.
@@ -124,6 +126,21 @@ def choose_accelerator(wanted: str) -> tuple[str, str]:
     return found, why
 
 
+def indented_tail(text: str, count: int) -> str:
+    """The last `count` lines of `text`, indented to stand apart in an error message."""
+    lines = text.replace("\r", "").splitlines()[-count:]
+    return "\n".join(f"    {line}" for line in lines)
+
+
+def log_file_tail(path: Path, count: int) -> str:
+    """The last `count` lines of the log at `path`, under a line that names it."""
+    try:
+        text = path.read_bytes()[-16384:].decode(errors="replace")
+    except OSError as error:
+        return f"No log at {path}: {error.strerror}"
+    return f"The end of {path}:\n{indented_tail(text, count) or '    (empty)'}"
+
+
 class Console:
     """The serial console: kept in the output directory, readable and writable while it runs."""
 
@@ -150,8 +167,7 @@ class Console:
             return "".join(self._text)
 
     def tail(self) -> str:
-        lines = self.text().replace("\r", "").splitlines()[-CONSOLE_TAIL_LINES:]
-        return "\n".join(f"    {line}" for line in lines) or "    (no console output)"
+        return indented_tail(self.text(), CONSOLE_TAIL_LINES) or "    (no console output)"
 
     def type(self, chars: str) -> None:
         self.connection.sendall(chars.encode())
@@ -189,6 +205,10 @@ class Hypervisor(Protocol):
     def release(self) -> None:
         """Remove what the engine holds for this VM (cgroup, mounts, domain); QEMU has ended."""
 
+    def log_tail(self, count: int) -> str:
+        """The last `count` lines of what QEMU and its file server have said, each log named, or
+        why they are not at hand."""
+
 
 @dataclass(eq=False)
 class VirtualMachine(MachineHandle):
@@ -214,23 +234,41 @@ class VirtualMachine(MachineHandle):
 
     def wait_ready(self, seen_greetings: int, timeout: float) -> None:
         """Wait for the guest's agent to greet (once more than `seen_greetings`), then for systemd to
-        finish booting. Raise with the console's tail if it does not within `timeout`."""
+        finish booting. Raise with what tells how far it got if it does not within `timeout`."""
         deadline = time.monotonic() + timeout
         if not self.channel.wait_greeting(seen_greetings, timeout):
-            raise self.boot_failure(timeout)
+            raise self.boot_failure(
+                timeout, "its agent never greeted (the guest did not get as far as starting it)"
+            )
         remaining = max(deadline - time.monotonic(), 1.0)
         try:
             result = self.channel.run("systemctl is-system-running --wait", remaining)
         except ChannelClosed:
-            raise self.boot_failure(timeout) from None
+            raise self.boot_failure(timeout, "its agent greeted, then went away") from None
         if result.timed_out:
-            raise self.boot_failure(timeout)
+            progress = "its agent greeted, but systemd did not finish booting"
+            raise self.boot_failure(timeout, progress, self._jobs())
 
-    def boot_failure(self, timeout: float) -> MachineError:
+    def _jobs(self) -> str:
+        """What the guest's systemd still has to do, as its job queue says, or "" (asked with a
+        short timeout: the guest may not answer)."""
+        try:
+            jobs = self.channel.run("systemctl list-jobs --no-pager --no-legend", JOBS_TIMEOUT)
+        except ChannelClosed:
+            return ""
+        if jobs.timed_out or not jobs.stdout.strip():
+            return ""
+        return f"Its systemd's jobs:\n{indented_tail(jobs.stdout.decode(errors='replace'), LOG_TAIL_LINES)}\n"
+
+    def boot_failure(self, timeout: float, progress: str, jobs: str = "") -> MachineError:
+        """Why the guest did not boot, with where it got to: `progress` (the agent's greeting),
+        systemd's `jobs`, the console's end (the initramfs says each of its steps there) and QEMU's
+        and virtiofsd's log."""
         what = self.hypervisor.exit_status() or f"it did not boot within {timeout:g} s"
         return MachineError(
-            f"machine {self.name} did not boot: {what}; the end of its console "
-            f"({self.plan.log_dir / 'console.log'}):\n{self.console.tail()}"
+            f"machine {self.name} did not boot: {what}; {progress}.\n{jobs}"
+            f"The end of its console ({self.plan.log_dir / 'console.log'}):\n{self.console.tail()}\n"
+            f"{self.hypervisor.log_tail(LOG_TAIL_LINES)}"
         )
 
     def reboot(self, timeout: float) -> str:
