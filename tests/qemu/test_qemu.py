@@ -207,12 +207,12 @@ def test_bad_options_are_refused_before_anything_starts(options: dict[str, objec
 
 @pytest.mark.parametrize("backend", ["qemu", "qemu-libvirt"])
 def test_limits_a_vm_cannot_have_are_refused_before_anything_starts(backend: str) -> None:
-    machines = {"small": {"backend": backend, "memory": "128M"}, "wide": {"backend": backend, "cpus": 300}}
+    machines = {"small": {"backend": backend, "memory": "64M"}, "wide": {"backend": backend, "cpus": 300}}
     with pytest.raises(SpecError) as caught:
         Test(name="limits", machines=machines, script="pass").run(terminal=None)
     assert caught.value.problems == [
-        "test 'limits', machine 'small', field 'memory': a VM needs at least 256 MiB (what the host "
-        "image boots in), got 128 MiB",
+        "test 'limits', machine 'small', field 'memory': a VM needs at least 128 MiB (what the host "
+        "image boots in), got 64 MiB",
         "test 'limits', machine 'wide', field 'cpus': a VM has at most 255 vCPUs, got 300",
     ]
 
@@ -225,6 +225,27 @@ def test_a_vms_memory_and_vcpus_follow_the_machine_fields(run_vm: Callable) -> N
         assert 600 << 10 < total_kib <= 768 << 10, f"MemTotal {total_kib} kB for 768 MiB"
 
     outcome = run_vm(Test(name="vm-limits", machines={"m": {"memory": "768M", "cpus": 1.5}}, script=script))
+    assert outcome.passed, outcome.error
+
+
+def test_the_pids_limit_holds_every_process_of_the_guest_and_no_kernel_thread(run_vm: Callable) -> None:  # type: ignore[type-arg]
+    outside = (  # the guest's processes but its kernel's threads (kthreadd, pid 2, and its children)
+        "for pid in $(ps -e -o pid=,ppid= | awk '$1 != 2 && $2 != 2 {print $1}'); do "
+        "cgroup=$(cat /proc/$pid/cgroup 2>/dev/null) || continue; "
+        'case "$cgroup" in 0::/herd/*) ;; *) echo "$pid $cgroup" ;; esac; done'
+    )
+
+    def script(m) -> None:  # type: ignore[no-untyped-def]
+        m.start()
+        assert m.succeed("cat /sys/fs/cgroup/herd/pids.max") == "200\n"
+        assert m.succeed("cat /proc/1/cgroup") == "0::/herd/init.scope\n"
+        assert m.succeed("su -s /bin/sh nobody -c 'cat /proc/self/cgroup'").startswith("0::/herd/")
+        assert m.succeed(outside) == ""
+        assert int(m.succeed("ps -e -o ppid= | grep -cx ' *2'")) > 0, "kernel threads, outside"
+        # the commands get the machine's whole `pids`, not systemd's default share for a unit (15%)
+        m.succeed("for i in $(seq 150); do sleep 3 & done; wait")
+
+    outcome = run_vm(Test(name="vm-pids", machines={"m": {"pids": 200}}, script=script))
     assert outcome.passed, outcome.error
 
 

@@ -20,7 +20,7 @@ from herd.errors import MachineError
 from herd.process import wait_for_exit
 from herd_qemu import guest
 from herd_qemu.hostroot import overlay_options
-from herd_qemu.kernel import KERNEL_ARGUMENTS, QBOOT, ROOT_TAG, Kernel
+from herd_qemu.kernel import QBOOT, ROOT_TAG, Kernel, command_line
 from herd_qemu.qmp import QMP
 from herd_qemu.vm import (
     CPU_MODELS,
@@ -94,7 +94,7 @@ def _qemu_argv(
         QEMU, "-name", plan.machine.name, "-accel", accel, "-cpu", CPU_MODELS[accel],
         "-m", str(memory), "-smp", str(vcpus(plan.machine)),
         "-nodefaults", "-no-user-config", "-display", "none", "-device", "VGA",
-        "-kernel", str(kernel.image), "-initrd", str(kernel.initramfs), "-append", KERNEL_ARGUMENTS,
+        "-kernel", str(kernel.image), "-initrd", str(kernel.initramfs), "-append", command_line(plan.machine),
         "-object", f"memory-backend-memfd,id=memory,size={memory}M,share=on",
         "-machine", "memory-backend=memory",
         "-chardev", f"socket,id=root,path={root_socket}",

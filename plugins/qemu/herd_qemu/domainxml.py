@@ -17,7 +17,7 @@ from pathlib import Path
 from herd.backend import LaunchPlan
 from herd.errors import HerdError
 from herd_qemu import guest
-from herd_qemu.kernel import KERNEL_ARGUMENTS, QBOOT, ROOT_TAG, Kernel
+from herd_qemu.kernel import QBOOT, ROOT_TAG, Kernel, command_line
 from herd_qemu.vm import CPU_MODELS, VIRTIOFSD, vcpus
 
 NAMESPACE = "urn:x-herd:libvirt:1"
@@ -116,7 +116,7 @@ def build(plan: LaunchPlan, kernel: Kernel, accelerator: str, sockets: Sockets, 
         _element(boot, "loader", str(QBOOT), type="rom")
     _element(boot, "kernel", str(kernel.image))
     _element(boot, "initrd", str(kernel.initramfs))
-    _element(boot, "cmdline", KERNEL_ARGUMENTS)
+    _element(boot, "cmdline", command_line(plan.machine))
     features = _element(domain, "features")
     _element(features, "acpi")  # without it libvirt passes -no-acpi, and a poweroff only halts
     _element(features, "apic")
