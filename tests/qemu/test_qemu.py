@@ -249,6 +249,28 @@ def test_the_pids_limit_holds_every_process_of_the_guest_and_no_kernel_thread(ru
     assert outcome.passed, outcome.error
 
 
+def test_what_the_guests_root_writes_gives_nothing_of_host_roots(run_vm: Callable, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    """virtiofsd writes as host root: no device node, and what the guest writes into its journal
+    reaches the run's output as plain files of herd's (no set-user-id bit, link or FIFO)."""
+    journal = tmp_path / "out" / "m" / "journal"
+
+    def script(m) -> None:  # type: ignore[no-untyped-def]
+        m.start()
+        assert "Operation not permitted" in m.fail("mknod /var/null c 1 3 2>&1")
+        m.succeed("cp /bin/sh /var/log/journal/shell && chmod 4755 /var/log/journal/shell")
+        m.succeed("ln -s /etc/hostname /var/log/journal/link && mkfifo /var/log/journal/fifo")
+        state = journal.readlink().parents[1]  # while the VM runs: a link to its twin
+        assert state.stat().st_mode & 0o777 == 0o700, "the state directory is root's alone"
+
+    outcome = run_vm(Test(name="vm-writes", machines={"m": {}}, script=script))
+    assert outcome.passed, outcome.error
+    assert journal.is_dir() and not journal.is_symlink()
+    shell = journal / "shell"
+    assert shell.read_bytes() == Path("/bin/sh").read_bytes()
+    assert shell.stat().st_mode & 0o7777 == 0o644
+    assert sorted(path.name for path in journal.iterdir() if not path.is_dir()) == ["shell"]
+
+
 def test_no_kernel_names_the_package_that_provides_one(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -24,7 +24,7 @@ from herd.backend import (
     StopMode,
 )
 from herd.spec import MachineSpec
-from herd_qemu import connection, direct, libvirt_engine, vm
+from herd_qemu import confine, connection, direct, libvirt_engine, vm
 from herd_qemu.kernel import BUSYBOX, find_kernel
 
 NAME = "qemu"
@@ -91,11 +91,11 @@ def host_checks() -> Iterator[HostCheck]:
         yield HostCheck("kernel", True, f"{image} ({version})")
     except herd.HerdError as error:
         yield HostCheck("kernel", False, str(error), "apt-get install linux-image-amd64")
-    virtiofsd = Path(vm.VIRTIOFSD).is_file()
+    virtiofsd = Path(confine.VIRTIOFSD).is_file()
     yield HostCheck(
         "virtiofsd",
         virtiofsd,
-        vm.VIRTIOFSD if virtiofsd else f"{vm.VIRTIOFSD} not found",
+        confine.VIRTIOFSD if virtiofsd else f"{confine.VIRTIOFSD} not found",
         None if virtiofsd else "apt-get install qemu-system-x86 (its qemu-system-common has it)",
     )
     yield HostCheck(

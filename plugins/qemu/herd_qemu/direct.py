@@ -18,25 +18,24 @@ from herd.backend import LaunchPlan
 from herd.channel import Channel
 from herd.errors import MachineError
 from herd.process import wait_for_exit
-from herd_qemu import guest
+from herd_qemu import confine, guest
 from herd_qemu.hostroot import overlay_options
 from herd_qemu.kernel import QBOOT, ROOT_TAG, Kernel, command_line
 from herd_qemu.qmp import QMP
 from herd_qemu.vm import (
     CPU_MODELS,
     QEMU,
-    VIRTIOFSD,
     Console,
     VirtualMachine,
     log_file_tail,
     prepare,
-    remove_taps,
+    unprepare,
     vcpus,
 )
 
 # The guest is the only writer of its root while it runs, so it may cache everything; xattrs carry
-# file capabilities (ping's cap_net_raw), which QEMU's 9p server drops.
-VIRTIOFSD_OPTIONS = "xattr,cache=always,announce_submounts,sandbox=chroot"
+# file capabilities (ping's cap_net_raw), which QEMU's 9p server drops; no device nodes (`confine`).
+VIRTIOFSD_OPTIONS = f"xattr,cache=always,announce_submounts,sandbox=chroot,{confine.FILE_SERVER_CAPABILITIES}"
 
 
 @dataclass
@@ -78,11 +77,11 @@ def _mount_script(plan: LaunchPlan, root_listener: int) -> str:
         steps.append(
             f"mount -t overlay herd -o {shlex.quote(options)} {shlex.quote(f'{root}{overlay.target}')}"
         )
-    for host, guest_path in plan.root.binds:
+    for host, guest_path in confine.served_binds(plan):
         target = shlex.quote(f"{root}{guest_path}")
         steps.append(f"mkdir -p {target} && mount --bind {shlex.quote(host)} {target}")
     source = shlex.quote(str(root))
-    serve = f"{{ {VIRTIOFSD} --fd={root_listener} -o source={source} -o {VIRTIOFSD_OPTIONS} & }}"
+    serve = f"{{ {confine.VIRTIOFSD} --fd={root_listener} -o source={source} -o {VIRTIOFSD_OPTIONS} & }}"
     return " && ".join([*steps, serve, 'exec "$@"'])
 
 
@@ -157,7 +156,7 @@ def start(plan: LaunchPlan) -> VirtualMachine:
         console.close()
         channel.close()
         hypervisor.release()
-        remove_taps(plan)
+        unprepare(plan)
         qemu_errors = (plan.log_dir / "qemu.log").read_text(errors="replace").strip()
         raise MachineError(
             f"machine {plan.machine.name}: QEMU did not start: {qemu_errors[-2000:]}"

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from herd.backend import LaunchPlan
 from herd.errors import HerdError
-from herd_qemu import guest
+from herd_qemu import confine, guest
 from herd_qemu.kernel import QBOOT, ROOT_TAG, Kernel, command_line
-from herd_qemu.vm import CPU_MODELS, VIRTIOFSD, vcpus
+from herd_qemu.vm import CPU_MODELS, vcpus
 
 NAMESPACE = "urn:x-herd:libvirt:1"
 ET.register_namespace("herd", NAMESPACE)
@@ -68,7 +68,7 @@ def _devices(domain: ET.Element, plan: LaunchPlan, sockets: Sockets) -> None:
     filesystem = _element(devices, "filesystem", type="mount", accessmode="passthrough")
     _element(filesystem, "driver", type="virtiofs")
     # As the direct engine runs it: see direct.VIRTIOFSD_OPTIONS for why.
-    binary = _element(filesystem, "binary", path=VIRTIOFSD, xattr="on")
+    binary = _element(filesystem, "binary", path=str(confine.LIBVIRT_FILE_SERVER), xattr="on")
     _element(binary, "cache", mode="always")
     _element(binary, "sandbox", mode="chroot")
     _element(filesystem, "source", dir=str(plan.root.directory))

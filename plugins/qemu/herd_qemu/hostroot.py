@@ -15,6 +15,7 @@ from pathlib import Path
 
 from herd.backend import LaunchPlan, Overlay
 from herd.errors import MachineError
+from herd_qemu import confine
 
 MS_RDONLY = 0x1
 MS_REMOUNT = 0x20
@@ -62,7 +63,7 @@ def assemble(plan: LaunchPlan) -> list[Path]:
             target = root / overlay.target.lstrip("/")
             _mount("herd", target, "overlay", 0, overlay_options(plan, overlay))
             mounted.append(target)
-        for host, guest_path in plan.root.binds:
+        for host, guest_path in confine.served_binds(plan):
             target = root / guest_path.lstrip("/")
             target.mkdir(parents=True, exist_ok=True)
             _mount(host, target, None, MS_BIND, None)

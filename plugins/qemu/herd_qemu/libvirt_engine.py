@@ -31,8 +31,8 @@ from typing import Any
 from herd.backend import LaunchPlan
 from herd.channel import Channel
 from herd.errors import HerdError, MachineError
-from herd_qemu import connection, domainxml, hostroot
-from herd_qemu.vm import Console, VirtualMachine, log_file_tail, prepare, remove_taps
+from herd_qemu import confine, connection, domainxml, hostroot
+from herd_qemu.vm import Console, VirtualMachine, log_file_tail, prepare, unprepare
 
 ACCEPT_TIMEOUT = 30.0  # seconds QEMU gets to connect once libvirt says the domain runs
 POLL_INTERVAL = 0.5  # how often a wait on the domain's end also asks libvirt, should an event be lost
@@ -217,6 +217,7 @@ def start(plan: LaunchPlan) -> VirtualMachine:
         connection.connect(uri)  # before anything is made: an unreachable libvirt costs nothing
     except HerdError as error:
         raise MachineError(f"machine {plan.machine.name}: {error}") from None
+    confine.libvirt_file_server()
     kernel, accel = prepare(plan)
     sockets = domainxml.Sockets(plan.state_dir / "console.sock", plan.state_dir / "agent.sock")
     uuid = str(uuids.uuid4())
@@ -247,7 +248,7 @@ def start(plan: LaunchPlan) -> VirtualMachine:
         connection.unwatch(uuid)
         hostroot.disassemble(mounted)
         _keep_log(plan, uri, domainxml.domain_name(plan.run_id, plan.machine.name))
-        remove_taps(plan)
+        unprepare(plan)
         raise
     finally:
         for listener in listeners:

@@ -32,12 +32,11 @@ from herd.backend import ExecResult, LaunchPlan, MachineHandle, StopMode
 from herd.channel import Channel, ChannelClosed
 from herd.errors import HerdError, MachineError
 from herd.spec import MachineSpec
-from herd_qemu import guest
+from herd_qemu import confine, guest
 from herd_qemu.kernel import CACHE, QBOOT, Kernel, prepare_kernel
 
 log = logging.getLogger("herd.qemu")
 QEMU = "qemu-system-x86_64"
-VIRTIOFSD = "/usr/lib/qemu/virtiofsd"  # QEMU's own, in qemu-system-common
 CONSOLE_TAIL_LINES = 25
 LOG_TAIL_LINES = 10  # of QEMU's and its file server's messages, in a boot failure
 JOBS_TIMEOUT = 5.0  # seconds to ask a guest that did not finish booting what it still waits for
@@ -308,7 +307,7 @@ class VirtualMachine(MachineHandle):
         self.monitor.close()
         self.console.close()
         self.hypervisor.release()
-        remove_taps(self.plan)
+        unprepare(self.plan)
 
     def boot(self) -> VirtualMachine:
         """Wait until the guest has booted; on failure end QEMU, release everything and raise."""
@@ -323,7 +322,8 @@ class VirtualMachine(MachineHandle):
 
 def prepare(plan: LaunchPlan) -> tuple[Kernel, str]:
     """What every engine does before QEMU starts: find the kernel, choose the accelerator, put
-    herd's agent and units into the root, make the NICs' taps. Returns the kernel and accelerator."""
+    herd's agent and units into the root, make the NICs' taps, keep the guest's writes from acting
+    as host root's (`confine`). Returns the kernel and accelerator."""
     if shutil.which(QEMU) is None:
         raise MachineError(f"machine {plan.machine.name}: {QEMU} not found: apt-get install qemu-system-x86")
     kernel = prepare_kernel(plan.machine.options.get("kernel"))
@@ -333,10 +333,13 @@ def prepare(plan: LaunchPlan) -> tuple[Kernel, str]:
     guest.prepare(plan)
     for attachment in plan.attachments:
         links.create_tap(attachment.host_link, attachment.bridge)
+    confine.prepare(plan)
     return kernel, accel
 
 
-def remove_taps(plan: LaunchPlan) -> None:
-    """Delete the NICs' taps that `prepare` made."""
+def unprepare(plan: LaunchPlan) -> None:
+    """Once QEMU has ended: delete the NICs' taps that `prepare` made, and give the bound host
+    directories what the guest wrote into them (`confine.keep`)."""
     for attachment in plan.attachments:
         links.delete_link(attachment.host_link)
+    confine.keep(plan)
