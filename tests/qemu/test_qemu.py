@@ -151,11 +151,29 @@ def test_qemu_dying_mid_test_is_reported_and_cleaned_up(run_vm: Callable) -> Non
     assert re.search(r"machine doomed is not running \(QEMU exited with status -9", str(outcome.error))
 
 
-def test_a_vm_that_does_not_boot_in_time_shows_its_console(run_vm: Callable) -> None:  # type: ignore[type-arg]
+def test_a_vm_that_does_not_boot_in_time_shows_its_console(run_vm: Callable, tmp_path: Path) -> None:  # type: ignore[type-arg]
     outcome = run_vm(Test(name="slow", machines={"m": {"boot_timeout": 1}}, script="m.start()"))
     assert not outcome.passed
     message = str(outcome.error)
-    assert "machine m did not boot: it did not boot within 1 s; the end of its console" in message
+    assert (
+        "machine m did not boot: it did not boot within 1 s; its agent never greeted (the guest did "
+        "not get as far as starting it).\nThe end of its console" in message
+    )
+    assert f"The end of {tmp_path / 'out' / 'm' / 'qemu.log'}:" in message
+
+
+def test_a_boot_that_systemd_does_not_finish_says_what_it_waits_for(run_vm: Callable) -> None:  # type: ignore[type-arg]
+    stall = "[Service]\nType=oneshot\nExecStart=/bin/sleep infinity\n"
+    machines = {"m": {"boot_timeout": 45, "units": {"stall.service": stall}}}
+    outcome = run_vm(Test(name="stalls", machines=machines, script="m.start()"))
+    assert not outcome.passed
+    message = str(outcome.error)
+    assert "did not boot within 45 s; its agent greeted, but systemd did not finish booting.\n" in message
+    assert re.search(
+        r"^Its systemd's jobs:\n(    .*\n)*    +\d+ +stall\.service +start +running$", message, re.M
+    )
+    for step in ("modules loaded", "root mounted", "starting systemd"):  # the initramfs's progress
+        assert f"    herd initramfs: {step}\n" in message, message
 
 
 def test_containers_lack_the_vm_methods_and_hear_which_backend_has_them(tmp_path: Path) -> None:
@@ -189,12 +207,12 @@ def test_bad_options_are_refused_before_anything_starts(options: dict[str, objec
 
 @pytest.mark.parametrize("backend", ["qemu", "qemu-libvirt"])
 def test_limits_a_vm_cannot_have_are_refused_before_anything_starts(backend: str) -> None:
-    machines = {"small": {"backend": backend, "memory": "128M"}, "wide": {"backend": backend, "cpus": 300}}
+    machines = {"small": {"backend": backend, "memory": "64M"}, "wide": {"backend": backend, "cpus": 300}}
     with pytest.raises(SpecError) as caught:
         Test(name="limits", machines=machines, script="pass").run(terminal=None)
     assert caught.value.problems == [
-        "test 'limits', machine 'small', field 'memory': a VM needs at least 256 MiB (what the host "
-        "image boots in), got 128 MiB",
+        "test 'limits', machine 'small', field 'memory': a VM needs at least 128 MiB (what the host "
+        "image boots in), got 64 MiB",
         "test 'limits', machine 'wide', field 'cpus': a VM has at most 255 vCPUs, got 300",
     ]
 
@@ -208,6 +226,49 @@ def test_a_vms_memory_and_vcpus_follow_the_machine_fields(run_vm: Callable) -> N
 
     outcome = run_vm(Test(name="vm-limits", machines={"m": {"memory": "768M", "cpus": 1.5}}, script=script))
     assert outcome.passed, outcome.error
+
+
+def test_the_pids_limit_holds_every_process_of_the_guest_and_no_kernel_thread(run_vm: Callable) -> None:  # type: ignore[type-arg]
+    outside = (  # the guest's processes but its kernel's threads (kthreadd, pid 2, and its children)
+        "for pid in $(ps -e -o pid=,ppid= | awk '$1 != 2 && $2 != 2 {print $1}'); do "
+        "cgroup=$(cat /proc/$pid/cgroup 2>/dev/null) || continue; "
+        'case "$cgroup" in 0::/herd/*) ;; *) echo "$pid $cgroup" ;; esac; done'
+    )
+
+    def script(m) -> None:  # type: ignore[no-untyped-def]
+        m.start()
+        assert m.succeed("cat /sys/fs/cgroup/herd/pids.max") == "200\n"
+        assert m.succeed("cat /proc/1/cgroup") == "0::/herd/init.scope\n"
+        assert m.succeed("su -s /bin/sh nobody -c 'cat /proc/self/cgroup'").startswith("0::/herd/")
+        assert m.succeed(outside) == ""
+        assert int(m.succeed("ps -e -o ppid= | grep -cx ' *2'")) > 0, "kernel threads, outside"
+        # the commands get the machine's whole `pids`, not systemd's default share for a unit (15%)
+        m.succeed("for i in $(seq 150); do sleep 3 & done; wait")
+
+    outcome = run_vm(Test(name="vm-pids", machines={"m": {"pids": 200}}, script=script))
+    assert outcome.passed, outcome.error
+
+
+def test_what_the_guests_root_writes_gives_nothing_of_host_roots(run_vm: Callable, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    """virtiofsd writes as host root: no device node, and what the guest writes into its journal
+    reaches the run's output as plain files of herd's (no set-user-id bit, link or FIFO)."""
+    journal = tmp_path / "out" / "m" / "journal"
+
+    def script(m) -> None:  # type: ignore[no-untyped-def]
+        m.start()
+        assert "Operation not permitted" in m.fail("mknod /var/null c 1 3 2>&1")
+        m.succeed("cp /bin/sh /var/log/journal/shell && chmod 4755 /var/log/journal/shell")
+        m.succeed("ln -s /etc/hostname /var/log/journal/link && mkfifo /var/log/journal/fifo")
+        state = journal.readlink().parents[1]  # while the VM runs: a link to its twin
+        assert state.stat().st_mode & 0o777 == 0o700, "the state directory is root's alone"
+
+    outcome = run_vm(Test(name="vm-writes", machines={"m": {}}, script=script))
+    assert outcome.passed, outcome.error
+    assert journal.is_dir() and not journal.is_symlink()
+    shell = journal / "shell"
+    assert shell.read_bytes() == Path("/bin/sh").read_bytes()
+    assert shell.stat().st_mode & 0o7777 == 0o644
+    assert sorted(path.name for path in journal.iterdir() if not path.is_dir()) == ["shell"]
 
 
 def test_no_kernel_names_the_package_that_provides_one(

@@ -246,6 +246,10 @@ def describe(uri: str) -> str:
     )
 
 
-def log_file(name: str) -> Path:
-    """Where a local libvirtd keeps the log of domain `name` (QEMU's command line and stderr)."""
-    return Path("/var/log/libvirt/qemu") / f"{name}.log"
+LOGS = Path("/var/log/libvirt/qemu")
+
+
+def log_files(name: str) -> tuple[Path, Path]:
+    """Where a local libvirtd keeps the logs of domain `name`: QEMU's (its command line and
+    stderr), then that of the file server of the domain's one filesystem (`fs0`)."""
+    return LOGS / f"{name}.log", LOGS / f"{name}-fs0-virtiofsd.log"

@@ -15,15 +15,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from herd.plugin import Channel, LaunchPlan, MachineError, wait_for_exit
-from herd_qemu import guest
+from herd_qemu import confine, guest
 from herd_qemu.hostroot import overlay_options
-from herd_qemu.kernel import KERNEL_ARGUMENTS, QBOOT, ROOT_TAG, Kernel
+from herd_qemu.kernel import QBOOT, ROOT_TAG, Kernel, command_line
 from herd_qemu.qmp import QMP
-from herd_qemu.vm import CPU_MODELS, QEMU, VIRTIOFSD, Console, VirtualMachine, prepare, remove_taps, vcpus
+from herd_qemu.vm import (
+    CPU_MODELS,
+    QEMU,
+    Console,
+    VirtualMachine,
+    log_file_tail,
+    prepare,
+    unprepare,
+    vcpus,
+)
 
 # The guest is the only writer of its root while it runs, so it may cache everything; xattrs carry
-# file capabilities (ping's cap_net_raw), which QEMU's 9p server drops.
-VIRTIOFSD_OPTIONS = "xattr,cache=always,announce_submounts,sandbox=chroot"
+# file capabilities (ping's cap_net_raw), which QEMU's 9p server drops; no device nodes (`confine`).
+VIRTIOFSD_OPTIONS = f"xattr,cache=always,announce_submounts,sandbox=chroot,{confine.FILE_SERVER_CAPABILITIES}"
 
 
 @dataclass
@@ -48,6 +57,9 @@ class QemuProcess:
         self.plan.cgroup.kill()
         self.plan.cgroup.remove()
 
+    def log_tail(self, count: int) -> str:
+        return log_file_tail(self.plan.log_dir / "qemu.log", count)  # QEMU's and virtiofsd's
+
 
 def _mount_script(plan: LaunchPlan, root_listener: int) -> str:
     """Shell that assembles the machine's root inside QEMU's mount namespace, starts the file
@@ -62,11 +74,11 @@ def _mount_script(plan: LaunchPlan, root_listener: int) -> str:
         steps.append(
             f"mount -t overlay herd -o {shlex.quote(options)} {shlex.quote(f'{root}{overlay.target}')}"
         )
-    for host, guest_path in plan.root.binds:
+    for host, guest_path in confine.served_binds(plan):
         target = shlex.quote(f"{root}{guest_path}")
         steps.append(f"mkdir -p {target} && mount --bind {shlex.quote(host)} {target}")
     source = shlex.quote(str(root))
-    serve = f"{{ {VIRTIOFSD} --fd={root_listener} -o source={source} -o {VIRTIOFSD_OPTIONS} & }}"
+    serve = f"{{ {confine.VIRTIOFSD} --fd={root_listener} -o source={source} -o {VIRTIOFSD_OPTIONS} & }}"
     return " && ".join([*steps, serve, 'exec "$@"'])
 
 
@@ -78,7 +90,7 @@ def _qemu_argv(
         QEMU, "-name", plan.machine.name, "-accel", accel, "-cpu", CPU_MODELS[accel],
         "-m", str(memory), "-smp", str(vcpus(plan.machine)),
         "-nodefaults", "-no-user-config", "-display", "none", "-device", "VGA",
-        "-kernel", str(kernel.image), "-initrd", str(kernel.initramfs), "-append", KERNEL_ARGUMENTS,
+        "-kernel", str(kernel.image), "-initrd", str(kernel.initramfs), "-append", command_line(plan.machine),
         "-object", f"memory-backend-memfd,id=memory,size={memory}M,share=on",
         "-machine", "memory-backend=memory",
         "-chardev", f"socket,id=root,path={root_socket}",
@@ -141,7 +153,7 @@ def start(plan: LaunchPlan) -> VirtualMachine:
         console.close()
         channel.close()
         hypervisor.release()
-        remove_taps(plan)
+        unprepare(plan)
         qemu_errors = (plan.log_dir / "qemu.log").read_text(errors="replace").strip()
         raise MachineError(
             f"machine {plan.machine.name}: QEMU did not start: {qemu_errors[-2000:]}"

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from herd.plugin import HerdError, LaunchPlan
-from herd_qemu import guest
-from herd_qemu.kernel import KERNEL_ARGUMENTS, QBOOT, ROOT_TAG, Kernel
-from herd_qemu.vm import CPU_MODELS, VIRTIOFSD, vcpus
+from herd_qemu import confine, guest
+from herd_qemu.kernel import QBOOT, ROOT_TAG, Kernel, command_line
+from herd_qemu.vm import CPU_MODELS, vcpus
 
 NAMESPACE = "urn:x-herd:libvirt:1"
 ET.register_namespace("herd", NAMESPACE)
@@ -67,7 +67,7 @@ def _devices(domain: ET.Element, plan: LaunchPlan, sockets: Sockets) -> None:
     filesystem = _element(devices, "filesystem", type="mount", accessmode="passthrough")
     _element(filesystem, "driver", type="virtiofs")
     # As the direct engine runs it: see direct.VIRTIOFSD_OPTIONS for why.
-    binary = _element(filesystem, "binary", path=VIRTIOFSD, xattr="on")
+    binary = _element(filesystem, "binary", path=str(confine.LIBVIRT_FILE_SERVER), xattr="on")
     _element(binary, "cache", mode="always")
     _element(binary, "sandbox", mode="chroot")
     _element(filesystem, "source", dir=str(plan.root.directory))
@@ -115,7 +115,7 @@ def build(plan: LaunchPlan, kernel: Kernel, accelerator: str, sockets: Sockets, 
         _element(boot, "loader", str(QBOOT), type="rom")
     _element(boot, "kernel", str(kernel.image))
     _element(boot, "initrd", str(kernel.initramfs))
-    _element(boot, "cmdline", KERNEL_ARGUMENTS)
+    _element(boot, "cmdline", command_line(plan.machine))
     features = _element(domain, "features")
     _element(features, "acpi")  # without it libvirt passes -no-acpi, and a poweroff only halts
     _element(features, "apic")

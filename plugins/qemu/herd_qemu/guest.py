@@ -39,6 +39,11 @@ MASKED = (
     "sys-kernel-config.mount",
     "dev-hugepages.mount",
 )
+# The test's commands run in the agent's unit. They are bounded by the machine's `pids` alone, as in
+# a container, not by systemd's default share of it for a unit (DefaultTasksMax, 15%). One that the
+# guest's OOM killer ends (a command past the machine's `memory`) must not make systemd stop the
+# unit, and the agent with it, as its default OOMPolicy=stop would: the command's caller would never
+# hear of it.
 AGENT_UNIT = f"""[Unit]
 Description=herd: the command agent
 DefaultDependencies=no
@@ -47,6 +52,8 @@ DefaultDependencies=no
 ExecStart={GUEST_PYTHON} -I -S {AGENT_PATH} --port {AGENT_PORT}
 Restart=always
 RestartSec=0
+TasksMax=infinity
+OOMPolicy=continue
 """
 NETWORK_UNIT = f"""[Unit]
 Description=herd: the machine's network interfaces

@@ -9,33 +9,14 @@ finds and unmounts them with the rest of the run's state (`herd.residue`).
 
 from __future__ import annotations
 
-import ctypes
-import os
 from pathlib import Path
 
-from herd.plugin import LaunchPlan, MachineError, Overlay
+from herd.plugin import LaunchPlan, MachineError, Overlay, libc
+from herd_qemu import confine
 
 MS_RDONLY = 0x1
 MS_REMOUNT = 0x20
 MS_BIND = 0x1000
-MNT_DETACH = 2
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _mount(source: str, target: Path, fstype: str | None, flags: int, options: str | None) -> None:
-    if (
-        _libc.mount(
-            source.encode(),
-            str(target).encode(),
-            fstype and fstype.encode(),
-            flags,
-            options and options.encode(),
-        )
-        != 0
-    ):
-        code = ctypes.get_errno()
-        raise OSError(code, f"mount {source} on {target}: {os.strerror(code)}")
 
 
 def overlay_options(plan: LaunchPlan, overlay: Overlay) -> str:
@@ -54,17 +35,17 @@ def assemble(plan: LaunchPlan) -> list[Path]:
     try:
         for host, guest_path in plan.root.read_only_binds:
             target = root / guest_path.lstrip("/")
-            _mount(host, target, None, MS_BIND, None)
+            libc.mount(host, target, None, MS_BIND, None)
             mounted.append(target)
-            _mount("none", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
+            libc.mount("none", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY, None)
         for overlay in plan.root.overlays:
             target = root / overlay.target.lstrip("/")
-            _mount("herd", target, "overlay", 0, overlay_options(plan, overlay))
+            libc.mount("herd", target, "overlay", 0, overlay_options(plan, overlay))
             mounted.append(target)
-        for host, guest_path in plan.root.binds:
+        for host, guest_path in confine.served_binds(plan):
             target = root / guest_path.lstrip("/")
             target.mkdir(parents=True, exist_ok=True)
-            _mount(host, target, None, MS_BIND, None)
+            libc.mount(host, target, None, MS_BIND, None)
             mounted.append(target)
     except OSError as error:
         disassemble(mounted)
@@ -76,4 +57,4 @@ def disassemble(mounted: list[Path]) -> None:
     """Unmount what `assemble` mounted, last first. Lazily: the file server may still be letting go
     of a file as it exits, and the next boot mounts afresh on the same points."""
     for point in reversed(mounted):
-        _libc.umount2(str(point).encode(), MNT_DETACH)
+        libc.unmount(point)

@@ -3,8 +3,9 @@
 The kernel is the host's newest /boot/vmlinuz-* (Debian's linux-image-amd64 provides one) or the
 one a machine names. Its modules come from /lib/modules/<version>, which the VM also sees later
 through the shared /usr. The initramfs holds a static busybox, the modules needed to reach the root
-file system (virtio, virtio-fs) and the NICs, and an init that loads them, mounts the root share and
-hands over to systemd. It is built once per kernel and cached.
+file system (virtio, virtio-fs) and the NICs, and an init that loads them, mounts the root share,
+applies the machine's limits that the guest's kernel holds and hands over to systemd (see `INIT`).
+It is built once per kernel and cached; the machine's values come on the kernel command line.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from herd.plugin import HerdError
+from herd.plugin import HerdError, MachineSpec
 
 BOOT = Path("/boot")
 MODULES = Path("/lib/modules")
@@ -38,19 +39,53 @@ NEEDED_MODULES = (
     "kernel/drivers/net/virtio_net.ko",
     "kernel/fs/fuse/virtiofs.ko",
 )
+LIMITS_CGROUP = "herd"  # the cgroup of the guest's user space, under the guest's root cgroup
+PIDS_ARGUMENT = "herd.pids"  # on the kernel command line: the machine's `pids`
+# The initramfs's init. It says on the console where it got to (with `quiet`, a good boot's
+# console is otherwise empty until systemd's own messages), and a step that fails powers the VM off
+# at once: QEMU exits, and the boot fails with these lines instead of waiting out its timeout.
+#
+# It also applies the machine's limits that the guest's kernel holds. `pids`: processes and threads
+# are the guest kernel's, so the bound is a cgroup of that kernel, `/herd`, with `pids.max` from the
+# kernel command line; init moves itself there, so systemd and every process it starts (the agent,
+# the test's commands, `su` sessions) are below it, and systemd takes `/herd` as its root, as in a
+# container. The guest's kernel threads stay outside: they are not the machine's processes, and a
+# fork bomb that starved them (as `kernel.threads-max`, which counts them, would) could hang the
+# guest's kernel. Every controller is enabled for `/herd`, so the units' own limits hold as on a
+# host. `memory` is the guest's RAM: the guest always overcommits it (vm.overcommit_memory=1), as a
+# container's processes get memory past their limit from their host's kernel, so a process that
+# goes past it is killed by the guest's OOM killer (status 137), as in a container, rather than
+# refused one allocation larger than the whole VM.
 INIT = f"""#!/bin/busybox sh
+fail() {{ echo "herd initramfs: $1"; /bin/busybox poweroff -f; }}
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
 /bin/busybox mount -t devtmpfs devtmpfs /dev
 for module in $(/bin/busybox cat /modules); do
     /bin/busybox insmod "/lib/modules/$module" || echo "herd initramfs: cannot load $module"
 done
-if ! /bin/busybox mount -t virtiofs {ROOT_TAG} /newroot; then
-    echo "herd initramfs: cannot mount the root share"; /bin/busybox sh
-fi
+echo "herd initramfs: modules loaded"
+/bin/busybox mount -t virtiofs {ROOT_TAG} /newroot || fail "cannot mount the root share"
+echo "herd initramfs: root mounted"
+for argument in $(/bin/busybox cat /proc/cmdline); do
+    case "$argument" in {PIDS_ARGUMENT}=*) pids="${{argument#*=}}" ;; esac
+done
+cgroups=/sys/fs/cgroup
+limited=$cgroups/{LIMITS_CGROUP}
+{{ /bin/busybox mount -t cgroup2 cgroup2 $cgroups &&
+    /bin/busybox sed -E 's/[^ ]+/+&/g' $cgroups/cgroup.controllers > $cgroups/cgroup.subtree_control &&
+    /bin/busybox mkdir $limited && echo "${{pids:-max}}" > $limited/pids.max &&
+    echo $$ > $limited/cgroup.procs && /bin/busybox umount $cgroups &&
+    echo 1 > /proc/sys/vm/overcommit_memory; }} || fail "cannot apply the machine's limits"
 /bin/busybox umount /proc /sys /dev
+echo "herd initramfs: starting systemd"
 exec /bin/busybox switch_root /newroot /lib/systemd/systemd "$@"
 """
+
+
+def command_line(machine: MachineSpec) -> str:
+    """The kernel command line of `machine`'s VM: herd's arguments and the limits its init applies."""
+    return f"{KERNEL_ARGUMENTS} {PIDS_ARGUMENT}={machine.pids}"
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from herd.plugin import Channel, HerdError, LaunchPlan, MachineError
-from herd_qemu import connection, domainxml, hostroot
-from herd_qemu.vm import Console, VirtualMachine, prepare, remove_taps
+from herd_qemu import confine, connection, domainxml, hostroot
+from herd_qemu.vm import Console, VirtualMachine, log_file_tail, prepare, unprepare
 
 ACCEPT_TIMEOUT = 30.0  # seconds QEMU gets to connect once libvirt says the domain runs
 POLL_INTERVAL = 0.5  # how often a wait on the domain's end also asks libvirt, should an event be lost
@@ -96,17 +96,23 @@ class Domain:
         _keep_log(self.plan, self.uri, self.name)
         self.plan.cgroup.remove()
 
+    def log_tail(self, count: int) -> str:
+        if not connection.is_local(self.uri):
+            return f"QEMU's and virtiofsd's logs are libvirtd's, on the host of {self.uri}"
+        return "\n".join(log_file_tail(path, count) for path in connection.log_files(self.name))
+
 
 def _keep_log(plan: LaunchPlan, uri: str, name: str) -> None:
-    """Move libvirt's log of the domain (QEMU's command line and errors) into the run's output, as
-    the direct engine's qemu.log; only a local libvirtd's log is at hand."""
-    log = connection.log_file(name)
-    if not connection.is_local(uri) or not log.is_file():
+    """Move libvirt's logs of the domain (QEMU's command line and errors, then virtiofsd's) into
+    the run's output, as the direct engine's qemu.log; only a local libvirtd's logs are at hand."""
+    if not connection.is_local(uri):
         return
-    with contextlib.suppress(OSError), open(plan.log_dir / "qemu.log", "ab") as kept:
-        with open(log, "rb") as source:
-            shutil.copyfileobj(source, kept)
-        log.unlink()
+    for log in connection.log_files(name):
+        if log.is_file():
+            with contextlib.suppress(OSError), open(plan.log_dir / "qemu.log", "ab") as kept:
+                with open(log, "rb") as source:
+                    shutil.copyfileobj(source, kept)
+                log.unlink()
 
 
 KEPT_EVENTS = 1000  # QMP events kept until `take_events` asks: the oldest go first
@@ -209,6 +215,7 @@ def start(plan: LaunchPlan) -> VirtualMachine:
         connection.connect(uri)  # before anything is made: an unreachable libvirt costs nothing
     except HerdError as error:
         raise MachineError(f"machine {plan.machine.name}: {error}") from None
+    confine.libvirt_file_server()
     kernel, accel = prepare(plan)
     sockets = domainxml.Sockets(plan.state_dir / "console.sock", plan.state_dir / "agent.sock")
     uuid = str(uuids.uuid4())
@@ -239,7 +246,7 @@ def start(plan: LaunchPlan) -> VirtualMachine:
         connection.unwatch(uuid)
         hostroot.disassemble(mounted)
         _keep_log(plan, uri, domainxml.domain_name(plan.run_id, plan.machine.name))
-        remove_taps(plan)
+        unprepare(plan)
         raise
     finally:
         for listener in listeners:

@@ -40,12 +40,13 @@ from herd.plugin import (
     links,
     text_tail,
 )
-from herd_qemu import guest
+from herd_qemu import confine, guest
 from herd_qemu.kernel import CACHE, QBOOT, Kernel, prepare_kernel
 
 log = logging.getLogger("herd.qemu")
 QEMU = "qemu-system-x86_64"
-VIRTIOFSD = "/usr/lib/qemu/virtiofsd"  # QEMU's own, in qemu-system-common
+LOG_TAIL_LINES = 10  # of QEMU's and its file server's messages, in a boot failure
+JOBS_TIMEOUT = 5.0  # seconds to ask a guest that did not finish booting what it still waits for
 # The guest's CPU per accelerator. Under TCG a CPU with XSAVE has the guest's kernel save and
 # restore its extended state, emulated, at every context switch: a Nehalem (x86-64-v2, no XSAVE, no
 # AVX) boots the host image about 0.5 s sooner than "max". On KVM, "max" is the host's own CPU.
@@ -131,6 +132,15 @@ def choose_accelerator(wanted: str) -> tuple[str, str]:
     return found, why
 
 
+def log_file_tail(path: Path, count: int) -> str:
+    """The last `count` lines of the log at `path`, under a line that names it."""
+    try:
+        text = path.read_bytes()[-16384:].decode(errors="replace")
+    except OSError as error:
+        return f"No log at {path}: {error.strerror}"
+    return f"The end of {path}:\n{text_tail(text, count) if text.strip() else '    (empty)'}"
+
+
 class Console:
     """The serial console: kept in the output directory, readable and writable while it runs."""
 
@@ -195,6 +205,10 @@ class Hypervisor(Protocol):
     def release(self) -> None:
         """Remove what the engine holds for this VM (cgroup, mounts, domain); QEMU has ended."""
 
+    def log_tail(self, count: int) -> str:
+        """The last `count` lines of what QEMU and its file server have said, each log named, or
+        why they are not at hand."""
+
 
 @dataclass(eq=False)
 class VirtualMachine(MachineHandle):
@@ -220,23 +234,41 @@ class VirtualMachine(MachineHandle):
 
     def wait_ready(self, seen_greetings: int, timeout: float) -> None:
         """Wait for the guest's agent to greet (once more than `seen_greetings`), then for systemd to
-        finish booting. Raise with the console's tail if it does not within `timeout`."""
+        finish booting. Raise with what tells how far it got if it does not within `timeout`."""
         deadline = time.monotonic() + timeout
         if not self.channel.wait_greeting(seen_greetings, timeout):
-            raise self.boot_failure(timeout)
+            raise self.boot_failure(
+                timeout, "its agent never greeted (the guest did not get as far as starting it)"
+            )
         remaining = max(deadline - time.monotonic(), 1.0)
         try:
             result = self.channel.run("systemctl is-system-running --wait", remaining)
         except ChannelClosed:
-            raise self.boot_failure(timeout) from None
+            raise self.boot_failure(timeout, "its agent greeted, then went away") from None
         if result.timed_out:
-            raise self.boot_failure(timeout)
+            progress = "its agent greeted, but systemd did not finish booting"
+            raise self.boot_failure(timeout, progress, self._jobs())
 
-    def boot_failure(self, timeout: float) -> MachineError:
+    def _jobs(self) -> str:
+        """What the guest's systemd still has to do, as its job queue says, or "" (asked with a
+        short timeout: the guest may not answer)."""
+        try:
+            jobs = self.channel.run("systemctl list-jobs --no-pager --no-legend", JOBS_TIMEOUT)
+        except ChannelClosed:
+            return ""
+        if jobs.timed_out or not jobs.stdout.strip():
+            return ""
+        return f"Its systemd's jobs:\n{text_tail(jobs.stdout.decode(errors='replace'), LOG_TAIL_LINES)}\n"
+
+    def boot_failure(self, timeout: float, progress: str, jobs: str = "") -> MachineError:
+        """Why the guest did not boot, with where it got to: `progress` (the agent's greeting),
+        systemd's `jobs`, the console's end (the initramfs says each of its steps there) and QEMU's
+        and virtiofsd's log."""
         what = self.hypervisor.exit_status() or f"it did not boot within {timeout:g} s"
         return MachineError(
-            f"machine {self.name} did not boot: {what}; the end of its console "
-            f"({self.plan.log_dir / 'console.log'}):\n{self.console.tail()}"
+            f"machine {self.name} did not boot: {what}; {progress}.\n{jobs}"
+            f"The end of its console ({self.plan.log_dir / 'console.log'}):\n{self.console.tail()}\n"
+            f"{self.hypervisor.log_tail(LOG_TAIL_LINES)}"
         )
 
     def reboot(self, timeout: float) -> str:
@@ -276,7 +308,7 @@ class VirtualMachine(MachineHandle):
         self.monitor.close()
         self.console.close()
         self.hypervisor.release()
-        remove_taps(self.plan)
+        unprepare(self.plan)
 
     def boot(self) -> VirtualMachine:
         """Wait until the guest has booted; on failure end QEMU, release everything and raise."""
@@ -291,7 +323,8 @@ class VirtualMachine(MachineHandle):
 
 def prepare(plan: LaunchPlan) -> tuple[Kernel, str]:
     """What every engine does before QEMU starts: find the kernel, choose the accelerator, put
-    herd's agent and units into the root, make the NICs' taps. Returns the kernel and accelerator."""
+    herd's agent and units into the root, make the NICs' taps, keep the guest's writes from acting
+    as host root's (`confine`). Returns the kernel and accelerator."""
     if shutil.which(QEMU) is None:
         raise MachineError(f"machine {plan.machine.name}: {QEMU} not found: apt-get install qemu-system-x86")
     kernel = prepare_kernel(plan.machine.options.get("kernel"))
@@ -301,10 +334,13 @@ def prepare(plan: LaunchPlan) -> tuple[Kernel, str]:
     guest.prepare(plan)
     for attachment in plan.attachments:
         links.create_tap(attachment.host_link, attachment.bridge)
+    confine.prepare(plan)
     return kernel, accel
 
 
-def remove_taps(plan: LaunchPlan) -> None:
-    """Delete the NICs' taps that `prepare` made."""
+def unprepare(plan: LaunchPlan) -> None:
+    """Once QEMU has ended: delete the NICs' taps that `prepare` made, and give the bound host
+    directories what the guest wrote into them (`confine.keep`)."""
     for attachment in plan.attachments:
         links.delete_link(attachment.host_link)
+    confine.keep(plan)
