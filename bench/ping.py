@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,6 +28,7 @@ RAW = ["bash", str(HERE / "raw-ping.sh")]
 
 
 def timed(argv: list[str], output_dir: Path) -> float:
+    shutil.rmtree(output_dir, ignore_errors=True)  # each run writes its output afresh, as a user's does
     started = time.perf_counter()
     subprocess.run(
         [*argv, "--output-dir", str(output_dir)] if argv is HERD else argv,

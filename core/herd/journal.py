@@ -14,11 +14,20 @@ READ_TIMEOUT = 10.0  # seconds journalctl gets to read a journal
 CONSOLE_READ = 1 << 20  # bytes of a console log read, from its end
 
 
+def _this_runs(journal: Path) -> Path:
+    """The directory of the machine's journal of the latest run: journald keeps one per machine id,
+    and an output directory given to several runs holds each run's (a machine's id is new at every
+    run, and the same across its reboots)."""
+    runs = [entry for entry in journal.iterdir() if entry.is_dir()]
+    return max(runs, key=lambda entry: entry.stat().st_mtime) if runs else journal
+
+
 def text(directory: Path, lines: int | None = None) -> str:
-    """The machine's journal (its last `lines` lines, or all of it), else the end of its console,
-    else a note that there is neither."""
+    """The machine's journal of the latest run (its last `lines` lines, or all of it), else the
+    end of its console, else a note that there is neither."""
     journal = directory / "journal"
     if journal.is_dir():
+        journal = _this_runs(journal)
         command = ["journalctl", f"--directory={journal}", "--no-pager", "--no-hostname"]
         try:
             result = subprocess.run(
