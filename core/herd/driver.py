@@ -42,6 +42,7 @@ from herd.outputdir import make_output_dir, shown_path
 from herd.plugins import Plugins
 from herd.resolve import resolve_test
 from herd.rundir import RunDir
+from herd.runrecord import SUBTEST_PREFIX
 from herd.script import ScriptSource, run_script, script_frames
 from herd.signals import Interrupted, signals_ignored, signals_interrupt
 from herd.spec import SINGLE_MACHINE_NAME, timeout_problem
@@ -405,7 +406,7 @@ class Driver:
         >>> with subtest("the server answers"):
         ...     client.succeed("curl -sf http://server")
         """
-        with self.log.section(f"subtest: {name}"):
+        with self.log.section(f"{SUBTEST_PREFIX}{name}"):
             yield
 
     def retry(self, function: Any, timeout: float = 900.0, timeout_seconds: float | None = None) -> None:

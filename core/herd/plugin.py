@@ -30,8 +30,8 @@ What it holds:
   library, loaded once, with the system-call constants herd uses and a checked call); the plumbing
   of a container that boots systemd: `AgentHandle` (a handle whose commands go through herd's
   agent), `Gate` (the FIFO a container waits on before its init starts), `NotifySocket` (with
-  `NotifyTimeout` and `SenderExited`: waiting for systemd's READY=1), `machine_error` and `text_tail`
-  (a boot failure's message with the end of the console);
+  `NotifyTimeout` and `SenderExited`: waiting for systemd's READY=1), `machine_error`, `text_tail` and
+  `log_tail` (a boot failure's message with the end of the console, or of a log file);
   `wait_for_exit` (a process's exit, on a pidfd); and `state_root`, where every run keeps its state
   on this host.
 
@@ -63,7 +63,7 @@ from herd.backend import (
 )
 from herd.cgroups import LIMITING, Cgroup, hierarchies, unified_mounted, v1_limiting_controllers
 from herd.channel import Channel, ChannelClosed, spawn_agent
-from herd.console import machine_error, text_tail
+from herd.console import log_tail, machine_error, text_tail
 from herd.errors import HerdError, LinkError, MachineError
 from herd.gate import Gate
 from herd.hostimage import BOOT_TARGET
@@ -113,6 +113,7 @@ __all__ = [
     "idmap",
     "libc",
     "links",
+    "log_tail",
     "machine_error",
     "seccomp",
     "shift_owners",

@@ -38,6 +38,7 @@ from herd.plugin import (
     MachineSpec,
     StopMode,
     links,
+    log_tail,
     text_tail,
 )
 from herd_qemu import confine, guest
@@ -135,10 +136,10 @@ def choose_accelerator(wanted: str) -> tuple[str, str]:
 def log_file_tail(path: Path, count: int) -> str:
     """The last `count` lines of the log at `path`, under a line that names it."""
     try:
-        text = path.read_bytes()[-16384:].decode(errors="replace")
+        empty = path.stat().st_size == 0
     except OSError as error:
         return f"No log at {path}: {error.strerror}"
-    return f"The end of {path}:\n{text_tail(text, count) if text.strip() else '    (empty)'}"
+    return f"The end of {path}:\n{'    (empty)' if empty else log_tail(path, count)}"
 
 
 class Console:
