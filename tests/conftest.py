@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from herd import Test
-from herd.backend import BackendInfo, Capability
-from herd.driver import Outcome
-from herd.plugins import Plugins
-from herd.pytest_plugin import backend_setting
-from herd.residue import leftovers
+from herd.hooks.manager import Plugins
+from herd.hooks.types import BackendInfo, Capability
+from herd.host.residue import leftovers
+from herd.run.driver import Outcome
+from herd.testing.pytest_plugin import backend_setting
 
 ROOT = Path(__file__).resolve().parents[1]
 NEEDS_ROOT = ("integration", "nspawn", "docker", "qemu", "external")

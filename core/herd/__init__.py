@@ -1,7 +1,7 @@
 """herd: multi-machine integration tests on containers and VMs.
 
 Declare a `herd.Test`; run it with `herd run FILE`, from pytest, or with `Test.run()`. Plugin
-authors: everything a plugin may use is in `herd.plugin`; the hooks are declared in `herd.hookspecs`.
+authors: everything a plugin may use is in `herd.plugin`; the hooks are declared in `herd.hooks.hookspecs`.
 
 The names below load on first use, so that `herd` starts its helper processes before it imports
 the rest of itself.
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
         TestTimeout,
         WaitTimeout,
     )
-    from herd.testdef import Test
+    from herd.run.testdef import Test
 
 __all__ = [
     "ArgumentError",
@@ -48,7 +48,7 @@ def __getattr__(name: str) -> Any:
     if name in __all__ and name.endswith(("Error", "Failed", "Timeout")):
         value = getattr(importlib.import_module("herd.errors"), name)
     elif name == "Test":
-        value = importlib.import_module("herd.testdef").Test
+        value = importlib.import_module("herd.run.testdef").Test
     else:
         raise AttributeError(f"module 'herd' has no attribute {name!r}")
     globals()[name] = value

@@ -1,5 +1,5 @@
 """`python -m herd`: the same as the `herd` command."""
 
-from herd.cli import main
+from herd.cli.main import main
 
 main()

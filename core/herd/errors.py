@@ -25,7 +25,7 @@ class PluginError(HerdError):
 
 class ArgumentError(HerdError, ValueError):
     """A Machine method or a run option got a value herd cannot use: a command holding a NUL byte,
-    a timeout that is not a positive number of seconds within `herd.spec.MAX_TIMEOUT`. Raised
+    a timeout that is not a positive number of seconds within `herd.declare.spec.MAX_TIMEOUT`. Raised
     before anything reaches a machine, which keeps running."""
 
 

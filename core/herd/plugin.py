@@ -1,6 +1,6 @@
 """Everything a herd plugin may use: plugins import this module, and nothing else of herd.
 
-A plugin implements the hooks declared in `herd.hookspecs` (each hook's docstring is its contract)
+A plugin implements the hooks declared in `herd.hooks.hookspecs` (each hook's docstring is its contract)
 with functions marked `@hookimpl`, exchanges the value types below with the core, raises the errors
 below, and may reuse the helpers below, which are the core's own means of running machines. The
 rest of `herd` is the core's own and free to move: the lint environment fails a plugin of this
@@ -43,9 +43,11 @@ from __future__ import annotations
 
 import pluggy
 
-from herd import agent, hostimage, idmap, libc, links, seccomp
-from herd.agenthandle import AgentHandle
-from herd.backend import (
+from herd.command.agenthandle import AgentHandle
+from herd.command.channel import Channel, ChannelClosed, spawn_agent
+from herd.declare.spec import MachineSpec
+from herd.errors import HerdError, LinkError, MachineError
+from herd.hooks.types import (
     Attachment,
     BackendInfo,
     Capability,
@@ -61,17 +63,17 @@ from herd.backend import (
     StopMode,
     granted_nodes,
 )
-from herd.cgroups import LIMITING, Cgroup, hierarchies, unified_mounted, v1_limiting_controllers
-from herd.channel import Channel, ChannelClosed, spawn_agent
-from herd.console import log_tail, machine_error, text_tail
-from herd.errors import HerdError, LinkError, MachineError
-from herd.gate import Gate
-from herd.hostimage import BOOT_TARGET
-from herd.idmap import COUNT, shift_owners, twin_nodes
-from herd.notify import NotifySocket, NotifyTimeout, SenderExited
-from herd.process import wait_for_exit
-from herd.rundir import state_root
-from herd.spec import MachineSpec
+from herd.host import hostimage, idmap
+from herd.host.hostimage import BOOT_TARGET
+from herd.host.idmap import COUNT, shift_owners, twin_nodes
+from herd.host.rundir import state_root
+from herd.linux import agent, libc, seccomp
+from herd.linux.cgroups import LIMITING, Cgroup, hierarchies, unified_mounted, v1_limiting_controllers
+from herd.linux.console import log_tail, machine_error, text_tail
+from herd.linux.gate import Gate
+from herd.linux.notify import NotifySocket, NotifyTimeout, SenderExited
+from herd.linux.process import wait_for_exit
+from herd.network import links
 
 hookimpl = pluggy.HookimplMarker("herd")
 """Marks a function (or method) as the implementation of the herd hook of the same name."""

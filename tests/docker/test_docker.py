@@ -21,10 +21,10 @@ import docker
 import pytest
 
 from herd import MachineError, Test
-from herd.backend import DeviceGrant, DeviceNode
-from herd.driver import Driver, Outcome, RunOptions
+from herd.hooks.manager import PLUGINS_GROUP, Plugins
+from herd.hooks.types import DeviceGrant, DeviceNode
 from herd.plugin import hookimpl
-from herd.plugins import PLUGINS_GROUP, Plugins
+from herd.run.driver import Driver, Outcome, RunOptions
 from tests.conftest import ROOT, assert_nothing_left, run_and_check
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="boots real machines: needs root")

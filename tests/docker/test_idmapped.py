@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from herd import idmap
+from herd.host import idmap
 from herd_docker import rootfs
 
 SHIFT = 100000

@@ -18,7 +18,7 @@ import docker
 import pytest
 
 from herd import MachineError, SpecError, Test
-from herd.driver import Outcome
+from herd.run.driver import Outcome
 from tests.conftest import run_and_check
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="boots real machines: needs root")

@@ -1,5 +1,5 @@
 """A Docker machine's memory, cpus and pids are Docker's own, and hold the commands herd runs too.
-What a machine meets when it goes past them is the conformance kit's (`herd.conformance.test_limits`),
+What a machine meets when it goes past them is the conformance kit's (`herd.testing.conformance.test_limits`),
 which runs on docker where its limits hold."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import docker
 import pytest
 
 from herd import Test
-from herd.driver import Outcome
+from herd.run.driver import Outcome
 from tests.conftest import run_and_check
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="boots real machines: needs root")

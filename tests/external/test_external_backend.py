@@ -57,7 +57,7 @@ def test_herd_run_uses_it(environment: Path, tmp_path: Path) -> None:
 
 def test_it_passes_the_conformance_kit_for_what_it_declares(environment: Path, tmp_path: Path) -> None:
     result = run(
-        [str(environment / "pytest"), "--pyargs", "herd.conformance", "--herd-backend", "unshare",
+        [str(environment / "pytest"), "--pyargs", "herd.testing.conformance", "--herd-backend", "unshare",
          "-p", "no:cacheprovider", "-rs"],
         cwd=tmp_path,
     )  # fmt: skip

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from herd.backend import DeviceNode
+from herd.hooks.types import DeviceNode
 from herd_gpu import cdi
 from herd_gpu.nodes import DeviceError
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from herd.backend import DeviceNode
-from herd.cgroups import Cgroup
+from herd.hooks.types import DeviceNode
+from herd.linux.cgroups import Cgroup
 from herd_nspawn import devices
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="loads cgroup device programs: needs root")

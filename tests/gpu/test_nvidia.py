@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from herd.backend import DeviceNode
+from herd.hooks.types import DeviceNode
 from herd_gpu import ldcache, nvidia
 from herd_gpu.nodes import DeviceError
 

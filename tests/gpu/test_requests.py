@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from herd import SpecError
-from herd.backend import DeviceGrant, DeviceNode
-from herd.plugins import Plugins
-from herd.resolve import resolve_backends, resolve_devices
-from herd.spec import parse_test
+from herd.declare.spec import parse_test
+from herd.hooks.manager import Plugins
+from herd.hooks.types import DeviceGrant, DeviceNode
+from herd.run.resolve import resolve_backends, resolve_devices
 
 from .conftest import FakeSysfs, SpecWriter, add_gpu, spec
 

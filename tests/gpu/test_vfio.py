@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from herd.declare.spec import parse_test
 from herd.errors import SpecError
-from herd.plugins import Plugins
-from herd.resolve import resolve_backends, resolve_devices
-from herd.spec import parse_test
+from herd.hooks.manager import Plugins
+from herd.run.resolve import resolve_backends, resolve_devices
 from herd_gpu import vfio
 from herd_gpu.nodes import DeviceError
 

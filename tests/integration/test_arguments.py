@@ -9,8 +9,8 @@ from contextlib import AbstractContextManager
 import pytest
 
 from herd import ArgumentError, Test
-from herd.backend import BackendInfo, Capability
-from herd.machine import Machine
+from herd.hooks.types import BackendInfo, Capability
+from herd.run.machine import Machine
 
 UNUSABLE_TIMEOUTS = (float("nan"), float("inf"), 1e12, 0, -5)
 

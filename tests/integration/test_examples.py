@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from herd.backend import Capability
-from herd.loader import load_tests
-from herd.plugins import Plugins
+from herd.hooks.manager import Plugins
+from herd.hooks.types import Capability
+from herd.run.loader import load_tests
 from tests.conftest import ROOT, assert_nothing_left
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))

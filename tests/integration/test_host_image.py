@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from herd import Test
-from herd.backend import BackendInfo, Capability
+from herd.hooks.types import BackendInfo, Capability
 
 # Units a herd machine runs without being asked: the base system's, and herd's own.
 BASE_SERVICES = {

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from herd import Test
-from herd.backend import BackendInfo
-from herd.driver import Driver, RunOptions
+from herd.hooks.types import BackendInfo
+from herd.run.driver import Driver, RunOptions
 from tests.conftest import assert_nothing_left
 
 MACHINES = {"a": {}, "b": {}}

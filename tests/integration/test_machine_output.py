@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from herd.backend import BackendInfo
+from herd.hooks.types import BackendInfo
 from tests.conftest import assert_nothing_left
 
 ESCAPES = r"\033[32mPASS\033]0;title\007"  # as printf reads it: green, then a window title and BEL

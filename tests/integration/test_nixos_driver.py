@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from herd import CapabilityError, CommandFailed, Test, WaitTimeout
-from herd.backend import BackendInfo, Capability
-from herd.machine import Machine
+from herd.hooks.types import BackendInfo, Capability
+from herd.run.machine import Machine
 
 WEB_UNIT = "[Service]\nExecStart=/usr/bin/python3 -m http.server 8124\n"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from herd.backend import BackendInfo, Capability
+from herd.hooks.types import BackendInfo, Capability
 from tests.conftest import assert_nothing_left
 
 TESTS = """

@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from herd.backend import BackendInfo
+from herd.hooks.types import BackendInfo
 from tests.conftest import run_and_check
 
 CORPUS = Path(__file__).with_name("corpus")

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from herd import Test, TestTimeout
-from herd.cgroups import machine_cgroup
-from herd.fleet import BOOT_CONCURRENCY
+from herd.linux.cgroups import machine_cgroup
+from herd.run.fleet import BOOT_CONCURRENCY
 from tests.conftest import ROOT, assert_nothing_left, start_herd_run
 
 HERD = str(Path(sys.executable).with_name("herd"))

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from herd import CapabilityError, PollingConditionFailed, Test
-from herd.backend import Capability
-from herd.driver import Outcome
-from herd.plugins import Plugins
+from herd.hooks.manager import Plugins
+from herd.hooks.types import Capability
+from herd.run.driver import Outcome
 from tests.conftest import run_and_check
 
 LISTEN_ON_A_UNIX_SOCKET = (

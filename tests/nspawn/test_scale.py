@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 from herd import Test
-from herd.limits import INOTIFY_INSTANCES, QUOTA_LOCK, ensure_inotify_instances
+from herd.host.limits import INOTIFY_INSTANCES, QUOTA_LOCK, ensure_inotify_instances
 from tests.conftest import ROOT, assert_nothing_left
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from herd import seccomp
 from herd.errors import HerdError
+from herd.linux import seccomp
 
 FREEZER = Path("/sys/fs/cgroup/freezer")
 

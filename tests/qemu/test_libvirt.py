@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from herd import SpecError, Test
-from herd.backend import Attachment, DeviceGrant, LaunchPlan, MachineRoot
-from herd.cgroups import machine_cgroup
-from herd.residue import known_runs, leftovers
-from herd.rundir import new_id, state_root
-from herd.spec import parse_test
+from herd.declare.spec import parse_test
+from herd.hooks.types import Attachment, DeviceGrant, LaunchPlan, MachineRoot
+from herd.host.residue import known_runs, leftovers
+from herd.host.rundir import new_id, state_root
+from herd.linux.cgroups import machine_cgroup
 from tests.conftest import assert_nothing_left, start_herd_run
 
 if os.geteuid() != 0:
@@ -295,7 +295,7 @@ def test_the_domain_xml_is_valid_for_libvirt(tmp_path: Path) -> None:
 
 
 def _plugins() -> Any:
-    from herd.plugins import Plugins
+    from herd.hooks.manager import Plugins
 
     return Plugins().load_all()
 

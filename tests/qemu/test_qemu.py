@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from herd import CapabilityError, MachineError, Test
-from herd.driver import Outcome
 from herd.errors import HerdError, SpecError
+from herd.run.driver import Outcome
 from herd_qemu import kernel, vm
 from tests.conftest import ROOT, assert_nothing_left, run_and_check
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from stevedore import ExtensionManager
 
-from herd.backend import Capability
-from herd.machine import Machine
-from herd.spec import parse_test
+from herd.declare.spec import parse_test
+from herd.hooks.types import Capability
+from herd.run.machine import Machine
 
 from .inmemory import InMemoryMachine
 

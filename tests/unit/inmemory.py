@@ -1,4 +1,4 @@
-"""An in-memory machine: a small, real implementation of `MachineControl` (herd.machinecontrol), so
+"""An in-memory machine: a small, real implementation of `MachineControl` (herd.run.machinecontrol), so
 that the Machine API and its waits are tested without root, backends or processes.
 
 Its shell answers the commands the Machine API sends (file tests, TCP and UNIX socket probes,
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from herd.backend import BackendInfo, Capability, ExecResult, Kind, StopMode
 from herd.errors import HerdError
-from herd.log import RunLog
+from herd.hooks.types import BackendInfo, Capability, ExecResult, Kind, StopMode
+from herd.report.log import RunLog
 
 NOT_FOUND = 127  # a shell's status for a command it cannot find
 KILLED = 137  # a command killed at its timeout (SIGKILL)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from herd.agent import decode_frames, encode_frame
-from herd.channel import Channel, ChannelClosed, spawn_agent
+from herd.command.channel import Channel, ChannelClosed, spawn_agent
+from herd.linux.agent import decode_frames, encode_frame
 
 
 @pytest.fixture
@@ -184,7 +184,7 @@ def test_stdin_reaches_the_command_and_a_long_command_arrives_whole(channel: Cha
 
 
 def test_without_bash_commands_run_in_sh_with_errexit_and_nounset(monkeypatch: pytest.MonkeyPatch) -> None:
-    from herd import agent
+    from herd.linux import agent
 
     assert agent.shell_script("true") == (agent.BASH, b"exec 3<&-; set -euo pipefail; true\n")
     monkeypatch.setattr(agent, "BASH", "/nonexistent/bash")

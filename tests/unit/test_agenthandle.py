@@ -1,4 +1,4 @@
-"""herd.agenthandle: commands through a real command agent on the host, for a "machine" that is a
+"""herd.command.agenthandle: commands through a real command agent on the host, for a "machine" that is a
 real host process, and what a command says when that process or its agent ends."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from herd.agenthandle import EXIT_NOTICE, AgentHandle
-from herd.channel import spawn_agent
+from herd.command.agenthandle import EXIT_NOTICE, AgentHandle
+from herd.command.channel import spawn_agent
 from herd.errors import MachineError
-from herd.process import wait_for_exit
+from herd.linux.process import wait_for_exit
 
 
 @dataclass(eq=False)

@@ -1,11 +1,12 @@
-"""The end of a machine's console in error messages (herd.console's tails), the same on every backend."""
+"""The end of a machine's console in error messages (herd.linux.console's tails), the same on every
+backend."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from herd.console import TAIL_BYTES, TAIL_LINES, log_tail, machine_error, text_tail
 from herd.errors import MachineError
+from herd.linux.console import TAIL_BYTES, TAIL_LINES, log_tail, machine_error, text_tail
 
 
 def test_the_last_lines_indented_and_without_carriage_returns() -> None:

@@ -1,4 +1,4 @@
-"""herd.gate: a real reader, as a machine's boot reads the gate, held until the gate opens."""
+"""herd.linux.gate: a real reader, as a machine's boot reads the gate, held until the gate opens."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from herd.gate import Gate
+from herd.linux.gate import Gate
 
 
 def reader(fifo: Path) -> subprocess.Popen[bytes]:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from herd import HerdError, hostimage
-from herd.spec import parse_test
+from herd import HerdError
+from herd.declare.spec import parse_test
+from herd.host import hostimage
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from herd import hostsnapshot
+from herd.host import hostsnapshot
 
 
 def _file(path: Path, text: str, mode: int = 0o644) -> Path:

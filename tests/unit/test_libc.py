@@ -1,4 +1,4 @@
-"""herd.libc: calls into the C library, their failures as OSError, mounts and network namespaces."""
+"""herd.linux.libc: calls into the C library, their failures as OSError, mounts and network namespaces."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from herd.libc import CLONE_NEWNET, MS_NOSUID, check, libc, mount, unmount
+from herd.linux.libc import CLONE_NEWNET, MS_NOSUID, check, libc, mount, unmount
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mount(2) and unshare(2) need root")
 

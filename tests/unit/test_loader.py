@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from herd import HerdError, SpecError
-from herd.loader import load_tests
+from herd.run.loader import load_tests
 
 
 def load_error(tmp_path: Path, source: str) -> str:

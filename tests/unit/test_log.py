@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from herd.log import RunLog, colors_wanted, printable
+from herd.report.log import RunLog, colors_wanted, printable
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from herd import ArgumentError, CapabilityError, CommandFailed, HerdError, WaitTimeout
-from herd.backend import Capability, StopMode
-from herd.machine import Machine
+from herd.hooks.types import Capability, StopMode
+from herd.run.machine import Machine
 
 from .conftest import MakeMachine
 from .inmemory import Reply

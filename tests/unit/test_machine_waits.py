@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from herd import ArgumentError, CapabilityError, CommandFailed, WaitTimeout
-from herd.backend import Capability, StopMode
-from herd.waiting import LONGEST_POLL
+from herd.hooks.types import Capability, StopMode
+from herd.run.waiting import LONGEST_POLL
 
 from .conftest import MakeMachine
 from .inmemory import Reply, Unit

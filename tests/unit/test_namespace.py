@@ -10,16 +10,16 @@ import pytest
 
 import herd
 from herd import HerdError, PollingConditionFailed, Test, WaitTimeout
-from herd.backend import BackendInfo, Kind
-from herd.console import ConsoleEcho, read_since, size_of
-from herd.driver import Driver, RunOptions
-from herd.log import RunLog
-from herd.machine import Machine
-from herd.network import plan
+from herd.declare.spec import DRIVER_NAMES, script_names
+from herd.hooks.manager import Plugins
+from herd.hooks.types import BackendInfo, Kind
+from herd.linux.console import ConsoleEcho, read_since, size_of
+from herd.network.plan import plan
 from herd.plugin import hookimpl
-from herd.plugins import Plugins
-from herd.polling import PollingCondition, check_all
-from herd.spec import DRIVER_NAMES, script_names
+from herd.report.log import RunLog
+from herd.run.driver import Driver, RunOptions
+from herd.run.machine import Machine
+from herd.run.polling import PollingCondition, check_all
 
 
 def plugins_with_a_container_backend() -> Plugins:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from herd import HerdError, SpecError
-from herd.network import (
+from herd.declare.spec import parse_test
+from herd.network.plan import (
     bridge_name,
     capacity_problems,
     gateway_link_name,
@@ -14,7 +15,6 @@ from herd.network import (
     netem_problems,
     plan,
 )
-from herd.spec import parse_test
 
 ROUTED = {
     "lan": {"subnet": "10.0.1.0/24"},

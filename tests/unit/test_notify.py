@@ -1,4 +1,4 @@
-"""herd.notify: sd_notify messages from a real process, and the ways a wait for them ends."""
+"""herd.linux.notify: sd_notify messages from a real process, and the ways a wait for them ends."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from herd.notify import NotifySocket, NotifyTimeout, SenderExited
+from herd.linux.notify import NotifySocket, NotifyTimeout, SenderExited
 
 # A sender as systemd is one: each argument one datagram to $NOTIFY_SOCKET, then a pause (seconds).
 SENDER = """

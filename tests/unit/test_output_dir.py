@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from herd import HerdError
-from herd.outputdir import default_output_dir, make_output_dir, shown_path
+from herd.run.outputdir import default_output_dir, make_output_dir, shown_path
 
 
 def test_the_default_output_directory_is_absolute_with_a_latest_link(

@@ -14,7 +14,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from herd.version import DISTRIBUTION, version_of
+from herd.cli.version import DISTRIBUTION, version_of
 from tests.conftest import ROOT
 
 from .conftest import run_herd

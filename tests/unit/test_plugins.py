@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from herd import PluginError, SpecError
-from herd.backend import BackendInfo, Capability, ExecResult, Kind, MachineHandle
+from herd.declare.spec import parse_test
+from herd.hooks.manager import BACKENDS_GROUP, Plugins, installed
+from herd.hooks.types import BackendInfo, Capability, ExecResult, Kind, MachineHandle
 from herd.plugin import hookimpl
-from herd.plugins import BACKENDS_GROUP, Plugins, installed
-from herd.resolve import resolve_backends
-from herd.spec import parse_test
+from herd.run.resolve import resolve_backends
 
 from .conftest import GOOD_BACKEND, run_herd
 
@@ -193,7 +193,7 @@ def test_herd_plugins_shows_what_loaded_and_what_failed(good_and_broken: Path) -
 
 
 def test_doctor_warns_of_a_backend_that_does_not_confine_its_machines() -> None:
-    from herd.doctor import confinement_check
+    from herd.cli.doctor import confinement_check
 
     bare = BackendInfo(name="bare", kind=Kind.CONTAINER, capabilities=frozenset(), description="")
     confined = BackendInfo(

@@ -11,8 +11,8 @@ def test_the_marker_description_names_every_argument(pytester: pytest.Pytester) 
 
 
 def test_a_long_parametrized_test_gets_a_valid_herd_test_name(pytester: pytest.Pytester) -> None:
-    from herd.pytest_plugin import _test_name
-    from herd.spec import TEST_NAME_MAX_BYTES, test_name_problem
+    from herd.declare.spec import TEST_NAME_MAX_BYTES, test_name_problem
+    from herd.testing.pytest_plugin import _test_name
 
     ids = ["x" * 200, "."]
     source = f"import pytest\n@pytest.mark.parametrize('p', [1, 2], ids={ids!r})\ndef test_p(p): pass\n"
@@ -26,7 +26,7 @@ def test_the_backend_and_output_directory_come_from_the_ini_unless_given(pyteste
     pytester.makeini("[pytest]\nherd_backend = docker\nherd_output_dir = logs/herd\n")
     pytester.makepyfile(
         """
-        from herd.pytest_plugin import backend_setting, output_dir_setting
+        from herd.testing.pytest_plugin import backend_setting, output_dir_setting
 
         def test_settings(pytestconfig):
             print("SETTINGS", backend_setting(pytestconfig), output_dir_setting(pytestconfig))

@@ -6,8 +6,8 @@ import contextlib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from herd import htmlreport, junit
-from herd.log import RunLog
+from herd.report import htmlreport, junit
+from herd.report.log import RunLog
 
 
 def _logged(tmp_path: Path, fail: bool) -> RunLog:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from herd import ArgumentError
-from herd.driver import RunOptions
+from herd.run.driver import RunOptions
 
 
 @pytest.mark.parametrize("seconds", [float("nan"), float("inf"), 1e12, 0, -1])

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from herd import HerdError, rundir
+from herd import HerdError
+from herd.host import rundir
 
 
 def test_a_state_root_that_cannot_be_made_is_one_clear_error(

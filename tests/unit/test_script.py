@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from herd.declare.script import ScriptSource, compile_script, run_script, script_frames
 from herd.errors import HerdError, ScriptExitError
-from herd.loader import load_tests
-from herd.script import ScriptSource, compile_script, run_script, script_frames
+from herd.run.loader import load_tests
 
 SCRIPT = """
 x = 1

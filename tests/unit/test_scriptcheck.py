@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from herd import SpecError, Test
-from herd.driver import Driver, RunOptions
-from herd.scriptcheck import check, check_text, machine_attributes
+from herd.declare.scriptcheck import check, check_text
+from herd.run.driver import Driver, RunOptions
+from herd.run.machine import script_attributes
 from tests.unit.test_namespace import plugins_with_a_container_backend
 
 TYPOS = """
@@ -20,7 +21,7 @@ client.wait_for_unit("x")
 
 
 def problems_of(test: Test) -> list[str]:
-    return check(test.spec, test.source)
+    return check(test.spec, test.source, script_attributes())
 
 
 def test_an_undefined_name_and_an_unknown_method_name_the_test_file_line_and_a_close_name() -> None:
@@ -44,8 +45,8 @@ def test_every_name_the_driver_gives_is_known_and_machine_is_the_single_machine(
         "with polling_condition(lambda: True):\n    machine.succeed('true')\n"
         "solo.nested('x'); machine.wait_for_shutdown(); machine.get_console_log()\n"
     )
-    assert check_text(script, "t", {"solo"}, "<s>", 0) == []
-    [problem] = check_text("machine.succeed('x')", "t", {"a", "b"}, "<s>", 0)
+    assert check_text(script, "t", {"solo"}, "<s>", 0, api=script_attributes()) == []
+    [problem] = check_text("machine.succeed('x')", "t", {"a", "b"}, "<s>", 0, api=script_attributes())
     assert problem.startswith(
         "test 't': line 1 of the script: name 'machine' is not defined; 'machine' is the machine of a "
         "test of one machine only"
@@ -54,12 +55,17 @@ def test_every_name_the_driver_gives_is_known_and_machine_is_the_single_machine(
 
 def test_a_name_the_script_binds_itself_is_not_taken_for_a_machine() -> None:
     script = "server = {'a': 1}\nserver.items()\nfor client in [1]:\n    client.real\n"
-    assert check_text(script, "t", {"server", "client"}, "<s>", 0) == []
+    assert check_text(script, "t", {"server", "client"}, "<s>", 0, api=script_attributes()) == []
 
 
 def test_attributes_a_machine_sets_on_itself_are_known() -> None:
-    assert {"name", "spec", "succeed", "backend", "wait_for_shutdown"} <= machine_attributes()
-    assert check_text("print(server.name, server.spec.memory)", "t", {"server"}, "<s>", 0) == []
+    assert {"name", "spec", "succeed", "backend", "wait_for_shutdown"} <= script_attributes()
+    assert (
+        check_text(
+            "print(server.name, server.spec.memory)", "t", {"server"}, "<s>", 0, api=script_attributes()
+        )
+        == []
+    )
 
 
 def test_a_function_script_gets_the_unknown_method_check() -> None:

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from herd import SpecError, Test
-from herd.spec import FileSpec, parse_size, parse_test
+from herd.declare.spec import FileSpec, parse_size, parse_test
 
 SCRIPT = "start_all()"
 

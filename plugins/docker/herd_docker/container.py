@@ -98,7 +98,7 @@ def _capabilities() -> list[str]:
 def _grant_options(plan: LaunchPlan, shift: int) -> tuple[list[str], list[tuple[str, str, bool]]]:
     """Device grants as Docker applies them: device rules and bind mounts (their environment is
     the machine's, through `hostimage.apply_grant_environment`). Each node is given through its
-    twin (`herd.idmap.twin_nodes`), which a confined machine's root may open as host root opens
+    twin (`herd.host.idmap.twin_nodes`), which a confined machine's root may open as host root opens
     the node; the engine takes the device numbers from it."""
     devices = [
         f"{twin}:{node.guest_path}:{node.access}"

@@ -111,7 +111,7 @@ def local_id(name: str) -> str:
 
 def exported(name: str, directories: tuple[str, ...], run_id: str, shift: int = 0) -> Path:
     """A host copy of `directories` of the image `name` (its /etc and /var), made once per image
-    and owned as a machine whose root is host id `shift` sees it (`herd.idmap.shift_owners`).
+    and owned as a machine whose root is host id `shift` sees it (`herd.host.idmap.shift_owners`).
 
     The container they are copied from carries the run's label, so that the reaper removes it
     should the run die meanwhile.

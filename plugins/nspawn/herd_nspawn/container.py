@@ -1,14 +1,14 @@
 """One machine as a systemd-nspawn container: boot, commands, network plugs, stop.
 
 Confinement: the container runs in a user namespace of its own whose ids 0…65535 are host ids
-`herd.idmap.BASE`…: root in it owns nothing on the host. The host's /usr (and /opt, /nix) is bound
+`herd.host.idmap.BASE`…: root in it owns nothing on the host. The host's /usr (and /opt, /nix) is bound
 read-only through id-mapped mounts, so its files stay host root's on disk and are root's in the
 machine; /etc and /var are overlays of the host image's filtered copy made for that id range
-(`herd.hostsnapshot`). systemd-nspawn gives the container its network namespace (owned by the
+(`herd.host.hostsnapshot`). systemd-nspawn gives the container its network namespace (owned by the
 container's user namespace, so that its root may bind low ports and open raw sockets), its
 capability set and its system-call filter. herd's command agent joins the container's namespaces,
 takes on its init's capability bounding set and installs its init's system-call filters (read with
-`herd.seccomp`), so every command carries all of that too. The machine's cgroup bounds its memory,
+`herd.linux.seccomp`), so every command carries all of that too. The machine's cgroup bounds its memory,
 CPU time and processes, the agent's included.
 
 Boot: herd starts systemd-nspawn at once, inside the machine's own cgroup (there is no systemd on

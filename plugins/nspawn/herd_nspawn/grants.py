@@ -5,7 +5,7 @@ Several containers may bind the same host node at once: nothing here takes a dev
 container alone. Which nodes a container may open is its device policy (`herd_nspawn.devices`).
 
 A container's root is not host root: each granted node is bound from its twin in the machine's
-state directory (`herd.idmap.twin_nodes`), which the machine's users may open as the host's users
+state directory (`herd.host.idmap.twin_nodes`), which the machine's users may open as the host's users
 open the node itself. A
 read-only granted mount (a driver's libraries) is bound id-mapped where its file system allows it,
 so that host root's files are the machine root's, SUID bits and file capabilities included. A

@@ -18,7 +18,7 @@ from pathlib import Path
 from herd.plugin import Attachment, HerdError, LaunchPlan, agent, hostimage
 
 AGENT_PORT = "herd.agent"
-AGENT_PATH = "/etc/herd/agent.py"
+AGENT_PATH = "/etc/herd/linux/agent.py"
 GUEST_PYTHON = "/usr/bin/python3"
 NETWORK_SCRIPT = "/etc/herd/network.sh"
 MASKED = (

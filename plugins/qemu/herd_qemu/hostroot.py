@@ -4,7 +4,7 @@ The direct engine mounts the root inside QEMU's own mount namespace; libvirt sta
 itself, in the host's, so the libvirt engine mounts the same things (`plan.root`'s read-only
 binds, overlays and binds, in that order) on the host, under the machine's state directory. Mounts
 there belong to the run by their path: if herd dies before it unmounts them, the core's reaper
-finds and unmounts them with the rest of the run's state (`herd.residue`).
+finds and unmounts them with the rest of the run's state (`herd.host.residue`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The `herd` command: `run`, `plugins`, `doctor`, `devices`, `clean` and `--version`."""

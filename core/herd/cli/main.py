@@ -1,0 +1,374 @@
+"""The `herd` command: run tests, list plugins, check the host.
+
+Exit status of `herd run`: 0 when every test passed, 1 when one failed or a run could not start on
+this host (such as /run/herd read-only or full), 2 for an invalid test, a test file that does not
+load, or a bad command line, 128+N when signal N interrupted the run (130 for Ctrl-C, 143 for
+SIGTERM).
+
+The command line is parsed with argparse: herd starts a process per run, and the standard library's
+parser costs a fraction of a third-party one's import time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from herd.hooks.manager import LoadFailure
+    from herd.run.driver import Driver
+
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+
+def _style(text: str, code: str) -> str:
+    from herd.report.log import colors_wanted
+
+    return f"\x1b[{code}m{text}\x1b[0m" if colors_wanted(sys.stdout) else text
+
+
+def run(args: argparse.Namespace) -> int:
+    from herd.command import channel
+    from herd.network import links
+
+    # Both helpers start on other cores while herd loads the test and the plugins.
+    links.start_helper()
+    channel.start_spawner()
+    from herd.errors import HerdError
+    from herd.run.driver import Driver, RunOptions
+    from herd.run.loader import load_tests
+
+    try:
+        tests = load_tests(args.file)
+        options = [
+            RunOptions(backend=args.backend, keep=args.keep, verbose=args.verbose, check=args.check)
+            for _ in tests
+        ]
+        drivers = [Driver(t.spec, t.source, o) for t, o in zip(tests, options, strict=True)]
+    except HerdError as error:  # the file or a test in it is wrong: nothing has started
+        print(f"herd: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    ran: list[Driver] = []
+    try:
+        return _run_all(drivers, args.output_dir, ran)
+    finally:
+        if args.junit_xml is not None:
+            from herd.report import junit
+
+            junit.write([(driver.log.record, driver.output_dir) for driver in ran], args.junit_xml)
+
+
+def _run_all(drivers: list[Driver], output_dir: Path | None, ran: list[Driver]) -> int:
+    """Run the tests in order, each driver appended to `ran` once it has run; the exit status."""
+    from herd.errors import HerdError
+    from herd.report.log import printable
+
+    status = 0
+    for driver in drivers:
+        if output_dir is not None:
+            driver.options.output_dir = output_dir / driver.spec.name if len(drivers) > 1 else output_dir
+        try:
+            outcome = driver.run()
+        except HerdError as error:  # the run could not start (its teardown has run)
+            print(f"herd: {printable(str(error))}", file=sys.stderr)
+            return EXIT_FAILED
+        ran.append(driver)
+        if outcome.interrupted:
+            return 128 + signal.Signals[outcome.interrupted].value
+        if not outcome.passed:
+            status = EXIT_FAILED
+    return status
+
+
+def _print_json(data: object) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def _failures_data(failures: list[LoadFailure]) -> list[dict[str, str]]:
+    return [
+        {"name": f.name, "group": f.group, "distribution": f.distribution, "error": f.error} for f in failures
+    ]
+
+
+def plugins(args: argparse.Namespace) -> int:
+    from herd.cli.doctor import confinement
+    from herd.hooks.manager import GROUPS, Plugins, distribution_of, installed
+    from herd.hooks.types import Capability
+
+    loaded = Plugins()
+    groups: dict[str, list[dict[str, object]]] = {}
+    for group in GROUPS:
+        entry_points = installed(group)
+        if entry_points:
+            loaded.load(group)
+        failures = {f.name: f for f in loaded.failures if f.group == group}
+        groups[group] = []
+        for entry_point in entry_points:
+            entry: dict[str, object] = {
+                "name": entry_point.name,
+                "entry_point": entry_point.value,
+                "distribution": distribution_of(entry_point),
+                "loaded": entry_point.name not in failures,
+            }
+            if entry_point.name in failures:
+                entry["error"] = failures[entry_point.name].error
+            elif (info := loaded.backends.get(entry_point.name)) is not None:
+                entry["backend"] = {
+                    "kind": info.kind.value,
+                    "priority": info.priority,
+                    "description": info.description,
+                    "capabilities": sorted(info.capabilities),
+                    "confined": Capability.CONFINED in info.capabilities,
+                    "confinement": confinement(info),
+                }
+            groups[group].append(entry)
+    if args.json:
+        _print_json(groups)
+        return 0
+    width = max([10, *(len(str(entry["name"])) for found in groups.values() for entry in found)])
+    for group, entries in groups.items():
+        print(_style(f"{group}:", "1"))
+        if not entries:
+            print("  (none installed)")
+        for entry in entries:
+            name, value, dist = entry["name"], entry["entry_point"], entry["distribution"]
+            if not entry["loaded"]:
+                print(_style(f"  {name:<{width}} FAILED  {value} ({dist}): {entry['error']}", "31"))
+                continue
+            backend = entry.get("backend")
+            if not isinstance(backend, dict):
+                print(f"  {name:<{width}} loaded  {value} ({dist})")
+                continue
+            capabilities = ", ".join(backend["capabilities"]) or "none"
+            print(f"  {name:<{width}} loaded  {backend['kind']}, priority {backend['priority']} ({dist})")
+            print(f"  {'':<{width}}         {backend['description']}")
+            print(f"  {'':<{width}}         capabilities: {capabilities}")
+            line = backend["confinement"] if backend["confined"] else _style(backend["confinement"], "33")
+            print(f"  {'':<{width}}         {line}")
+    return 0
+
+
+def doctor(args: argparse.Namespace) -> int:
+    from herd.cli.doctor import all_checks
+    from herd.hooks.manager import Plugins
+
+    loaded = Plugins()
+    checks = list(all_checks(loaded, args.machines))
+    failed = sum(not check.ok for _, check in checks) + len(loaded.failures)
+    if args.json:
+        _print_json(
+            {
+                "ok": not failed,
+                "checks": [{"section": name, **dataclasses.asdict(check)} for name, check in checks],
+                "plugin_failures": _failures_data(loaded.failures),
+            }
+        )
+        return 1 if failed else 0
+    section = None
+    for name, check in checks:
+        if name != section:
+            print(_style(f"{name}:", "1"))
+            section = name
+        if not check.ok:
+            mark = _style("FAIL", "31")
+        else:
+            mark = _style("warn", "33") if check.warning else _style("ok  ", "32")
+        print(f"  {mark} {check.name}: {check.detail}")
+        if not check.ok and check.fix:
+            print(f"       fix: {check.fix}")
+    for failure in loaded.failures:
+        print(
+            _style(
+                f"  FAIL plugin {failure.name} ({failure.distribution}) failed to load: {failure.error}", "31"
+            )
+        )
+    return 1 if failed else 0
+
+
+def devices(args: argparse.Namespace) -> int:
+    from herd.hooks.manager import Plugins
+
+    loaded = Plugins().load_all()
+    offers: list[tuple[str, str]] = []
+    problems: list[str] = []
+    loaded.hook.herd_list_devices(
+        offer=lambda name, about: offers.append((name, about)), problem=problems.append
+    )
+    status = 1 if problems or loaded.failures else 0
+    if args.json:
+        _print_json(
+            {
+                "devices": [{"name": name, "about": about} for name, about in offers],
+                "problems": problems,
+                "plugin_failures": _failures_data(loaded.failures),
+            }
+        )
+        return status
+    width = max((len(name) for name, _ in offers), default=0)
+    for name, about in offers:
+        print(f"{name:<{width}}  {about}")
+    if not offers:
+        print("nothing to grant: no installed plugin offers devices (see `herd plugins`)")
+    for problem in problems:
+        print(_style(f"problem: {problem}", "31"))
+    for failure in loaded.failures:
+        loading = f"plugin {failure.name} ({failure.distribution}) failed to load: {failure.error}"
+        print(_style(f"problem: {loading}", "31"))
+    return status
+
+
+def clean(args: argparse.Namespace) -> int:
+    from herd.hooks.manager import Plugins
+    from herd.host.residue import is_live, known_runs, leftovers, reap_dead
+
+    plugins = Plugins().load_all()
+    if args.dry_run:
+        runs = [
+            {"run": run_id, "live": is_live(run_id), "left": leftovers(run_id, plugins)}
+            for run_id in sorted(known_runs())
+        ]
+        if args.json:
+            _print_json({"runs": runs})
+            return 0
+        for run in runs:
+            left = run["left"]
+            assert isinstance(left, list)
+            state = "live" if run["live"] else "dead"
+            print(f"run {run['run']} ({state}): {f'{len(left)} left' if left else 'nothing left'}")
+            for item in left:
+                print(f"  {item}")
+        return 0
+    reaped = reap_dead(plugins)
+    if args.json:
+        _print_json({"removed": reaped})
+        return 0
+    for run_id, removed in reaped.items():
+        print(f"run {run_id}: removed {len(removed)}")
+        for item in removed:
+            print(f"  {item}")
+    if not reaped:
+        print("nothing to clean: no dead run left anything")
+    return 0
+
+
+class _PrintVersions(argparse.Action):
+    """`--version`: loads every plugin to name their versions, so only when asked (not at parse setup)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+        from herd.cli.version import report
+        from herd.hooks.manager import Plugins
+
+        print("\n".join(report(Plugins())))
+        parser.exit()
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="herd", description="Multi-machine integration tests on containers and VMs."
+    )
+    top.add_argument(
+        "--version",
+        action=_PrintVersions,
+        nargs=0,
+        help="print the versions of herd and of each installed plugin, then exit",
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run_parser = commands.add_parser("run", help="run the herd tests a file declares")
+    run_parser.add_argument("file", type=Path, help="a Python file that declares herd.Test objects")
+    run_parser.add_argument(
+        "--backend",
+        "-b",
+        metavar="NAME",
+        help="backend for machines that name none "
+        "(default: $HERD_BACKEND, else the installed one with the highest priority)",
+    )
+    run_parser.add_argument(
+        "--output-dir",
+        "-o",
+        type=Path,
+        metavar="DIR",
+        help="where the log, consoles and journals go (default: herd-output/<test>/<time>-<run id>)",
+    )
+    run_parser.add_argument(
+        "--keep", action="store_true", help="after a failure, keep the machines up until Ctrl-C"
+    )
+    run_parser.add_argument("--verbose", "-v", action="store_true", help="show every command on the terminal")
+    run_parser.add_argument(
+        "--junit-xml",
+        type=Path,
+        metavar="FILE",
+        help="also write a JUnit XML report of the runs to FILE, a testcase per subtest "
+        "(log.html, beside log.txt, is always written)",
+    )
+    run_parser.add_argument(
+        "--no-check",
+        dest="check",
+        action="store_false",
+        help="do not check the scripts' names and machine methods before the run",
+    )
+    run_parser.set_defaults(handler=run)
+
+    plugins_parser = commands.add_parser(
+        "plugins", help="list installed plugins: what loaded, what failed and why"
+    )
+    plugins_parser.set_defaults(handler=plugins)
+    doctor_parser = commands.add_parser(
+        "doctor", help="check this host; print the fix for each missing piece"
+    )
+    doctor_parser.add_argument(
+        "--machines",
+        "-n",
+        type=int,
+        default=2,
+        metavar="N",
+        help="check the limits a test of N machines meets",
+    )
+    doctor_parser.set_defaults(handler=doctor)
+    devices_parser = commands.add_parser(
+        "devices", help="list what the installed device plugins can grant on this host, by name"
+    )
+    devices_parser.set_defaults(handler=devices)
+    clean_parser = commands.add_parser(
+        "clean", help="remove what dead runs left: processes, links, rules, state"
+    )
+    clean_parser.add_argument(
+        "--dry-run", "-n", action="store_true", help="only list runs and what they left"
+    )
+    clean_parser.set_defaults(handler=clean)
+    for command in (plugins_parser, doctor_parser, devices_parser, clean_parser):
+        command.add_argument("--json", action="store_true", help="print the same as JSON, for programs")
+    return top
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    sys.exit(args.handler(args))
+
+
+def entry() -> None:
+    """The `herd` command. Exits without the interpreter's final clean-up.
+
+    By the time a command returns, herd has torn down everything it made and closed its files;
+    tearing down the interpreter's hundreds of modules and objects would add a tenth of a second
+    to every run for nothing.
+    """
+    try:
+        main()
+        code = 0
+    except BrokenPipeError:  # `herd plugins | head`: the reader has what it wanted
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        if not isinstance(exit_.code, int | None):
+            print(exit_.code, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,227 @@
+"""The neutral types that pass between the core and backend plugins.
+
+The core describes *what* a machine needs (a root file system, network attachments, device grants);
+a backend decides *how* (nspawn flags, QEMU devices, Docker options). Plugins import these types; the
+core never imports a plugin.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from herd.declare.spec import MachineSpec
+from herd.linux.cgroups import Cgroup
+
+
+class Kind(enum.StrEnum):
+    CONTAINER = "container"
+    VM = "vm"
+
+
+class Capability(enum.StrEnum):
+    """What a backend can do beyond booting, executing, shutting down and crashing a machine."""
+
+    SYSTEMD = "systemd"  # systemd is the machine's init: services, units, wait_for_unit, systemctl
+    REBOOT = "reboot"  # machine.reboot()
+    # send_chars, send_console: typing on the console, and `herd_machine_console` while it runs
+    # (reading the console needs no capability: every backend writes console.log)
+    CONSOLE = "console"
+    MONITOR = "monitor"  # send_monitor_command, wait_for_qmp_event: QEMU's monitor
+    KEYBOARD = "keyboard"  # send_key
+    SCREENSHOT = "screenshot"  # screenshot
+    KERNEL = "kernel"  # its own kernel: modules, sysctls, kernel command line, virtual terminals
+    SUID = "suid"  # SUID binaries and file capabilities work
+    HOTPLUG = "hotplug"  # connect/disconnect networks while running
+    DEVICES = "devices"  # host device nodes granted to the machine
+    PCI = "pci"  # PCI functions passed through
+    # The machine fields memory, cpus, pids and disk bound what the machine's processes, each
+    # command herd runs included, use together.
+    LIMITS = "limits"
+    # Root in a machine is not root on the host: every process in it, each command herd runs
+    # included, is confined (a user namespace, the machine's capabilities and system-call filter, or
+    # a VM), and it has limits.
+    CONFINED = "confined"
+
+
+@dataclass(frozen=True)
+class HostCheck:
+    """One line of `herd doctor`: what was checked, whether it is fine, and how to fix it. A
+    `warning` is fine for running tests, yet something the user must know."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+    warning: bool = False
+
+
+def _no_options(options: Mapping[str, Any]) -> list[str]:
+    return [f"unknown option {name!r}: this backend takes no options" for name in options]
+
+
+def _any_machine(machine: MachineSpec) -> list[tuple[str, str]]:
+    return []
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """A backend as it registers itself (see `herd_register_backends`).
+
+    `priority` picks the default backend: when a run names none, the installed backend with the
+    highest priority boots the machines that name none either. `validate_options` checks a machine's
+    `options` field and returns one message per problem. `validate_machine` checks the machine's
+    other fields, which the core has validated already, against what this backend can give (a VM's
+    least memory, say), and returns (field name, message) per problem. `id_shift` is the host id
+    that root in the backend's machines is (`herd.host.idmap.BASE` for machines in user namespaces, 0
+    where a machine's ids are the host's): the host image's files are prepared to be owned as the
+    machines see them.
+    """
+
+    name: str
+    kind: Kind
+    capabilities: frozenset[Capability]
+    description: str
+    priority: int = 0
+    host_checks: Callable[[], Iterable[HostCheck]] = lambda: ()
+    validate_options: Callable[[Mapping[str, Any]], list[str]] = _no_options
+    validate_machine: Callable[[MachineSpec], list[tuple[str, str]]] = _any_machine
+    id_shift: int = 0
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """A copy-on-write view of `lower` (a host directory) at `target`, writing into `upper`."""
+
+    lower: str
+    upper: Path
+    target: str
+
+
+@dataclass(frozen=True)
+class MachineRoot:
+    """The file system a machine boots, described for a backend to assemble.
+
+    `directory` becomes the machine's `/` (it holds the mount points and top-level links);
+    `read_only_binds` and `binds` are (host path, machine path) pairs; `overlays` are mounted over
+    their targets.
+    """
+
+    directory: Path
+    read_only_binds: tuple[tuple[str, str], ...]
+    overlays: tuple[Overlay, ...]
+    binds: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One NIC of a machine on one network.
+
+    `bridge` is the host bridge of the network; `host_link` is the name reserved for the host side
+    of the link (a veth end or a tap); `guest_link` is the interface name inside the machine;
+    `addresses` are in CIDR notation.
+    """
+
+    network: str
+    bridge: str
+    host_link: str
+    guest_link: str
+    mac: str
+    addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DeviceNode:
+    """A device node to make available in a machine (`path` on the host, `guest_path` inside)."""
+
+    path: str
+    guest_path: str
+    kind: str  # "c" or "b"
+    major: int
+    minor: int
+    access: str = "rwm"
+
+
+@dataclass(frozen=True)
+class DeviceGrant:
+    """A device request turned into what a backend applies (see `herd_device_grant`)."""
+
+    request: str
+    nodes: tuple[DeviceNode, ...] = ()
+    mounts: tuple[tuple[str, str, bool], ...] = ()  # (host path, machine path, read-only)
+    environment: Mapping[str, str] = field(default_factory=dict)
+    pci_functions: tuple[str, ...] = ()
+
+
+def granted_nodes(grants: Iterable[DeviceGrant]) -> list[DeviceNode]:
+    """The grants' device nodes, once each (two grants often share control nodes)."""
+    found: dict[str, DeviceNode] = {}
+    for grant in grants:
+        for node in grant.nodes:
+            found.setdefault(node.guest_path, node)
+    return list(found.values())
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """Everything a backend needs to boot one machine of a run.
+
+    `state_dir` is the machine's scratch directory (removed at teardown); `log_dir` is its directory
+    in the run's output (kept): a backend writes the console there, and the journal lands there
+    through `root.binds`. A backend that runs the machine as host processes starts them inside
+    `cgroup` (the driver creates it before the start hook), so that the run's cleanup finds every
+    one of them.
+    """
+
+    run_id: str
+    machine: MachineSpec
+    index: int
+    state_dir: Path
+    log_dir: Path
+    root: MachineRoot
+    attachments: tuple[Attachment, ...]
+    cgroup: Cgroup
+    grants: tuple[DeviceGrant, ...] = ()
+
+    @property
+    def backend(self) -> str:
+        assert self.machine.backend is not None, "the driver resolves the backend before planning"
+        return self.machine.backend
+
+
+@dataclass
+class MachineHandle:
+    """What a backend returns for a running machine; backends subclass it with their own state.
+
+    `access` is a host command that opens a shell in the machine, shown to users who keep machines
+    running after a failure (`--keep`).
+    """
+
+    backend: str
+    name: str
+    access: str = field(default="", kw_only=True)
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """The outcome of one command: exact bytes of stdout and stderr, and the exit status.
+
+    `status` follows the shell: 128+N when a signal N ended the command. `timed_out` is true when
+    the backend killed the command at its timeout.
+    """
+
+    status: int
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool = False
+
+
+class StopMode(enum.StrEnum):
+    CLEAN = "clean"  # ask the machine's init to power off, escalate if it stalls
+    CRASH = "crash"  # kill at once, as a power cut would
+    # The run is over and the machine will not boot again: stop it as fast as keeps what the run's
+    # output holds (its journal, its console). A backend whose power-off is cheap treats it as CLEAN.
+    TEARDOWN = "teardown"

@@ -1,0 +1,99 @@
+"""Letting a run's bridged traffic through a host firewall that would drop it.
+
+With br_netfilter loaded (`net.bridge.bridge-nf-call-iptables=1`, as a Docker engine leaves it),
+frames crossing a Linux bridge traverse the iptables FORWARD chain, whose policy Docker sets to DROP.
+When that chain could drop anything (a policy other than ACCEPT, or any rule in it), herd inserts
+one ACCEPT rule per bridge, matching traffic that enters and leaves that same bridge only, tagged
+with the run's id, and removes it at teardown. Nothing is routed or NATed.
+
+The rules go through the `iptables`/`ip6tables` commands, so that they land in whichever backend
+(legacy or nf_tables) the host's other firewall users, Docker included, use.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+from herd.errors import HerdError
+
+log = logging.getLogger("herd.network.firewall")
+BRIDGE_SYSCTLS = {
+    "iptables": Path("/proc/sys/net/bridge/bridge-nf-call-iptables"),
+    "ip6tables": Path("/proc/sys/net/bridge/bridge-nf-call-ip6tables"),
+}
+
+
+def filtering_commands() -> list[str]:
+    """The firewall commands whose chains see bridged frames on this host."""
+    commands = []
+    for command, sysctl in BRIDGE_SYSCTLS.items():
+        try:
+            if sysctl.read_text().strip() == "1":
+                commands.append(command)
+        except FileNotFoundError:  # br_netfilter is not loaded: bridged frames skip iptables
+            continue
+    return commands
+
+
+def forward_chain_filters(command: str) -> bool:
+    """Whether the FORWARD chain of `command` has a non-ACCEPT policy or any rule at all."""
+    listing = subprocess.run([command, "-w", "-S", "FORWARD"], capture_output=True, text=True, check=False)
+    if listing.returncode != 0:
+        raise HerdError(f"cannot read the FORWARD chain with {command}: {listing.stderr.strip()}")
+    return listing.stdout.strip() != "-P FORWARD ACCEPT"
+
+
+def _rule(bridge: str, run_id: str) -> list[str]:
+    return [
+        "FORWARD",
+        "-i",
+        bridge,
+        "-o",
+        bridge,
+        "-m",
+        "comment",
+        "--comment",
+        f"herd:{run_id}",
+        "-j",
+        "ACCEPT",
+    ]
+
+
+class BridgeRules:
+    """The ACCEPT rules of one run; `remove_all` undoes every rule `allow` added."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.added: list[tuple[str, str]] = []
+
+    def allow(self, bridge: str) -> None:
+        for command in filtering_commands():
+            if shutil.which(command) is None:
+                log.warning(
+                    "bridged frames pass %s (br_netfilter is loaded) but the %s command is missing: "
+                    "if the FORWARD chain drops them, machines cannot reach each other; install iptables",
+                    command,
+                    command,
+                )
+                continue
+            if not forward_chain_filters(command):
+                continue
+            added = subprocess.run(
+                [command, "-w", "-I", *_rule(bridge, self.run_id)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if added.returncode != 0:
+                raise HerdError(f"cannot let bridge {bridge} through {command}: {added.stderr.strip()}")
+            self.added.append((command, bridge))
+
+    def remove_all(self) -> None:
+        while self.added:
+            command, bridge = self.added.pop()
+            subprocess.run(
+                [command, "-w", "-D", *_rule(bridge, self.run_id)], check=False, capture_output=True
+            )

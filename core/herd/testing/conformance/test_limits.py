@@ -1,0 +1,48 @@
+"""A machine's limits: what it meets when it goes past its processes, memory and writable layer,
+while the other machine of the test, and the host, go on unaffected. For backends that declare the
+`limits` capability (every `confined` one does)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from herd.run.machine import Machine
+    from herd.testing.pytest_plugin import Herd
+
+
+LIMITS = ["limits"]
+FORK_BOMB = "exec 2>&1; for i in $(seq 1000); do sleep 5 & done"
+MEMORY_HOG = "python3 -c 'b = bytearray(300 << 20)'"
+
+
+@pytest.mark.herd(machines={"bomb": {"pids": 128}, "calm": {}}, requires=LIMITS)
+def test_a_fork_bomb_meets_the_machines_pids(herd: Herd, bomb: Machine, calm: Machine) -> None:
+    herd.start_all()
+    output = bomb.fail(FORK_BOMB)
+    assert "fork" in output.lower() or "resource temporarily unavailable" in output.lower(), output
+    assert calm.succeed("echo still here") == "still here\n"
+    assert int(calm.succeed("ps -e --no-headers | wc -l")) < 128
+    bomb.wait_until_succeeds("true", timeout=30)  # once the sleeps have ended
+
+
+@pytest.mark.herd(machines={"small": {"memory": 128}, "other": {}}, requires=LIMITS)
+def test_a_memory_hog_is_killed_at_the_machines_memory(herd: Herd, small: Machine, other: Machine) -> None:
+    herd.start_all()
+    status, _ = small.execute(MEMORY_HOG)
+    assert status == 137, f"the hog ended with status {status}, not by SIGKILL"
+    small.wait_until_succeeds("true", timeout=30)
+    other.succeed(MEMORY_HOG)  # 300 MiB fit in the default 1024
+
+
+@pytest.mark.herd(machines={"full": {"disk": 64}, "other": {}}, requires=LIMITS)
+def test_a_disk_filler_meets_the_machines_writable_layer(herd: Herd, full: Machine, other: Machine) -> None:
+    herd.start_all()
+    for path in ("/var/fill", "/srv/fill", "/etc/fill"):
+        output = full.fail(f"{{ head -c 100M /dev/zero > {path}; }} 2>&1")
+        assert "No space left on device" in output, output
+        full.succeed(f"rm -f {path}")
+    full.succeed("head -c 16M /dev/zero > /var/fits && rm /var/fits")
+    other.succeed("head -c 100M /dev/zero > /var/fill && rm /var/fill")
