@@ -5,7 +5,7 @@ every warning an error."""
 project = "herd"
 copyright = "the herd authors"
 extensions = ["myst_parser", "sphinx.ext.autodoc"]
-myst_heading_anchors = 4  # links to a guide's sections (`writing-tests.md#reports`) resolve
+myst_heading_anchors = 4  # links to a guide's sections (`how-to/networks.md#port-forwards`) resolve
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 exclude_patterns = ["_build"]
