@@ -10,3 +10,7 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
+# Every cross-reference must resolve, the type hints autodoc writes included; the standard
+# library's are left unresolved, for the build has no network to fetch Python's inventory.
+nitpicky = True
+nitpick_ignore_regex = [("py:class", r"(pathlib|collections\.abc|os|typing|ipaddress)\.\w+|Path")]
