@@ -67,13 +67,12 @@ from herd.host import hostimage, idmap
 from herd.host.hostimage import BOOT_TARGET
 from herd.host.idmap import COUNT, shift_owners, twin_nodes
 from herd.host.rundir import state_root
-from herd.linux import agent, libc, seccomp
+from herd.linux import agent, libc, links, seccomp
 from herd.linux.cgroups import LIMITING, Cgroup, hierarchies, unified_mounted, v1_limiting_controllers
 from herd.linux.console import log_tail, machine_error, text_tail
 from herd.linux.gate import Gate
 from herd.linux.notify import NotifySocket, NotifyTimeout, SenderExited
 from herd.linux.process import wait_for_exit
-from herd.network import links
 
 hookimpl = pluggy.HookimplMarker("herd")
 """Marks a function (or method) as the implementation of the herd hook of the same name."""

@@ -10,8 +10,9 @@ from herd.errors import HerdError
 from herd.hooks.manager import Plugins
 from herd.hooks.types import BackendInfo, Capability, HostCheck
 from herd.host import limits
+from herd.linux import links
 from herd.linux.cgroups import hierarchies
-from herd.network import firewall, links
+from herd.network import firewall
 
 
 def _inotify_check(machines: int) -> HostCheck | None:

@@ -36,7 +36,7 @@ def _style(text: str, code: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from herd.command import channel
-    from herd.network import links
+    from herd.linux import links
 
     # Both helpers start on other cores while herd loads the test and the plugins.
     links.start_helper()

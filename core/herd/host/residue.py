@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from herd.host.rundir import ID_LENGTH, LOCK_SUFFIX, lock_path, mounts, state_root, try_lock, unmount_all
-from herd.linux import cgroups
-from herd.network import links
+from herd.linux import cgroups, links
 from herd.network import plan as network
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 from herd.errors import HerdError
 from herd.hooks.types import Attachment
+from herd.linux import links
 from herd.linux.libc import CLONE_NEWNET, check, libc
-from herd.network import links
 
 log = logging.getLogger("herd.network.forward")
 CONNECT_TIMEOUT = 10.0

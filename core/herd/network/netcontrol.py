@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from herd.declare.netspec import Impairment, parse_impairment
 from herd.errors import HerdError
-from herd.network import links
+from herd.linux import links
 from herd.network import plan as network
 from herd.network.forward import Forward, Gateway
 
@@ -75,7 +75,7 @@ class NetworkControl:
         if (machine, net) in self.blocked:
             links.set_link_state(link, False)
         if (impairment := self.impairments.get((machine, net))) is not None:
-            links.impair(link, impairment)
+            links.impair(link, impairment.delay, impairment.jitter, impairment.loss, impairment.rate)
 
     # -- cutting and impairing ---------------------------------------------------------------
 
@@ -91,7 +91,8 @@ class NetworkControl:
         if impairment is None:
             raise HerdError(f"machine {machine}: impair(): {'; '.join(problems)}")
         for net in self.networks_of(machine, network):
-            links.impair(self.plan.attachments[machine][net].host_link, impairment)
+            link = self.plan.attachments[machine][net].host_link
+            links.impair(link, impairment.delay, impairment.jitter, impairment.loss, impairment.rate)
             self.impairments[(machine, net)] = impairment
             self.log.info(f"impaired on {net}: {_describe(impairment)}", machine=machine)
 

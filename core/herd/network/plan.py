@@ -6,7 +6,7 @@ fd68:6572:6400:<n>::/64 with IPv6), in declaration order the first n whose subne
 test declared. The last host address of every IPv4 subnet is kept for herd's gateway (port forwards;
 it has no IPv6 address). Every run has its own bridges and every
 machine its own network namespace, so two runs may use the same addresses without meeting; link
-names carry the run id, so they never collide either. The links are made by `herd.network.links`.
+names carry the run id, so they never collide either. The links are made by `herd.linux.links`.
 
 Names: on every machine, each machine it shares a network with resolves as `<name>` to its address
 on the first network (in that machine's own order) the two share, and as `<name>.<network>` to its
@@ -187,7 +187,7 @@ def capacity_problems(spec: TestSpec) -> list[str]:
 
 def netem_problems(spec: TestSpec, netem_available: Callable[[], bool | None]) -> list[str]:
     """Declared impairments this host cannot apply: a delay or loss (jitter comes with a delay)
-    needs the kernel's netem. `netem_available` (see `herd.network.links`) is asked only when one is
+    needs the kernel's netem. `netem_available` (see `herd.linux.links`) is asked only when one is
     declared; when it cannot tell (None), the impairment is left to fail, clearly, at boot."""
     wanting = [
         (machine.name, nic.network)

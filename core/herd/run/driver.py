@@ -37,8 +37,7 @@ from herd.hooks.manager import Plugins
 from herd.hooks.types import MachineHandle, StopMode
 from herd.host import residue
 from herd.host.rundir import RunDir
-from herd.linux import cgroups, console
-from herd.network import links
+from herd.linux import cgroups, console, links
 from herd.network import plan as network
 from herd.network.firewall import BridgeRules
 from herd.network.netcontrol import NetworkControl

@@ -13,7 +13,7 @@ from herd.declare import scriptcheck
 from herd.errors import HerdError, PluginError, SpecError
 from herd.hooks.manager import PLUGINS_GROUP, Plugins
 from herd.hooks.types import BackendInfo, Capability, DeviceGrant
-from herd.network import links
+from herd.linux import links
 from herd.network import plan as network
 from herd.run.machine import script_attributes
 

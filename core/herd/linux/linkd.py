@@ -2,7 +2,7 @@
 
 Importing pyroute2 costs about a tenth of a second of CPU. herd starts this helper first thing, so
 that the import happens on another core while herd itself starts and its machines boot; it then
-serves every bridge, veth and address operation of the herd process (see `herd.network.links`, the client).
+serves every bridge, veth and address operation of the herd process (see `herd.linux.links`, the client).
 
 Each request is one datagram on a SOCK_SEQPACKET socket: a JSON object `{"op": ..., ...}` with, for
 operations inside a machine's network namespace, that namespace's descriptor attached. Each answer
