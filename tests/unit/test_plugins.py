@@ -366,3 +366,18 @@ def test_a_networks_hooks_go_to_the_plugin_of_its_provider_alone() -> None:
     assert two.asked == ("two", "lan", True)
     assert not hasattr(one, "asked") and not hasattr(greedy, "asked")
 
+
+def test_herd_plugins_lists_network_providers_in_text_and_json(plugin_site: Callable[..., Path]) -> None:
+    site = plugin_site(
+        "herd-mesh", "mesh_provider", PROVIDER.format(name="mesh"), {PLUGINS_GROUP: {"mesh": "mesh_provider"}}
+    )
+    text = run_herd(site, "plugins").stdout
+    assert "network provider mesh: a provider for tests" in text and "features: block" in text
+    [mesh] = [
+        e
+        for e in json.loads(run_herd(site, "plugins", "--json").stdout)[PLUGINS_GROUP]
+        if e["name"] == "mesh"
+    ]
+    assert mesh["network_providers"] == [
+        {"name": "mesh", "description": "a provider for tests", "features": ["block"]}
+    ]

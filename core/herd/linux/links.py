@@ -145,11 +145,9 @@ def loopback_up(netns: int) -> None:
 
 
 def plug_veth(netns: int, attachment: NicEnds) -> None:
-    """A veth pair from the attachment's bridge into the namespace `netns`, configured and up.
-
-    Creates the bridge if the run has not made it yet, so that a machine can plug in while the
-    run's network setup is still going on.
-    """
+    """A veth pair from the attachment's bridge, which exists, into the namespace `netns`,
+    configured and up. A link still named `attachment.host_link` (the veth of the machine's previous
+    boot, which the kernel frees a little after the namespace's last process) is deleted first."""
     ends = {
         "bridge": attachment.bridge,
         "host_link": attachment.host_link,
@@ -161,8 +159,8 @@ def plug_veth(netns: int, attachment: NicEnds) -> None:
 
 
 def create_tap(name: str, bridge: str) -> None:
-    """A persistent tap named `name` on `bridge`, up, for a VM backend to open; delete it with
-    `delete_link` when the VM is gone."""
+    """A persistent tap named `name` on `bridge`, which exists, up, for a VM backend to open
+    (replacing a stale tap of that name); delete it with `delete_link` when the VM is gone."""
     _helper.call("create_tap", name=name, bridge=bridge)
 
 
