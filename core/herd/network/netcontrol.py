@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from herd.declare.netspec import Impairment, parse_impairment
 from herd.errors import HerdError, PluginError
 from herd.hooks.types import NetworkFeature, NetworkHandle, NetworkPlan
-from herd.network.plan import plan
+from herd.network.plan import plan as plan_networks
 from herd.network.providers import require
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class NetworkControl:
                 )
             return attachment
 
-        return cls(plan(spec, place), run_id, log, plugins)
+        return cls(plan_networks(spec, place), run_id, log, plugins)
 
     # -- made and taken down by their providers ----------------------------------------------
 
