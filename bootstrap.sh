@@ -49,5 +49,5 @@ if .venv/bin/pip show -q herd 2>/dev/null; then
 fi
 # compat mode: a plain path entry instead of an import hook, which costs every herd run ~10 ms
 .venv/bin/pip install -q --config-settings editable_mode=compat -e '.[test]' -e plugins/nspawn -e plugins/docker -e plugins/gpu \
-    -e 'plugins/qemu[libvirt]'
+    -e 'plugins/qemu[libvirt]' -e plugins/bridge
 echo "bootstrap.sh: herd is installed in $(pwd)/.venv"

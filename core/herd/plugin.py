@@ -9,7 +9,8 @@ repository that imports it (the import-linter contract in pyproject.toml).
 A backend's hooks that concern one machine (those given a launch plan or a handle) are called only
 on the plugin that registered the machine's backend, with the handle that plugin's
 `herd_machine_start` returned: they need not check whose machine it is, and may annotate the handle
-with their own subclass of `MachineHandle`.
+with their own subclass of `MachineHandle`. Likewise a network's hooks are called only on the plugin
+that registered its provider, with the handle that plugin's `herd_network_create` returned.
 
 What it holds:
 
@@ -17,13 +18,15 @@ What it holds:
 - the value types that pass between the core and plugins, which the hookspecs name: `BackendInfo`
   (with `Kind`, `Capability` and `HostCheck`), `LaunchPlan` (with `MachineSpec`, `MachineRoot`,
   `Overlay`, `Attachment`, `DeviceGrant` and `DeviceNode`), `MachineHandle`, `ExecResult`,
-  `StopMode`, and `granted_nodes`;
+  `StopMode`, and `granted_nodes`; for network providers `NetworkProviderInfo` (with
+  `NetworkFeature`), `NetworkPlan`, `NicPlan`, `NetworkHandle` and `Impairment`;
 - the errors: `HerdError`, and `MachineError` for a machine that does not boot or is not running,
   whose messages reach the user as they are; `LinkError` from the link helper;
 - the helpers: the command agent (`spawn_agent`, `Channel`, `ChannelClosed`, and the module
   `agent`, whose source a VM runs in its guest); cgroups (`Cgroup`, `hierarchies`,
   `unified_mounted`, and `LIMITING` and `v1_limiting_controllers` for the controllers that limit);
-  `links` (network namespaces, veths, taps and bridges, through herd's link helper); `hostimage`
+  `links` (network namespaces, veths, taps, bridges and queueing disciplines, through herd's link
+  helper: backends plug NICs in with it, network providers make their networks); `hostimage`
   (units, masks and files of a prepared root, and its `BOOT_TARGET`); `idmap` (the host ids that
   confined machines are: `BASE`, `COUNT` of them, `shift_owners`, `twin_nodes`, id-mapped mounts);
   `seccomp` (the system-call filters of a machine's init, for the agent to take on); `libc` (the C
@@ -32,8 +35,8 @@ What it holds:
   agent), `Gate` (the FIFO a container waits on before its init starts), `NotifySocket` (with
   `NotifyTimeout` and `SenderExited`: waiting for systemd's READY=1), `machine_error`, `text_tail` and
   `log_tail` (a boot failure's message with the end of the console, or of a log file);
-  `wait_for_exit` (a process's exit, on a pidfd); and `state_root`, where every run keeps its state
-  on this host.
+  `wait_for_exit` (a process's exit, on a pidfd); `state_root`, where every run keeps its state
+  on this host, and `RUN_ID_LENGTH`, for a plugin that finds run ids in the names it gave.
 
 The helper modules are exported whole, for their functions are named after what they act on
 (`links.plug_veth`, `hostimage.add_unit`).
@@ -45,6 +48,7 @@ import pluggy
 
 from herd.command.agenthandle import AgentHandle
 from herd.command.channel import Channel, ChannelClosed, spawn_agent
+from herd.declare.netspec import Impairment
 from herd.declare.spec import MachineSpec
 from herd.errors import HerdError, LinkError, MachineError
 from herd.hooks.types import (
@@ -59,6 +63,11 @@ from herd.hooks.types import (
     LaunchPlan,
     MachineHandle,
     MachineRoot,
+    NetworkFeature,
+    NetworkHandle,
+    NetworkPlan,
+    NetworkProviderInfo,
+    NicPlan,
     Overlay,
     StopMode,
     granted_nodes,
@@ -66,14 +75,14 @@ from herd.hooks.types import (
 from herd.host import hostimage, idmap
 from herd.host.hostimage import BOOT_TARGET
 from herd.host.idmap import COUNT, shift_owners, twin_nodes
+from herd.host.rundir import ID_LENGTH as RUN_ID_LENGTH
 from herd.host.rundir import state_root
-from herd.linux import agent, libc, seccomp
+from herd.linux import agent, libc, links, seccomp
 from herd.linux.cgroups import LIMITING, Cgroup, hierarchies, unified_mounted, v1_limiting_controllers
 from herd.linux.console import log_tail, machine_error, text_tail
 from herd.linux.gate import Gate
 from herd.linux.notify import NotifySocket, NotifyTimeout, SenderExited
 from herd.linux.process import wait_for_exit
-from herd.network import links
 
 hookimpl = pluggy.HookimplMarker("herd")
 """Marks a function (or method) as the implementation of the herd hook of the same name."""
@@ -82,6 +91,7 @@ __all__ = [
     "BOOT_TARGET",
     "COUNT",
     "LIMITING",
+    "RUN_ID_LENGTH",
     "AgentHandle",
     "Attachment",
     "BackendInfo",
@@ -95,6 +105,7 @@ __all__ = [
     "Gate",
     "HerdError",
     "HostCheck",
+    "Impairment",
     "Kind",
     "LaunchPlan",
     "LinkError",
@@ -102,6 +113,11 @@ __all__ = [
     "MachineHandle",
     "MachineRoot",
     "MachineSpec",
+    "NetworkFeature",
+    "NetworkHandle",
+    "NetworkPlan",
+    "NetworkProviderInfo",
+    "NicPlan",
     "NotifySocket",
     "NotifyTimeout",
     "Overlay",

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from herd.network.firewall import filtering_commands
 from herd.run.loader import load_tests
+from herd_bridge.firewall import filtering_commands
 from tests.conftest import ROOT
 
 

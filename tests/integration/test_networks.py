@@ -13,7 +13,7 @@ import pytest
 
 from herd import LinkError, SpecError, Test
 from herd.hooks.types import BackendInfo, Capability
-from herd.network import links
+from herd.linux import links
 from tests.conftest import ROOT, assert_nothing_left
 
 ROUTED = {"lan": {"subnet": "10.0.1.0/24"}, "wan": {"subnet": "10.0.2.0/24", "ipv6": True}}

@@ -22,7 +22,7 @@ import pytest
 from herd.host.residue import is_live, known_runs, leftovers
 from herd.host.rundir import state_root
 from herd.linux import cgroups
-from herd.network.links import link_names
+from herd.linux.links import link_names
 from tests.conftest import ROOT, assert_nothing_left
 
 HERD = str(Path(sys.executable).with_name("herd"))

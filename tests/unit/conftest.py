@@ -14,7 +14,7 @@ import pytest
 from stevedore import ExtensionManager
 
 from herd.declare.spec import parse_test
-from herd.hooks.types import Capability
+from herd.hooks.types import Attachment, Capability, NetworkPlan, NicPlan
 from herd.run.machine import Machine
 
 from .inmemory import InMemoryMachine
@@ -43,6 +43,19 @@ def herd_register_backends(register):
 BROKEN_BACKEND = """
 raise ImportError("No module named 'libfoo' (a dependency the broken plugin lacks)")
 """
+
+
+def place(network: NetworkPlan, nic: NicPlan) -> Attachment:
+    """A network provider's placement of a NIC, as simple as can be: a bridge per network, a link
+    per NIC (for tests that plan networks without making them)."""
+    return Attachment(
+        network=nic.network,
+        bridge=f"br-{network.name}",
+        host_link=f"{nic.machine}-{network.index}",
+        guest_link=nic.guest_link,
+        mac=f"02:00:00:00:{network.index:02x}:{nic.machine_index:02x}",
+        addresses=nic.addresses,
+    )
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import herd
 from herd import HerdError, PollingConditionFailed, Test, WaitTimeout
 from herd.declare.spec import DRIVER_NAMES, script_names
 from herd.hooks.manager import Plugins
-from herd.hooks.types import BackendInfo, Kind
+from herd.hooks.types import BackendInfo, Kind, NetworkProviderInfo
 from herd.linux.console import ConsoleEcho, read_since, size_of
 from herd.network.plan import plan
 from herd.plugin import hookimpl
@@ -21,16 +21,24 @@ from herd.run.driver import Driver, RunOptions
 from herd.run.machine import Machine
 from herd.run.polling import PollingCondition, check_all
 
+from .conftest import place
+
 
 def plugins_with_a_container_backend() -> Plugins:
-    """Plugins holding one backend, `fake`, that boots nothing (these tests start no run)."""
+    """Plugins holding one backend, `fake`, that boots nothing, and the network provider `bridge`,
+    which makes nothing (these tests start no run)."""
     plugin = types.ModuleType("fake_backend")
 
     @hookimpl
     def herd_register_backends(register):  # type: ignore[no-untyped-def]
         register(BackendInfo(name="fake", kind=Kind.CONTAINER, capabilities=frozenset(), description="none"))
 
+    @hookimpl
+    def herd_register_network_providers(register):  # type: ignore[no-untyped-def]
+        register(NetworkProviderInfo(name="bridge", description="none"))
+
     plugin.herd_register_backends = herd_register_backends  # type: ignore[attr-defined]
+    plugin.herd_register_network_providers = herd_register_network_providers  # type: ignore[attr-defined]
     plugins = Plugins()
     plugins.register(plugin, "fake")
     return plugins
@@ -40,7 +48,7 @@ def planned_driver(machines: dict[str, dict[str, object]]) -> Driver:
     """A driver whose run is planned (its networks), as the script finds it, and not started."""
     test = Test(name="names", machines=machines, script="pass")
     driver = Driver(test.spec, test.source, RunOptions(terminal=None), plugins_with_a_container_backend())
-    driver._network_plan = plan("nms01", driver.spec)
+    driver._network_plan = plan(driver.spec, place)
     return driver
 
 

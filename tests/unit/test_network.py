@@ -1,20 +1,28 @@
-"""Network planning: deterministic addresses and MACs, link names that fit, names per machine."""
+"""Network planning: deterministic addresses and interface names, names per machine, each NIC
+placed by the network's provider; and the check of the networks' providers."""
 
 from __future__ import annotations
+
+import re
+import types
 
 import pytest
 
 from herd import HerdError, SpecError
-from herd.declare.spec import parse_test
-from herd.network.plan import (
-    bridge_name,
-    capacity_problems,
-    gateway_link_name,
-    host_link_name,
-    mac_address,
-    netem_problems,
-    plan,
-)
+from herd.declare.spec import TestSpec, parse_test
+from herd.hooks.manager import Plugins
+from herd.hooks.types import NetworkFeature, NetworkProviderInfo
+from herd.network.plan import RunNetworks, capacity_problems
+from herd.network.plan import plan as plan_with
+from herd.network.providers import provider_problems
+from herd.plugin import hookimpl
+
+from .conftest import place
+
+
+def plan(spec: TestSpec) -> RunNetworks:
+    return plan_with(spec, place)
+
 
 ROUTED = {
     "lan": {"subnet": "10.0.1.0/24"},
@@ -27,19 +35,18 @@ def spec(machines: dict, networks: dict | None = None):  # type: ignore[no-untyp
 
 
 def test_without_declarations_every_machine_is_on_the_default_network() -> None:
-    planned = plan("abcde", spec({f"m{i}": {} for i in range(3)}))
+    planned = plan(spec({f"m{i}": {} for i in range(3)}))
     [network] = planned.networks
-    assert (network.name, str(network.subnet), network.bridge) == ("default", "192.168.1.0/24", "herdabcdeb0")
+    assert (network.name, str(network.subnet), network.provider) == ("default", "192.168.1.0/24", "bridge")
     first, third = planned.boot_attachments("m0")[0], planned.boot_attachments("m2")[0]
     assert first.addresses == ("192.168.1.1/24",) and third.addresses == ("192.168.1.3/24",)
-    assert first.guest_link == "eth0" and first.mac == "02:68:64:00:00:01"
+    assert first.guest_link == "eth0" and (first.bridge, first.host_link) == ("br-default", "m0-0")
     assert planned.address_of("m2") == "192.168.1.3"
     assert str(network.gateway) == "192.168.1.254"
 
 
 def test_machines_join_the_networks_they_name_in_their_order() -> None:
     planned = plan(
-        "abcde",
         spec(
             {
                 "router": {"networks": ["lan", "wan"]},
@@ -67,7 +74,6 @@ def test_machines_join_the_networks_they_name_in_their_order() -> None:
 
 def test_names_resolve_where_machines_share_a_network() -> None:
     planned = plan(
-        "abcde",
         spec(
             {"router": {"networks": ["lan", "wan"]}, "a": {"networks": ["lan"]}, "b": {"networks": ["wan"]}},
             ROUTED,
@@ -84,7 +90,6 @@ def test_names_resolve_where_machines_share_a_network() -> None:
 
 def test_fixed_addresses_are_kept_and_others_step_around_them() -> None:
     planned = plan(
-        "abcde",
         spec(
             {"a": {}, "b": {"networks": {"lan": {"address": "10.0.1.1"}}}, "c": {"networks": ["lan"]}}, ROUTED
         ),
@@ -94,13 +99,7 @@ def test_fixed_addresses_are_kept_and_others_step_around_them() -> None:
     assert len({planned.attachments[m]["lan"].addresses for m in "abc"}) == 3
 
 
-def test_link_names_fit_the_kernel_limit_for_large_tests() -> None:
-    planned = plan("zzzzz", spec({f"m{i}": {} for i in range(250)}))
-    names = {a.host_link for machine in planned.attachments.values() for a in machine.values()}
-    assert len(names) == 250 and max(len(n) for n in names) <= 15
-    assert len(host_link_name("zzzzz", 46655, 35)) == 15 and len(bridge_name("zzzzz", 35)) <= 15
-    assert len(gateway_link_name("zzzzz", 35)) <= 15
-    assert mac_address(0, 300) == "02:68:64:00:01:2c"
+def test_a_large_test_fits_its_subnet_up_to_the_last_free_address() -> None:
     assert capacity_problems(spec({f"m{i}": {} for i in range(253)})) == []
     assert "do not fit network 'default'" in capacity_problems(spec({f"m{i}": {} for i in range(254)}))[0]
 
@@ -110,7 +109,7 @@ def test_a_small_ipv6_subnet_is_checked_for_room_like_an_ipv4_one() -> None:
     crowded = spec({f"m{i}": {"networks": ["lan"]} for i in range(3)}, lan)
     assert capacity_problems(crowded) == ["test 't': 3 machines do not fit network 'lan' (fd00::/126)"]
     # two fit: the first and last addresses are nobody's, and herd's gateway takes no IPv6 address
-    planned = plan("abcde", spec({"a": {"networks": ["lan"]}, "b": {"networks": ["lan"]}}, lan))
+    planned = plan(spec({"a": {"networks": ["lan"]}, "b": {"networks": ["lan"]}}, lan))
     assert [planned.attachments[m]["lan"].addresses[1] for m in "ab"] == ["fd00::1/126", "fd00::2/126"]
 
 
@@ -119,7 +118,7 @@ def test_automatic_subnets_overlap_no_declared_one() -> None:
         "auto": {"ipv6": True},
         "fixed": {"subnet": "192.168.1.0/24", "subnet6": "fd68:6572:6400:1::/64"},
     }
-    planned = plan("abcde", spec({"m": {"networks": ["auto", "fixed"]}}, networks))
+    planned = plan(spec({"m": {"networks": ["auto", "fixed"]}}, networks))
     auto, fixed = planned.network("auto"), planned.network("fixed")
     assert str(auto.subnet) == "192.168.2.0/24" and str(auto.subnet6) == "fd68:6572:6400:2::/64"
     assert auto.subnet6 is not None and fixed.subnet6 is not None
@@ -138,7 +137,7 @@ def test_declared_subnets_that_leave_no_automatic_one_free_are_a_problem(fixed, 
 
 
 def test_the_address_of_a_machine_on_no_network_is_a_clear_error() -> None:
-    planned = plan("abcde", spec({"a": {}, "loner": {"networks": []}}))
+    planned = plan(spec({"a": {}, "loner": {"networks": []}}))
     with pytest.raises(HerdError, match="machine loner is on no network"):
         planned.address_of("loner")
     assert planned.address_of("loner", "default") == "192.168.1.2"  # planned, for `connect`
@@ -146,23 +145,62 @@ def test_the_address_of_a_machine_on_no_network_is_a_clear_error() -> None:
         planned.address_of("a", "wifi")
 
 
-def test_a_declared_delay_or_loss_is_refused_where_the_kernel_has_no_netem() -> None:
-    asked = []
+def providers(*infos: NetworkProviderInfo) -> Plugins:
+    """Plugins holding these network providers and no other (none is loaded from entry points:
+    each named provider is found)."""
+    plugin = types.ModuleType("providers")
 
-    def no_netem() -> bool:
-        asked.append(True)
-        return False
+    @hookimpl
+    def herd_register_network_providers(register):  # type: ignore[no-untyped-def]
+        for info in infos:
+            register(info)
 
-    delayed = spec({"a": {}, "b": {"networks": {"default": {"delay": 20, "rate": "1mbit"}}}})
-    assert netem_problems(delayed, no_netem) == [
-        "test 't', machine 'b', field 'networks': network 'default': a delay or loss needs the kernel's "
-        "netem (CONFIG_NET_SCH_NETEM), which this host lacks (see `herd doctor`); a rate alone works"
+    plugin.herd_register_network_providers = herd_register_network_providers  # type: ignore[attr-defined]
+    plugins = Plugins()
+    plugins.register(plugin, "providers")
+    return plugins
+
+
+def no_netem(impairment) -> str | None:  # type: ignore[no-untyped-def]
+    return "a delay or loss needs netem, which it lacks" if impairment.delay or impairment.loss else None
+
+
+def test_every_network_names_an_installed_provider_and_the_default_is_bridge() -> None:
+    test = spec({"a": {"networks": ["lan", "wan", "far"]}}, {"lan": {}, "wan": {"provider": "tunnel"},
+                "far": {"provider": "tunnel"}})  # fmt: skip
+    plugins = providers(NetworkProviderInfo("bridge", "bridges"), NetworkProviderInfo("other", "another"))
+    assert [n.provider for n in plan(test).networks] == ["bridge", "tunnel", "tunnel"]
+    [problem] = provider_problems(test, plugins)  # one for both networks
+    found = re.match(
+        r"test 't', networks 'wan', 'far': no network provider named 'tunnel' is installed "
+        r"\(installed: ([^)]*)\); .* 'pip install herd-tunnel'$",
+        problem,
+    )
+    assert found and {"bridge", "other"} <= set(found.group(1).split(", ")), problem
+    assert provider_problems(spec({"a": {}}), plugins) == []
+
+
+def test_an_impairment_or_forward_is_refused_where_its_provider_cannot_apply_it() -> None:
+    plugins = providers(
+        NetworkProviderInfo("bridge", "all", frozenset(NetworkFeature), impairment_problem=no_netem),
+        NetworkProviderInfo("plain", "carries traffic, no more"),
+    )
+    networks = {"lan": {"provider": "plain"}}
+    refused = spec(
+        {
+            "a": {"networks": {"default": {"delay": 20}}},
+            "b": {"networks": {"default": {"rate": "1mbit"}}},
+            "c": {"networks": {"lan": {"rate": "1mbit"}}, "forward_ports": {8080: 80}},
+        },
+        networks,
+    )
+    assert provider_problems(refused, plugins) == [
+        "test 't', machine 'a', field 'networks': network 'default': a delay or loss needs netem, which it "
+        "lacks",
+        "test 't', machine 'c', field 'networks': network 'lan': its provider 'plain' cannot impair links",
+        "test 't', machine 'c', field 'forward_ports': network 'lan': its provider 'plain' cannot forward "
+        "ports",
     ]
-    assert netem_problems(spec({"a": {"networks": {"default": {"loss": 5}}}}), no_netem)
-    assert netem_problems(delayed, lambda: None) == [] and netem_problems(delayed, lambda: True) == []
-    asked.clear()
-    assert netem_problems(spec({"a": {"networks": {"default": {"rate": "1mbit"}}}}), no_netem) == []
-    assert asked == []  # a rate alone needs no netem: the kernel is not even asked
 
 
 @pytest.mark.parametrize(
@@ -210,6 +248,8 @@ def test_a_declared_delay_or_loss_is_refused_where_the_kernel_has_no_netem() -> 
         ),
         (None, {"m": {"networks": {"default": {"rate": "fast"}}}}, "rate must be bits per second"),
         ({"Bad_Name": {}}, {"m": {}}, "network name 'Bad_Name'"),
+        ({"lan": {"provider": "No Such"}}, {"m": {}}, "provider must name a network provider"),
+        ({"lan": {"colour": "red"}}, {"m": {}}, "expected a mapping with 'subnet', 'subnet6', 'ipv6' or"),
         ({"lan": {"subnet": "10.0.1.0/31"}}, {"m": {}}, "too small"),
         (
             {"lan": {"subnet6": "fd00::/64", "ipv6": False}},

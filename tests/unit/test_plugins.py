@@ -13,12 +13,22 @@ import pytest
 
 from herd import PluginError, SpecError
 from herd.declare.spec import parse_test
-from herd.hooks.manager import BACKENDS_GROUP, Plugins, installed
-from herd.hooks.types import BackendInfo, Capability, ExecResult, Kind, MachineHandle
+from herd.hooks.manager import BACKENDS_GROUP, PLUGINS_GROUP, Plugins, installed
+from herd.hooks.types import (
+    Attachment,
+    BackendInfo,
+    Capability,
+    ExecResult,
+    Kind,
+    MachineHandle,
+    NetworkFeature,
+    NetworkHandle,
+    NetworkProviderInfo,
+)
 from herd.plugin import hookimpl
 from herd.run.resolve import resolve_backends
 
-from .conftest import GOOD_BACKEND, run_herd
+from .conftest import BROKEN_BACKEND, GOOD_BACKEND, run_herd
 
 
 def test_installed_lists_entry_points_without_importing_them(good_and_broken: Path) -> None:
@@ -262,3 +272,112 @@ def test_a_machines_hooks_go_to_the_plugin_of_its_backend_alone() -> None:
     hooks = plugins.backend_hooks("one")
     plugins.register(AnswersEveryHandle("late", registers=False), name="test:late")
     assert run(hooks, "one") == b"one ran true on m"
+
+
+PROVIDER = """
+from herd.plugin import NetworkFeature, NetworkProviderInfo, hookimpl
+
+@hookimpl
+def herd_register_network_providers(register):
+    register(NetworkProviderInfo(name="{name}", description="a provider for tests",
+                                 features=frozenset({{NetworkFeature.BLOCK}})))
+"""
+
+
+def test_a_network_provider_is_found_by_its_entry_point_or_else_in_the_whole_group(
+    plugin_site: Callable[..., Path],
+) -> None:
+    plugin_site(
+        "herd-mesh", "mesh_provider", PROVIDER.format(name="mesh"), {PLUGINS_GROUP: {"mesh": "mesh_provider"}}
+    )
+    plugin_site("herd-wires", "wires", PROVIDER.format(name="cables"), {PLUGINS_GROUP: {"wires": "wires"}})
+    plugins = Plugins()
+    assert plugins.provider("mesh").features == {NetworkFeature.BLOCK}
+    assert "wires" not in sys.modules  # its entry point named the provider: nothing else loaded
+    assert plugins.provider("cables").description == "a provider for tests"
+    assert plugins.providers_of(f"{PLUGINS_GROUP}:wires") == [plugins.providers["cables"]]
+
+
+def test_a_missing_network_provider_names_the_installed_ones_and_the_package_to_install(
+    plugin_site: Callable[..., Path],
+) -> None:
+    plugin_site(
+        "herd-mesh", "mesh_provider", PROVIDER.format(name="mesh"), {PLUGINS_GROUP: {"mesh": "mesh_provider"}}
+    )
+    plugin_site(
+        "herd-broken", "broken_provider", BROKEN_BACKEND, {PLUGINS_GROUP: {"broken": "broken_provider"}}
+    )
+    plugins = Plugins()
+    with pytest.raises(PluginError) as caught:
+        plugins.provider("tunnel")
+    installed = re.search(
+        r"no network provider named 'tunnel' is installed \(installed: ([^)]*)\)", str(caught.value)
+    )
+    assert installed and "mesh" in installed.group(1).split(", ")
+    assert "pip install herd-tunnel" in str(caught.value)
+    with pytest.raises(
+        PluginError, match=r"network provider 'broken' \(broken_provider, from herd-broken\) failed"
+    ):
+        plugins.provider("broken")
+
+
+def test_a_plugin_that_registers_a_taken_provider_name_fails_alone(plugin_site: Callable[..., Path]) -> None:
+    plugin_site(
+        "herd-mesh", "mesh_provider", PROVIDER.format(name="mesh"), {PLUGINS_GROUP: {"mesh": "mesh_provider"}}
+    )
+    plugin_site(
+        "herd-copy", "copy_provider", PROVIDER.format(name="mesh"), {PLUGINS_GROUP: {"copy": "copy_provider"}}
+    )
+    plugins = Plugins()
+    plugins.load(PLUGINS_GROUP)
+    [failure] = [f for f in plugins.failures if f.name in ("mesh", "copy")]
+    assert "two plugins register a network provider named 'mesh'" in failure.error
+    assert plugins.provider("mesh").name == "mesh"  # the first one's, still working
+    assert not plugins.manager.is_registered(sys.modules[f"{failure.name}_provider"])
+
+
+class PlacesEveryNetwork:
+    """A plugin of one network provider whose hooks answer for whatever network they are given."""
+
+    def __init__(self, provider: str, registers: bool = True) -> None:
+        self.provider = provider
+        self.registers = registers
+
+    @hookimpl
+    def herd_register_network_providers(self, register: Callable[[NetworkProviderInfo], None]) -> None:
+        if self.registers:
+            register(NetworkProviderInfo(self.provider, "places every network"))
+
+    @hookimpl
+    def herd_network_block(self, handle: NetworkHandle, attachment: Attachment, blocked: bool) -> bool:
+        self.asked = (handle.provider, attachment.network, blocked)
+        return True
+
+
+def test_a_networks_hooks_go_to_the_plugin_of_its_provider_alone() -> None:
+    plugins = Plugins()
+    one, two, greedy = PlacesEveryNetwork("one"), PlacesEveryNetwork("two"), PlacesEveryNetwork("x", False)
+    for name, plugin in (("one", one), ("two", two), ("greedy", greedy)):
+        plugins.register(plugin, name=f"{PLUGINS_GROUP}:{name}")
+    attachment = Attachment("lan", "br", "link", "eth0", "02:00:00:00:00:01", ("10.0.0.1/24",))
+    plugins.provider_hooks("two").herd_network_block(
+        handle=NetworkHandle("two", "abcde", ()), attachment=attachment, blocked=True
+    )
+    assert two.asked == ("two", "lan", True)
+    assert not hasattr(one, "asked") and not hasattr(greedy, "asked")
+
+
+def test_herd_plugins_lists_network_providers_in_text_and_json(plugin_site: Callable[..., Path]) -> None:
+    site = plugin_site(
+        "herd-mesh", "mesh_provider", PROVIDER.format(name="mesh"), {PLUGINS_GROUP: {"mesh": "mesh_provider"}}
+    )
+    text = run_herd(site, "plugins").stdout
+    assert "network provider mesh: a provider for tests" in text and "features: block" in text
+    [mesh] = [
+        e
+        for e in json.loads(run_herd(site, "plugins", "--json").stdout)[PLUGINS_GROUP]
+        if e["name"] == "mesh"
+    ]
+    assert mesh["network_providers"] == [
+        {"name": "mesh", "description": "a provider for tests", "features": ["block"]}
+    ]

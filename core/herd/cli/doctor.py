@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 
-from herd.errors import HerdError
+from herd.declare.netspec import DEFAULT_PROVIDER
 from herd.hooks.manager import Plugins
 from herd.hooks.types import BackendInfo, Capability, HostCheck
 from herd.host import limits
 from herd.linux.cgroups import hierarchies
-from herd.network import firewall, links
 
 
 def _inotify_check(machines: int) -> HostCheck | None:
@@ -30,26 +28,6 @@ def _inotify_check(machines: int) -> HostCheck | None:
     )  # fmt: skip
 
 
-def _netem_check() -> HostCheck:
-    """Whether links can be delayed and made lossy; informative: most tests need neither."""
-    available = links.netem_available()
-    if available is None:
-        return HostCheck(
-            "netem", True, "unknown (no /proc/config.gz): machine.impair() says so if it is missing"
-        )
-    if available:
-        return HostCheck(
-            "netem", True, "the kernel has netem: machine.impair() can delay, jitter, drop and limit"
-        )
-    return HostCheck(
-        "netem",
-        True,
-        "the kernel has no netem (CONFIG_NET_SCH_NETEM): machine.impair() can only limit the rate, "
-        "and tests that declare a delay or loss are refused",
-        warning=True,
-    )
-
-
 def core_checks(machines: int = 2) -> Iterator[HostCheck]:
     root = os.geteuid() == 0
     yield HostCheck(
@@ -62,51 +40,8 @@ def core_checks(machines: int = 2) -> Iterator[HostCheck]:
         ", ".join(map(str, found)) or "no cgroup2 or systemd hierarchy mounted",
         None if found else "mount -t cgroup2 none /sys/fs/cgroup",
     )
-    yield _bridge_check()
-    yield from _firewall_checks()
     if (inotify := _inotify_check(machines)) is not None:
         yield inotify
-    yield _netem_check()
-
-
-def _bridge_check() -> HostCheck:
-    name = f"herdcheck{os.getpid() % 100000}"
-    try:
-        links.ensure_bridge(name)
-    except Exception as error:  # any failure means bridges cannot be made here
-        return HostCheck(
-            "bridges", False, f"cannot create a bridge: {error}", "modprobe bridge (and run as root)"
-        )
-    links.delete_link(name)
-    return HostCheck("bridges", True, "a Linux bridge can be created")
-
-
-def _firewall_checks() -> Iterator[HostCheck]:
-    commands = firewall.filtering_commands()
-    if not commands:
-        yield HostCheck("firewall", True, "bridged frames do not pass iptables (br_netfilter is not loaded)")
-        return
-    for command in commands:
-        path = shutil.which(command)
-        if path is None:
-            yield HostCheck(
-                "firewall",
-                False,
-                f"br_netfilter passes bridged frames to {command}, and the {command} command is missing",
-                "apt-get install iptables",
-            )
-            continue
-        try:
-            filters = firewall.forward_chain_filters(command)
-        except HerdError as error:
-            yield HostCheck("firewall", False, str(error), "apt-get install iptables")
-            continue
-        detail = (
-            "its FORWARD chain filters: herd adds an ACCEPT rule per bridge of a run"
-            if filters
-            else "its FORWARD chain accepts everything"
-        )
-        yield HostCheck("firewall", True, f"bridged frames pass {command}; {detail}")
 
 
 def confinement(info: BackendInfo) -> str:
@@ -124,11 +59,28 @@ def confinement_check(info: BackendInfo) -> HostCheck:
     return HostCheck("confinement", True, confinement(info), warning=not confined)
 
 
+def providers_check(plugins: Plugins) -> HostCheck:
+    """Whether a network provider is installed: networks need one, `bridge` for those that name none."""
+    if not plugins.providers:
+        return HostCheck(
+            "network providers",
+            False,
+            "none installed: a run cannot make its machines' networks",
+            f"pip install herd-{DEFAULT_PROVIDER}",
+        )
+    return HostCheck("network providers", True, ", ".join(sorted(plugins.providers)))
+
+
 def all_checks(plugins: Plugins, machines: int = 2) -> Iterator[tuple[str, HostCheck]]:
-    """(section, check) for the core and every installed backend, for a test of `machines`."""
+    """(section, check) for the core, every installed network provider and every installed
+    backend, for a test of `machines`."""
     for check in core_checks(machines):
         yield "herd", check
     plugins.load_all()
+    yield "herd", providers_check(plugins)
+    for name, provider in sorted(plugins.providers.items()):
+        for check in provider.host_checks():
+            yield f"network provider {name}", check
     for name, info in sorted(plugins.backends.items()):
         yield f"backend {name}", confinement_check(info)
         for check in info.host_checks():

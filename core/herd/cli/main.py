@@ -36,7 +36,7 @@ def _style(text: str, code: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from herd.command import channel
-    from herd.network import links
+    from herd.linux import links
 
     # Both helpers start on other cores while herd loads the test and the plugins.
     links.start_helper()
@@ -119,7 +119,9 @@ def plugins(args: argparse.Namespace) -> int:
             }
             if entry_point.name in failures:
                 entry["error"] = failures[entry_point.name].error
-            elif (info := loaded.backends.get(entry_point.name)) is not None:
+                groups[group].append(entry)
+                continue
+            if (info := loaded.backends.get(entry_point.name)) is not None:
                 entry["backend"] = {
                     "kind": info.kind.value,
                     "priority": info.priority,
@@ -128,6 +130,10 @@ def plugins(args: argparse.Namespace) -> int:
                     "confined": Capability.CONFINED in info.capabilities,
                     "confinement": confinement(info),
                 }
+            entry["network_providers"] = [
+                {"name": p.name, "description": p.description, "features": sorted(p.features)}
+                for p in loaded.providers_of(f"{group}:{entry_point.name}")
+            ]
             groups[group].append(entry)
     if args.json:
         _print_json(groups)
@@ -142,16 +148,22 @@ def plugins(args: argparse.Namespace) -> int:
             if not entry["loaded"]:
                 print(_style(f"  {name:<{width}} FAILED  {value} ({dist}): {entry['error']}", "31"))
                 continue
+            indent = f"  {'':<{width}}         "
             backend = entry.get("backend")
-            if not isinstance(backend, dict):
+            if isinstance(backend, dict):
+                capabilities = ", ".join(backend["capabilities"]) or "none"
+                print(f"  {name:<{width}} loaded  {backend['kind']}, priority {backend['priority']} ({dist})")
+                print(f"{indent}{backend['description']}")
+                print(f"{indent}capabilities: {capabilities}")
+                line = backend["confinement"] if backend["confined"] else _style(backend["confinement"], "33")
+                print(f"{indent}{line}")
+            else:
                 print(f"  {name:<{width}} loaded  {value} ({dist})")
-                continue
-            capabilities = ", ".join(backend["capabilities"]) or "none"
-            print(f"  {name:<{width}} loaded  {backend['kind']}, priority {backend['priority']} ({dist})")
-            print(f"  {'':<{width}}         {backend['description']}")
-            print(f"  {'':<{width}}         capabilities: {capabilities}")
-            line = backend["confinement"] if backend["confined"] else _style(backend["confinement"], "33")
-            print(f"  {'':<{width}}         {line}")
+            providers = entry["network_providers"]
+            assert isinstance(providers, list)
+            for provider in providers:
+                print(f"{indent}network provider {provider['name']}: {provider['description']}")
+                print(f"{indent}features: {', '.join(provider['features']) or 'none'}")
     return 0
 
 
@@ -232,7 +244,7 @@ def clean(args: argparse.Namespace) -> int:
     if args.dry_run:
         runs = [
             {"run": run_id, "live": is_live(run_id), "left": leftovers(run_id, plugins)}
-            for run_id in sorted(known_runs())
+            for run_id in sorted(known_runs(plugins))
         ]
         if args.json:
             _print_json({"runs": runs})

@@ -2,7 +2,7 @@
 
     herd.Test(
         name="routed",
-        networks={"lan": {"subnet": "10.0.1.0/24"}, "wan": {"ipv6": True}},
+        networks={"lan": {"subnet": "10.0.1.0/24"}, "wan": {"ipv6": True, "provider": "bridge"}},
         machines={
             "router": {"networks": ["lan", "wan"]},
             "client": {"networks": {"lan": {"address": "10.0.1.50", "delay": 20}}},
@@ -12,7 +12,9 @@
     )
 
 A test that declares no networks, and a machine that declares none, use the network `default`.
-Every problem is reported with the test, machine and field, before anything starts.
+A network's `provider` names the network provider plugin that makes it (`bridge` when it names
+none); the run checks that it is installed. Every problem is reported with the test, machine and
+field, before anything starts.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_NETWORK = "default"
+DEFAULT_PROVIDER = "bridge"  # the provider of networks that name none (distribution herd-bridge)
+NETWORK_FIELDS = ("subnet", "subnet6", "ipv6", "provider")
 MAX_NETWORKS = 36  # one base-36 digit in link names
 _NETWORK_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,13}[a-z0-9])?$")
+_PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 _RATE = re.compile(r"^(\d+(?:\.\d+)?)\s*(bit|kbit|mbit|gbit)$")
 _RATE_UNITS = {"bit": 1, "kbit": 1_000, "mbit": 1_000_000, "gbit": 1_000_000_000}
 IMPAIRMENT_FIELDS = ("delay", "jitter", "loss", "rate")
@@ -46,12 +51,14 @@ class Impairment:
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """A network of the test. Subnets that are None are chosen by herd when the run is planned."""
+    """A network of the test. Subnets that are None are chosen by herd when the run is planned;
+    `provider` is the network provider that makes it."""
 
     name: str
     subnet: ipaddress.IPv4Network | None = None
     subnet6: ipaddress.IPv6Network | None = None
     ipv6: bool = False
+    provider: str = DEFAULT_PROVIDER
 
 
 @dataclass(frozen=True)
@@ -136,8 +143,9 @@ def parse_networks(declaration: object, report: Callable[[str, str | None], None
             report(f"network name {name!r} must be lower-case letters, digits and '-', at most 15", None)
             continue
         fields = {} if declared_fields is None else declared_fields
-        if not isinstance(fields, Mapping) or set(fields) - {"subnet", "subnet6", "ipv6"}:
-            report("expected a mapping with 'subnet', 'subnet6' or 'ipv6'", name)
+        if not isinstance(fields, Mapping) or set(fields) - set(NETWORK_FIELDS):
+            fields_named = ", ".join(map(repr, NETWORK_FIELDS[:-1])) + f" or {NETWORK_FIELDS[-1]!r}"
+            report(f"expected a mapping with {fields_named}", name)
             continue
 
         def note(message: str, name: str = name) -> None:
@@ -152,7 +160,11 @@ def parse_networks(declaration: object, report: Callable[[str, str | None], None
         if not ipv6 and "subnet6" in fields:
             note("'ipv6': False conflicts with 'subnet6', which gives the network IPv6: drop one of them")
             continue
-        networks.append(NetworkSpec(name, subnet, subnet6, ipv6 or subnet6 is not None))
+        provider = fields.get("provider", DEFAULT_PROVIDER)
+        if not isinstance(provider, str) or not _PROVIDER_NAME.match(provider):
+            note(f"provider must name a network provider (such as {DEFAULT_PROVIDER!r}), got {provider!r}")
+            continue
+        networks.append(NetworkSpec(name, subnet, subnet6, ipv6 or subnet6 is not None, provider))
     if len(networks) > MAX_NETWORKS:
         report(f"a test can have at most {MAX_NETWORKS} networks, this one declares {len(networks)}", None)
     for index, first in enumerate(networks):

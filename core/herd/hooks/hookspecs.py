@@ -1,15 +1,17 @@
 """Every hook a herd plugin can implement: this module is the plugin author's reference.
 
 A plugin is a module (or object) named by an entry point in the group `herd.backends` (machine
-backends) or `herd.plugins` (device, image and network providers). Implement a hook by defining a
+backends) or `herd.plugins` (device and network providers). Implement a hook by defining a
 function of the same name decorated with `herd.plugin.hookimpl`; take only the parameters you need.
 A plugin imports `herd.plugin` and nothing else of herd: it holds the types named here.
 
 The hooks of one machine, those given its launch plan or its handle, go to one plugin: the one that
 registered the machine's backend (`herd_register_backends`). It gets only its own machines, so it
-may annotate the handle with its own subclass of `MachineHandle`. Of the other hooks, those marked
-*first result* stop at the first plugin that returns something other than None (answer None for a
-request that is not yours); the rest are called on every plugin.
+may annotate the handle with its own subclass of `MachineHandle`. Likewise the hooks of one network,
+those given its plan or its provider's handle, go to the plugin that registered the network's
+provider (`herd_register_network_providers`). Of the other hooks, those marked *first result* stop
+at the first plugin that returns something other than None (answer None for a request that is not
+yours); the rest are called on every plugin.
 
 A typical backend's life, for one machine:
 
@@ -18,6 +20,18 @@ A typical backend's life, for one machine:
 3. `herd_machine_execute` for every command of the test script;
 4. `herd_network_attach` / `herd_network_detach` to plug a running machine in or out;
 5. `herd_machine_stop`, clean or crash, from the script or at teardown.
+
+A network provider's life, for one run:
+
+1. `herd_register_network_providers` once, when the plugin loads;
+2. `herd_network_attachment` for every machine's NIC on each of its networks, when the run opens;
+3. `herd_network_create` with the run's networks of that provider, before any machine boots;
+4. `herd_network_connected` each time a machine's backend has plugged a NIC into one of them (at
+   boot, or by hot-plug), and `herd_network_disconnected` when it is gone;
+5. `herd_network_block`, `herd_network_impair` and `herd_network_forward` as the script asks;
+6. `herd_network_teardown` once the run's machines have stopped;
+7. `herd_run_leftovers`, `herd_reap` and `herd_known_runs`, as every plugin, for what a killed run
+   left.
 """
 
 from __future__ import annotations
@@ -31,6 +45,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+    from herd.declare.netspec import Impairment
     from herd.declare.spec import MachineSpec
     from herd.hooks.types import (
         Attachment,
@@ -40,11 +55,16 @@ if TYPE_CHECKING:
         ExecResult,
         LaunchPlan,
         MachineHandle,
+        NetworkHandle,
+        NetworkPlan,
+        NetworkProviderInfo,
+        NicPlan,
         StopMode,
     )
 
 __all__ = [
     "herd_device_grant",
+    "herd_known_runs",
     "herd_list_devices",
     "herd_machine_console",
     "herd_machine_execute",
@@ -57,9 +77,18 @@ __all__ = [
     "herd_machine_start",
     "herd_machine_stop",
     "herd_network_attach",
+    "herd_network_attachment",
+    "herd_network_block",
+    "herd_network_connected",
+    "herd_network_create",
     "herd_network_detach",
+    "herd_network_disconnected",
+    "herd_network_forward",
+    "herd_network_impair",
+    "herd_network_teardown",
     "herd_reap",
     "herd_register_backends",
+    "herd_register_network_providers",
     "herd_run_leftovers",
 ]
 
@@ -136,11 +165,12 @@ def herd_machine_stop(handle: MachineHandle, mode: StopMode, timeout: float) -> 
 def herd_network_attach(handle: MachineHandle, attachment: Attachment) -> bool | None:
     """Plug a running machine into a network (hot-plug).
 
-    The bridge ``attachment.bridge`` exists already. Create the host side link named
-    ``attachment.host_link`` on the bridge and the interface ``attachment.guest_link`` inside the
-    machine with ``attachment.mac`` and ``attachment.addresses``, up. Return True. Backends that
-    declare the ``hotplug`` capability must implement it; the same operation plugs a machine's
-    networks at creation time (`herd_machine_start`).
+    The bridge ``attachment.bridge`` exists already (its provider made it before any machine
+    booted). Create the host side link named ``attachment.host_link`` on the bridge and the
+    interface ``attachment.guest_link`` inside the machine with ``attachment.mac`` and
+    ``attachment.addresses``, up. Return True. Backends that declare the ``hotplug`` capability
+    must implement it; the same operation plugs a machine's networks at creation time
+    (`herd_machine_start`).
     """
 
 
@@ -179,10 +209,11 @@ def herd_list_devices(offer: Callable[[str, str], None], problem: Callable[[str]
 def herd_run_leftovers(run_id: str) -> list[str]:
     """Report what this plugin made for run ``run_id`` that still exists on the host.
 
-    The core finds what it can by the run's markers (links, state directory, cgroups, mounts,
-    firewall rules, processes); a plugin that makes things the core cannot see (containers of a
-    Docker engine, libvirt domains) returns one short description for each of them still there.
-    The conformance kit fails a backend whose runs leave anything behind.
+    The core finds what it can by the run's markers (state directory, lock, cgroups, mounts,
+    processes); a plugin that makes things the core cannot see (a network provider's links and
+    firewall rules, containers of a Docker engine, libvirt domains) returns one short description
+    for each of them still there. The conformance kit fails a backend whose runs leave anything
+    behind.
     """
 
 
@@ -192,9 +223,121 @@ def herd_reap(run_id: str) -> list[str]:
 
     Called by ``herd clean`` and at the start of every run, for runs whose process died without
     tearing down (a SIGKILL, an out-of-memory kill, a power loss). By then the core has killed
-    the run's processes (its cgroups) and deleted its links; remove what the core cannot see (a
-    Docker engine's containers, libvirt domains), found by the run id you tagged them with. Never
-    called for a live run.
+    the run's processes (its cgroups) and unmounted its mounts, so that the machines' namespaces
+    and links are going; remove what the core cannot see (a network provider's links and firewall
+    rules, a Docker engine's containers, libvirt domains), found by the run id you tagged them
+    with. Treat what is gone already as removed. Never called for a live run.
+    """
+
+
+@hookspec
+def herd_known_runs() -> list[str]:
+    """The ids of the runs, live or dead, that left marks of this plugin's on the host.
+
+    The core knows a run by its lock, state directory and cgroups; a plugin that names what it
+    makes after the run (links, firewall rules) returns the ids it finds in those names, so that a
+    run that left only those is still found, and reaped once it is dead. Called on every plugin.
+    """
+
+
+@hookspec
+def herd_register_network_providers(register: Callable[[NetworkProviderInfo], None]) -> None:
+    """Describe the network providers this plugin provides.
+
+    Called once when the plugin is loaded. Call ``register(NetworkProviderInfo(...))`` for each: its
+    name (what a network declaration names in ``provider``; networks that name none are
+    ``bridge``'s), what it can do to its networks beyond carrying traffic (`NetworkFeature`), the
+    checks ``herd doctor`` runs for it, and what of a declared impairment this host cannot apply.
+    A network's hooks (those given its plan or the handle of `herd_network_create`) then go to this
+    plugin alone.
+    """
+
+
+@hookspec(firstresult=True)
+def herd_network_attachment(run_id: str, network: NetworkPlan, nic: NicPlan) -> Attachment | None:
+    """Place one machine's NIC on one of your networks: return its `Attachment`.
+
+    Called when the run opens, before anything exists, for every machine and every network of
+    the run (a machine may be connected later to a network it does not join at boot). Keep
+    ``nic.network``, ``nic.guest_link`` and ``nic.addresses``; choose the ``bridge`` the host side
+    goes on (one of those `herd_network_create` will make), the ``host_link`` name (unique on the
+    host, at most 15 characters: put the run id in it) and the ``mac`` (unique on the network).
+    Compute, do not create: the backend plugs the NIC in.
+    """
+
+
+@hookspec(firstresult=True)
+def herd_network_create(run_id: str, networks: tuple[NetworkPlan, ...]) -> NetworkHandle | None:
+    """Make the run's networks that are yours, and return their handle.
+
+    ``networks`` are the run's networks whose provider is one of yours (a plugin that registers
+    several tells them apart by ``network.provider``); the handle's ``provider`` is theirs, and
+    routes the hooks given the handle. Make every bridge your attachments name, so that machines
+    on a network reach each other and nothing else: the host gets no address on them, and nothing
+    is routed or NATed. Called once per run, in the background as the run opens; no machine boots
+    before it returns. If you raise, remove what you made first: no handle, no teardown.
+    """
+
+
+@hookspec
+def herd_network_connected(handle: NetworkHandle, attachment: Attachment) -> None:
+    """A machine's NIC is on one of your networks now: its backend has just plugged it in.
+
+    Called after every boot of the machine, for each NIC it booted with, and after
+    `herd_network_attach`. The host side, ``attachment.host_link``, is a new link (one of an
+    earlier boot is gone): configure there what your network needs. The core applies the block
+    and impairment recorded for the NIC after this call.
+    """
+
+
+@hookspec
+def herd_network_disconnected(handle: NetworkHandle, attachment: Attachment) -> None:
+    """A machine's NIC has left one of your networks: the machine stopped, or the script unplugged
+    it (`herd_network_detach`). Its host side is gone or going: forget what you kept for it."""
+
+
+@hookspec(firstresult=True)
+def herd_network_block(handle: NetworkHandle, attachment: Attachment, blocked: bool) -> bool | None:
+    """Cut the NIC off its network (``blocked``), or put it back; return True.
+
+    For providers with `NetworkFeature.BLOCK`. While blocked, the machine neither sends nor
+    receives on that network; its other networks are untouched.
+    """
+
+
+@hookspec(firstresult=True)
+def herd_network_impair(
+    handle: NetworkHandle, attachment: Attachment, impairment: Impairment | None
+) -> bool | None:
+    """Degrade what the NIC receives as ``impairment`` says, replacing an earlier one, or stop
+    degrading it (None); return True.
+
+    For providers with `NetworkFeature.IMPAIR`. Delay and jitter are in milliseconds, loss in
+    percent, the rate in bits per second. Raise `herd.plugin.HerdError` (a `LinkError`, say) saying
+    why when this host cannot.
+    """
+
+
+@hookspec(firstresult=True)
+def herd_network_forward(
+    handle: NetworkHandle, attachment: Attachment, host_port: int, guest_port: int
+) -> int | None:
+    """Forward TCP connections to ``127.0.0.1:host_port`` on the host to ``guest_port`` at the
+    machine's IPv4 address on the NIC's network (``attachment.addresses[0]``), until the run ends.
+
+    For providers with `NetworkFeature.FORWARD`. A ``host_port`` of 0 takes a free port. Return the
+    host port. The host still gets no address on the network.
+    """
+
+
+@hookspec
+def herd_network_teardown(handle: NetworkHandle) -> None:
+    """Remove everything you made for the run's networks: the run is over, its machines stopped.
+
+    Called once, whatever happened, after every machine has stopped; try every step even when one
+    fails, then raise. Links of the machines that a backend has not deleted yet are yours to wait
+    for or remove (the kernel frees a namespace's links a little after its last process). Log
+    what you want in the run's log through the standard `logging` module, under the `herd` logger.
     """
 
 

@@ -7,7 +7,10 @@ declare, such as a misspelled name, or a parameter that its hookspec lacks), is 
 name, distribution and error, is not used, and the others keep working.
 
 The hooks that concern one machine (its start, and every hook given its handle) are routed: they go
-to the plugin that registered the machine's backend, and to no other (`Plugins.backend_hooks`).
+to the plugin that registered the machine's backend, and to no other (`Plugins.backend_hooks`). So
+are those of one network, to the plugin that registered its provider (`Plugins.provider_hooks`).
+Network providers are plugins of the group `herd.plugins`; by convention a provider's entry point
+is named after it, which lets a run load only the providers its networks use.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from stevedore import ExtensionManager, NamedExtensionManager
 
 from herd.errors import PluginError
 from herd.hooks import hookspecs
-from herd.hooks.types import BackendInfo
+from herd.hooks.types import BackendInfo, NetworkProviderInfo
 
 BACKENDS_GROUP = "herd.backends"
 PLUGINS_GROUP = "herd.plugins"
@@ -74,6 +77,8 @@ class Plugins:
         self.manager.add_hookspecs(hookspecs)
         self.backends: dict[str, BackendInfo] = {}
         self._owners: dict[str, object] = {}  # backend name: the plugin that registered it
+        self.providers: dict[str, NetworkProviderInfo] = {}
+        self._provider_owners: dict[str, object] = {}  # provider name: the plugin that registered it
         self.failures: list[LoadFailure] = []
         self._tried: set[tuple[str, str]] = set()
         self._registering: tuple[str, object] | None = None  # (name, plugin) while it registers
@@ -93,17 +98,41 @@ class Plugins:
         self.backends[info.name] = info
         self._owners[info.name] = plugin
 
+    def _register_provider(self, info: NetworkProviderInfo) -> None:
+        assert self._registering is not None, "called only by herd_register_network_providers"
+        name, plugin = self._registering
+        if not isinstance(info, NetworkProviderInfo):
+            raise PluginError(f"plugin {name!r} registered {info!r}, which is not a NetworkProviderInfo")
+        known = self.providers.get(info.name)
+        if known is not None and known is not info:
+            raise PluginError(f"two plugins register a network provider named {info.name!r}")
+        self.providers[info.name] = info
+        self._provider_owners[info.name] = plugin
+
     def backend_hooks(self, backend: str) -> Any:
         """The hooks of the plugin that registered `backend`, alone: a machine's start and the hooks
         given its handle go there, so that a plugin is never asked about another's machines."""
         return _OnePlugin(self.manager, self._owners[backend])
 
+    def provider_hooks(self, provider: str) -> Any:
+        """The hooks of the plugin that registered the network provider `provider`, alone: a
+        network's hooks go there, so that a plugin is never asked about another's networks."""
+        return _OnePlugin(self.manager, self._provider_owners[provider])
+
+    def providers_of(self, plugin_name: str) -> list[NetworkProviderInfo]:
+        """The network providers that the plugin registered as `plugin_name` provides."""
+        plugin = self.manager.get_plugin(plugin_name)
+        return [self.providers[n] for n, owner in sorted(self._provider_owners.items()) if owner is plugin]
+
     def register(self, plugin: object, name: str) -> None:
-        """Register a plugin object (a module, usually) and collect the backends it describes.
+        """Register a plugin object (a module, usually) and collect the backends and network
+        providers it describes.
 
         A plugin that implements a hook herd does not declare would load silently and never be
         called: pluggy's check_pending refuses it, as registration refuses a parameter the hookspec
-        lacks. Either raises pluggy.PluginValidationError, with nothing of the plugin registered.
+        lacks. Either raises pluggy.PluginValidationError, with nothing of the plugin registered;
+        a plugin that registers something other than a description, or a name another plugin
+        registered, raises PluginError, with nothing of it registered either.
         """
         if self.manager.is_registered(plugin):
             return
@@ -116,13 +145,23 @@ class Plugins:
                 if self.manager.is_registered(plugin):
                     self.manager.unregister(plugin)
                 raise
-            hook = self.manager.subset_hook_caller(
-                "herd_register_backends",
-                remove_plugins=[p for p in self.manager.get_plugins() if p is not plugin],
-            )
-            hook(register=self._register_backend)
+            alone = _OnePlugin(self.manager, plugin)
+            try:
+                alone.herd_register_backends(register=self._register_backend)
+                alone.herd_register_network_providers(register=self._register_provider)
+            except PluginError:
+                self._forget(plugin)
+                raise
         finally:
             self._registering = None
+
+    def _forget(self, plugin: object) -> None:
+        """Unregister a plugin and what it registered."""
+        for name in [name for name, owner in self._owners.items() if owner is plugin]:
+            del self.backends[name], self._owners[name]
+        for name in [name for name, owner in self._provider_owners.items() if owner is plugin]:
+            del self.providers[name], self._provider_owners[name]
+        self.manager.unregister(plugin)
 
     def load(self, group: str, names: Iterable[str] | None = None) -> None:
         """Import the named entry points of `group` (all of them when `names` is None)."""
@@ -155,7 +194,7 @@ class Plugins:
             self._tried.add((group, extension.name))
             try:
                 self.register(extension.plugin, name=f"{group}:{extension.name}")
-            except pluggy.PluginValidationError as error:
+            except (pluggy.PluginValidationError, PluginError) as error:
                 failed(extensions, extension.entry_point, error)
         for failure in self.failures:
             self._tried.add((failure.group, failure.name))
@@ -187,6 +226,27 @@ class Plugins:
         raise PluginError(
             f"no backend named {name!r} is installed (installed: {listing}); backends ship as "
             f"Python packages, by convention 'pip install herd-{name}'"
+        )
+
+    def provider(self, name: str) -> NetworkProviderInfo:
+        """The network provider called `name`, loading its plugin if needed: the entry point of
+        `herd.plugins` of that name first, then the whole group. A clear error if there is none."""
+        if name not in self.providers:
+            self.load(PLUGINS_GROUP, [name])
+        if name not in self.providers:
+            self.load(PLUGINS_GROUP)
+        if name in self.providers:
+            return self.providers[name]
+        for failure in self.failures:
+            if failure.group == PLUGINS_GROUP and failure.name == name:
+                raise PluginError(
+                    f"the plugin of network provider {name!r} ({failure.target}, from "
+                    f"{failure.distribution}) failed to load: {failure.error}"
+                )
+        listing = ", ".join(sorted(self.providers)) or "none"
+        raise PluginError(
+            f"no network provider named {name!r} is installed (installed: {listing}); network providers "
+            f"ship as Python packages, by convention 'pip install herd-{name}'"
         )
 
     def default_backend(self) -> str:

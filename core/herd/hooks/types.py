@@ -1,18 +1,21 @@
-"""The neutral types that pass between the core and backend plugins.
+"""The neutral types that pass between the core and plugins.
 
 The core describes *what* a machine needs (a root file system, network attachments, device grants);
-a backend decides *how* (nspawn flags, QEMU devices, Docker options). Plugins import these types; the
-core never imports a plugin.
+a backend decides *how* (nspawn flags, QEMU devices, Docker options). Likewise the core plans a
+run's networks (subnets, addresses, names) and a network provider makes them (bridges, tunnels).
+Plugins import these types; the core never imports a plugin.
 """
 
 from __future__ import annotations
 
 import enum
+import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from herd.declare.netspec import Impairment, gateway_address
 from herd.declare.spec import MachineSpec
 from herd.linux.cgroups import Cgroup
 
@@ -118,11 +121,13 @@ class MachineRoot:
 
 @dataclass(frozen=True)
 class Attachment:
-    """One NIC of a machine on one network.
+    """One NIC of a machine on one network, as the network's provider placed it.
 
-    `bridge` is the host bridge of the network; `host_link` is the name reserved for the host side
-    of the link (a veth end or a tap); `guest_link` is the interface name inside the machine;
-    `addresses` are in CIDR notation.
+    `bridge` is the host bridge the NIC's host side goes on; `host_link` is the name reserved for
+    that host side (a veth end or a tap); `guest_link` is the interface name inside the machine;
+    `mac` its MAC address; `addresses` are in CIDR notation, the IPv4 one first. The core plans
+    `network`, `guest_link` and `addresses`; the provider chooses `bridge`, `host_link` and `mac`
+    (see `herd_network_attachment`); the machine's backend plugs it in.
     """
 
     network: str
@@ -225,3 +230,79 @@ class StopMode(enum.StrEnum):
     # The run is over and the machine will not boot again: stop it as fast as keeps what the run's
     # output holds (its journal, its console). A backend whose power-off is cheap treats it as CLEAN.
     TEARDOWN = "teardown"
+
+
+class NetworkFeature(enum.StrEnum):
+    """What a network provider can do to its networks while machines run, beyond carrying their
+    traffic: the `Machine` methods and the declaration fields that need it fail clearly on a
+    network whose provider lacks it."""
+
+    BLOCK = "block"  # block(), unblock(): cut a machine's NIC off its network
+    IMPAIR = "impair"  # impair(), unimpair() and a declared delay, jitter, loss or rate
+    FORWARD = "forward"  # forward_port() and the machine field forward_ports
+
+
+def _can_apply(impairment: Impairment) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class NetworkProviderInfo:
+    """A network provider as it registers itself (see `herd_register_network_providers`).
+
+    `name` is what a network declaration names in `provider` (networks that name none are
+    `bridge`'s). `host_checks` are its lines of `herd doctor`. `impairment_problem` says why this
+    host cannot apply a declared impairment (None when it can); the run is refused before anything
+    starts when it says so.
+    """
+
+    name: str
+    description: str
+    features: frozenset[NetworkFeature] = frozenset()
+    host_checks: Callable[[], Iterable[HostCheck]] = lambda: ()
+    impairment_problem: Callable[[Impairment], str | None] = _can_apply
+
+
+@dataclass(frozen=True)
+class NetworkPlan:
+    """One network of a run, as the core planned it, for its provider to make.
+
+    `index` is its position among the run's networks (unique in the run: providers name things
+    after it). The machines' addresses are in `subnet` (and `subnet6`, when the network has IPv6);
+    `gateway`, the last host address of `subnet`, is no machine's: it is kept for the provider's
+    own use on the network (the bridge provider's port-forward gateway takes it).
+    """
+
+    name: str
+    provider: str
+    index: int
+    subnet: ipaddress.IPv4Network
+    subnet6: ipaddress.IPv6Network | None
+
+    @property
+    def gateway(self) -> ipaddress.IPv4Address:
+        return gateway_address(self.subnet)
+
+
+@dataclass(frozen=True)
+class NicPlan:
+    """One machine's NIC on one network, as the core planned it: which machine (`machine_index`
+    is its position in the test, unique in the run), the interface name inside it and its
+    addresses in CIDR, the IPv4 one first. Every machine has one on every network of the test,
+    whether it joins the network at boot or may be connected to it later."""
+
+    machine: str
+    machine_index: int
+    network: str
+    guest_link: str
+    addresses: tuple[str, ...]
+
+
+@dataclass
+class NetworkHandle:
+    """What a provider returns for the networks it made for a run (`herd_network_create`);
+    providers subclass it with their own state. `provider` routes the hooks given it."""
+
+    provider: str
+    run_id: str
+    networks: tuple[NetworkPlan, ...]

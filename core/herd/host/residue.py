@@ -1,10 +1,11 @@
 """What runs left on the host, found by the runs' own markers, and its removal.
 
-A run names everything it makes after its id: the lock `/run/herd/<id>.lock` it holds while it
-lives, the state directory `/run/herd/<id>`, links `herd<id>…`, cgroups `herd/<id>` in each
-hierarchy, firewall rules commented `herd:<id>`. Its processes are found by their cgroup and by the
-state directory on their command line. Plugins report and remove what they made by other means
-through the `herd_run_leftovers` and `herd_reap` hooks.
+A run names everything the core makes after its id: the lock `/run/herd/<id>.lock` it holds while
+it lives, the state directory `/run/herd/<id>`, cgroups `herd/<id>` in each hierarchy. Its
+processes are found by their cgroup and by the state directory on their command line. Plugins
+report and remove what they made (a network provider's links and firewall rules, a Docker
+engine's containers) through the `herd_run_leftovers` and `herd_reap` hooks, and name the runs
+they see marks of through `herd_known_runs`.
 
 A run is dead when nobody holds its lock: `herd clean` and the start of every run reap dead runs.
 A live run's resources are never touched.
@@ -16,7 +17,6 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,13 +24,10 @@ from typing import TYPE_CHECKING
 
 from herd.host.rundir import ID_LENGTH, LOCK_SUFFIX, lock_path, mounts, state_root, try_lock, unmount_all
 from herd.linux import cgroups
-from herd.network import links
-from herd.network import plan as network
 
 if TYPE_CHECKING:
     from herd.hooks.manager import Plugins
 
-FIREWALL_COMMANDS = ("iptables", "ip6tables")
 CLAIM_PREFIX = ".claim-"
 STALE_CLAIM_AGE = 60.0  # seconds
 
@@ -64,29 +61,16 @@ def _processes(run_id: str) -> dict[int, str]:
     return found
 
 
-def _firewall_rules(run_id: str | None = None) -> list[tuple[str, str]]:
-    """(command, rule as `-S` prints it) of herd's rules, of one run or of all."""
-    found = []
-    for command in FIREWALL_COMMANDS:
-        if shutil.which(command) is None:
-            continue
-        listing = subprocess.run([command, "-w", "-S"], capture_output=True, text=True, check=False).stdout
-        tag = f"herd:{run_id}" if run_id else "herd:"
-        found += [(command, rule) for rule in listing.splitlines() if tag in rule]
-    return found
-
-
 def leftovers(run_id: str, plugins: Plugins | None = None) -> list[str]:
     """Everything of run `run_id` that still exists on this host, one description each."""
     state = state_root() / run_id
-    found = [f"link {name}" for name in links.link_names(f"{network.LINK_PREFIX}{run_id}")]
+    found = []
     if state.exists():
         found.append(f"state directory {state}")
     if lock_path(run_id).exists():
         found.append(f"lock {lock_path(run_id)}")
     found += [f"cgroup {path}" for path in cgroups.run_cgroup(run_id).paths if path.exists()]
     found += [f"mount {point}" for point in mounts(run_id)]
-    found += [f"{command} rule: {rule}" for command, rule in _firewall_rules(run_id)]
     found += [f"process {pid} ({command})" for pid, command in _processes(run_id).items()]
     if plugins is not None:
         for reported in plugins.hook.herd_run_leftovers(run_id=run_id):
@@ -94,22 +78,19 @@ def leftovers(run_id: str, plugins: Plugins | None = None) -> list[str]:
     return found
 
 
-def _ids_in(names: Iterable[str], prefix: str) -> set[str]:
-    return {name[len(prefix) : len(prefix) + ID_LENGTH] for name in names if name.startswith(prefix)}
-
-
-def known_runs() -> set[str]:
-    """The ids of every run that left a mark on this host, live or dead."""
+def known_runs(plugins: Plugins | None = None) -> set[str]:
+    """The ids of every run that left a mark on this host, live or dead: the core's, and those the
+    plugins of `plugins` see (`herd_known_runs`)."""
     root = state_root()
     entries = os.listdir(root) if root.is_dir() else []
     ids = {e.removesuffix(LOCK_SUFFIX) for e in entries if not e.startswith(".")}
-    ids |= _ids_in(links.link_names(network.LINK_PREFIX), network.LINK_PREFIX)
     for hierarchy in (*cgroups.hierarchies(), *cgroups.limiting_hierarchies()):
         herd_root = hierarchy / cgroups.ROOT_NAME
         if herd_root.is_dir():
             ids |= {entry.name for entry in os.scandir(herd_root) if entry.is_dir()}
-    for _, rule in _firewall_rules():
-        ids |= _ids_in(rule.split("herd:")[1:], "")
+    if plugins is not None:
+        for seen in plugins.hook.herd_known_runs():
+            ids.update(seen)
     return {run_id for run_id in ids if len(run_id) == ID_LENGTH}
 
 
@@ -137,14 +118,6 @@ def reap(run_id: str, plugins: Plugins | None = None) -> list[str]:
                 os.kill(pid, signal.SIGKILL)
         removed += [f"process {pid} ({command})" for pid, command in processes.items()]
         removed += [f"mount {point}" for point in unmount_all(run_id)]
-        for name in links.link_names(f"{network.LINK_PREFIX}{run_id}"):
-            if links.delete_link(name):
-                removed.append(f"link {name}")
-        for command, rule in _firewall_rules(run_id):
-            arguments = rule.split()
-            arguments[0] = "-D"  # `-A CHAIN ...` as listed becomes `-D CHAIN ...`
-            subprocess.run([command, "-w", *_unquote(arguments)], capture_output=True, check=False)
-            removed.append(f"{command} rule: {rule}")
         if plugins is not None:
             for reported in plugins.hook.herd_reap(run_id=run_id):
                 removed += reported
@@ -163,20 +136,15 @@ def reap(run_id: str, plugins: Plugins | None = None) -> list[str]:
     return removed
 
 
-def _unquote(arguments: list[str]) -> list[str]:
-    """iptables -S quotes comments; the command line takes them bare."""
-    return [argument.strip('"') for argument in arguments]
-
-
-def dead_runs() -> list[str]:
-    """The runs that left marks on this host and whose process is gone."""
-    return sorted(run_id for run_id in known_runs() if not is_live(run_id))
+def dead_runs(plugins: Plugins | None = None) -> list[str]:
+    """The runs that left marks on this host and whose process is gone (`known_runs`)."""
+    return sorted(run_id for run_id in known_runs(plugins) if not is_live(run_id))
 
 
 def reap_dead(plugins: Plugins | None = None, runs: Iterable[str] | None = None) -> dict[str, list[str]]:
     """Reap every dead run on this host (or those of `runs`); return what was removed, by run id."""
     reaped: dict[str, list[str]] = {}
-    for run_id in dead_runs() if runs is None else runs:
+    for run_id in dead_runs(plugins) if runs is None else runs:
         try:
             removed = reap(run_id, plugins)
         except Exception as error:  # one stuck run must not keep the others from being reaped

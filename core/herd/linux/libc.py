@@ -2,7 +2,7 @@
 unshare, setns, ptrace, and `syscall` for those libc has no wrapper for), with the constants herd
 passes them and `check`, which turns a failed call's -1 and errno into an `OSError`.
 
-Standard library only: the link helper (`herd.network.linkd`), which runs as a script, imports it too.
+Standard library only: the link helper (`herd.linux.linkd`), which runs as a script, imports it too.
 """
 
 from __future__ import annotations

@@ -1,12 +1,15 @@
-"""The networks of a run, planned: bridges, subnets, addresses, MAC addresses, link names, hosts.
+"""The networks of a run, planned: subnets, addresses, interface names, and what names resolve to.
 
-Planning is pure and deterministic: machine i (in declaration order) is host i+1 of every network
-it joins, unless the test fixed its address; networks without a subnet get 192.168.<n>.0/24 (and
+This is what every network provider's networks have in common, and what the core needs to write
+each machine's /etc/hosts and to check a declaration: the provider only places each NIC (its
+bridge, host-side link name and MAC: `herd_network_attachment`) and makes the networks.
+
+Planning is deterministic: machine i (in declaration order) is host i+1 of every network it joins,
+unless the test fixed its address; networks without a subnet get 192.168.<n>.0/24 (and
 fd68:6572:6400:<n>::/64 with IPv6), in declaration order the first n whose subnet overlaps none the
-test declared. The last host address of every IPv4 subnet is kept for herd's gateway (port forwards;
-it has no IPv6 address). Every run has its own bridges and every
-machine its own network namespace, so two runs may use the same addresses without meeting; link
-names carry the run id, so they never collide either. The links are made by `herd.network.links`.
+test declared. The last host address of every IPv4 subnet is kept for the provider's own use (the
+bridge provider's port-forward gateway; it has no IPv6 address). Every machine has its own network
+namespace (or kernel), so two runs may use the same addresses without meeting.
 
 Names: on every machine, each machine it shares a network with resolves as `<name>` to its address
 on the first network (in that machine's own order) the two share, and as `<name>.<network>` to its
@@ -23,53 +26,13 @@ from typing import TypeVar
 from herd.declare.netspec import DEFAULT_NETWORK, Impairment, MachineNetwork, NetworkSpec, gateway_address
 from herd.declare.spec import MachineSpec, TestSpec
 from herd.errors import HerdError
-from herd.hooks.types import Attachment
+from herd.hooks.types import Attachment, NetworkPlan, NicPlan
 
-LINK_PREFIX = "herd"
 AUTO_SUBNET = "192.168.{n}.0/24"
 AUTO_SUBNET6 = "fd68:6572:6400:{n:x}::/64"  # "herd" in a unique local prefix
 _Subnet = TypeVar("_Subnet", ipaddress.IPv4Network, ipaddress.IPv6Network)
-_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-def _base36(number: int) -> str:
-    text = ""
-    while True:
-        number, digit = divmod(number, 36)
-        text = _DIGITS[digit] + text
-        if not number:
-            return text
-
-
-def bridge_name(run_id: str, network_index: int) -> str:
-    return f"{LINK_PREFIX}{run_id}b{_base36(network_index)}"
-
-
-def host_link_name(run_id: str, machine_index: int, network_index: int) -> str:
-    return f"{LINK_PREFIX}{run_id}m{_base36(machine_index)}n{_base36(network_index)}"
-
-
-def gateway_link_name(run_id: str, network_index: int) -> str:
-    return f"{LINK_PREFIX}{run_id}g{_base36(network_index)}"
-
-
-def mac_address(network_index: int, machine_index: int) -> str:
-    """A locally administered MAC: 02:68:64 ("hd"), the network, then the machine."""
-    return f"02:68:64:{network_index:02x}:{machine_index >> 8 & 0xFF:02x}:{machine_index & 0xFF:02x}"
-
-
-@dataclass(frozen=True)
-class NetworkPlan:
-    name: str
-    index: int
-    subnet: ipaddress.IPv4Network
-    subnet6: ipaddress.IPv6Network | None
-    bridge: str
-
-    @property
-    def gateway(self) -> ipaddress.IPv4Address:
-        """The address herd's port-forward gateway takes: the subnet's last host address."""
-        return gateway_address(self.subnet)
+# Where a provider places a NIC: herd_network_attachment, asked of the network's provider.
+Placement = Callable[[NetworkPlan, NicPlan], Attachment]
 
 
 @dataclass(frozen=True)
@@ -185,26 +148,6 @@ def capacity_problems(spec: TestSpec) -> list[str]:
     return problems
 
 
-def netem_problems(spec: TestSpec, netem_available: Callable[[], bool | None]) -> list[str]:
-    """Declared impairments this host cannot apply: a delay or loss (jitter comes with a delay)
-    needs the kernel's netem. `netem_available` (see `herd.network.links`) is asked only when one is
-    declared; when it cannot tell (None), the impairment is left to fail, clearly, at boot."""
-    wanting = [
-        (machine.name, nic.network)
-        for machine in spec.machines
-        for nic in machine.nics
-        if nic.impairment is not None and (nic.impairment.delay or nic.impairment.loss)
-    ]
-    if not wanting or netem_available() is not False:
-        return []
-    return [
-        f"test {spec.name!r}, machine {machine!r}, field 'networks': network {net!r}: a delay or loss "
-        "needs the kernel's netem (CONFIG_NET_SCH_NETEM), which this host lacks (see `herd doctor`); "
-        "a rate alone works"
-        for machine, net in wanting
-    ]
-
-
 def _addresses(
     machines: tuple[MachineSpec, ...],
     network: str,
@@ -234,14 +177,13 @@ def _nic(machine: MachineSpec, network: str) -> MachineNetwork | None:
     return next((nic for nic in machine.nics if nic.network == network), None)
 
 
-def plan(run_id: str, spec: TestSpec) -> RunNetworks:
+def plan(spec: TestSpec, place: Placement) -> RunNetworks:
     """Plan every network of the test, and every machine's NIC on each (those it joins at boot, and
-    those it may be connected to later)."""
+    those it may be connected to later), placed by `place` (the network's provider)."""
     declared = declared_networks(spec)
     subnets = _subnets(declared)
     networks = tuple(
-        NetworkPlan(n.name, index, *subnets[n.name], bridge=bridge_name(run_id, index))
-        for index, n in enumerate(declared)
+        NetworkPlan(n.name, n.provider, index, *subnets[n.name]) for index, n in enumerate(declared)
     )
     attachments: dict[str, dict[str, Attachment]] = {m.name: {} for m in spec.machines}
     for network in networks:
@@ -251,14 +193,14 @@ def plan(run_id: str, spec: TestSpec) -> RunNetworks:
             # the networks it joins at boot, in order (eth0 first); the others come after them
             order = [nic.network for nic in machine.nics]
             position = order.index(network.name) if network.name in order else len(order) + network.index
-            attachments[machine.name][network.name] = Attachment(
+            nic = NicPlan(
+                machine=machine.name,
+                machine_index=index,
                 network=network.name,
-                bridge=network.bridge,
-                host_link=host_link_name(run_id, index, network.index),
                 guest_link=f"eth{position}",
-                mac=mac_address(network.index, index + 1),
                 addresses=tuple(a for a in (ipv4[machine.name], ipv6.get(machine.name)) if a),
             )
+            attachments[machine.name][network.name] = place(network, nic)
     impairments = {
         m.name: {nic.network: nic.impairment for nic in m.nics if nic.impairment is not None}
         for m in spec.machines

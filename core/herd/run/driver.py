@@ -2,9 +2,10 @@
 
 Order of a run: resolve every machine's backend and validate the test (herd.run.resolve; nothing has
 started yet); open the run: take a run directory, make the output directory and the log, plan the
-networks and start making them; run the script, which boots machines (herd.run.fleet: in parallel,
-through `start_all()` or on first use); then tear everything down, whatever happened: machines,
-bridges, firewall rules, cgroups, state. The output directory keeps the log, consoles and journals.
+networks and have their providers start making them; run the script, which boots machines
+(herd.run.fleet: in parallel, through `start_all()` or on first use); then tear everything down,
+whatever happened: machines, networks, cgroups, state. The output directory keeps the log,
+consoles and journals.
 
 `Driver` is a context manager for that lifecycle: entering opens the run, leaving tears it down,
 whatever happened in the block. `run()` runs the test's script in it; the pytest plugin pairs
@@ -37,10 +38,7 @@ from herd.hooks.manager import Plugins
 from herd.hooks.types import MachineHandle, StopMode
 from herd.host import residue
 from herd.host.rundir import RunDir
-from herd.linux import cgroups, console
-from herd.network import links
-from herd.network import plan as network
-from herd.network.firewall import BridgeRules
+from herd.linux import cgroups, console, links
 from herd.network.netcontrol import NetworkControl
 from herd.report.log import RunLog
 from herd.report.runrecord import SUBTEST_PREFIX
@@ -54,12 +52,12 @@ from herd.run.waiting import poll
 
 if TYPE_CHECKING:
     from herd.declare.spec import TestSpec
+    from herd.network.plan import RunNetworks
 
 STOP_TIMEOUT = 10.0  # seconds a clean stop may take before the backend escalates
 INTERRUPTED_STOP_TIMEOUT = 2.0  # the same when a signal ended the run: the user wants out
 # Stops mostly wait on the machines' init, so more overlap pays than for boots.
 STOP_CONCURRENCY = max(8, 8 * (os.cpu_count() or 1))
-LINK_CLEANUP_WAIT = 2.0  # seconds the kernel gets to clean up stopped machines' veths
 
 
 @dataclass
@@ -111,13 +109,12 @@ class Driver:
         self.fleet = Fleet(resolved, self.plugins, self.options.stop_timeout, self.polling_conditions)
         self.machines = [Machine(m, self.fleet.machines[m.name]) for m in self.spec.machines]
         self._console_echo: console.ConsoleEcho | None = None
-        self._network_setup: Future[None] | None = None
+        self._background: list[Future[None]] = []  # the networks' creation, then the reaping of dead runs
         self.run_dir: RunDir | None = None
-        self.rules: BridgeRules | None = None
         self.output_dir = Path()
         self._started = time.monotonic()
         self.run_id = ""  # set when the run opens, kept after it closed
-        self._network_plan: network.RunNetworks | None = None
+        self._network_plan: RunNetworks | None = None
         self._network_control: NetworkControl | None = None
         self.log = RunLog(None, None)
         # How the run ends: `open()` makes it, the script or the `with` block decides it.
@@ -193,44 +190,38 @@ class Driver:
         return outcome
 
     def _prepare_run(self, outcome: Outcome) -> None:
-        """Output directory, log, network plan; then the bridges start coming up in the background."""
+        """Output directory, log, network plan; then the networks' providers start making them in
+        the background, and dead runs are reaped after that."""
         assert self.run_dir is not None
         self.output_dir = make_output_dir(self.options.output_dir, self.spec.name, self.run_dir.id)
         outcome.output_dir = self.output_dir
         self.log = RunLog(
             self.output_dir / "log.txt", self.options.terminal, self.options.verbose, self.spec.name
         )
-        self._network_plan = network.plan(self.run_dir.id, self.spec)
-        self._network_control = NetworkControl(self._network_plan, self.run_dir.id, self.log)
+        control = NetworkControl.planned(self.spec, self.run_dir.id, self.log, self.plugins)
+        self._network_control, self._network_plan = control, control.plan
         backends = ", ".join(sorted({m.backend or "?" for m in self.spec.machines}))
         names = ", ".join(m.name for m in self.machines)
         if not self.fleet.line_each:
             names = f"{len(self.machines)} machines ({self.machines[0].name} … {self.machines[-1].name})"
         self.log.info(f"herd: {self.spec.name} · {names} on {backends} · run {self.run_dir.id}", color="bold")
-        self.rules = BridgeRules(self.run_dir.id)
-        network_setup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="herd-network")
-        self._network_setup = network_setup.submit(self._setup_networks)
-        network_setup.shutdown(wait=False)
-        self.fleet.open(
-            OpenRun(self.run_dir, self.output_dir, self.log, self._network_control, self._network_setup)
-        )
-
-    def _setup_networks(self) -> None:
-        """Reap what dead runs left, then make this run's bridges and firewall rules (in the
-        background, while machines boot)."""
-        assert self.rules is not None
-        try:
-            self._reap_dead_runs()
-        except Exception as error:  # cleaning up after others must not stop this run
-            self.log.info(f"could not clean up after dead runs: {error}; try `herd clean`", color="yellow")
-        for plan in self.networks.networks:
-            links.ensure_bridge(plan.bridge)
-            self.rules.allow(plan.bridge)
+        background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="herd-network")
+        networks_ready = background.submit(control.create)
+        self._background = [networks_ready, background.submit(self._reap_dead_runs)]
+        background.shutdown(wait=False)
+        self.fleet.open(OpenRun(self.run_dir, self.output_dir, self.log, control, networks_ready))
 
     def _reap_dead_runs(self) -> None:
-        """Remove what dead runs left. Every plugin is asked (a dead run may have used one this run
-        does not), but they are loaded only when there is something to reap."""
-        dead = residue.dead_runs()
+        """Remove what dead runs left (in the background, once this run's networks are made).
+        Every plugin is asked (a dead run may have used one this run does not), but they are loaded
+        only when there is something to reap; cleaning up after others never stops this run."""
+        try:
+            self._reap_dead()
+        except Exception as error:
+            self.log.info(f"could not clean up after dead runs: {error}; try `herd clean`", color="yellow")
+
+    def _reap_dead(self) -> None:
+        dead = residue.dead_runs(self.plugins)
         if not dead:
             return
         for run_id, removed in residue.reap_dead(Plugins().load_all(), dead).items():
@@ -248,9 +239,9 @@ class Driver:
         """Stop every machine, then remove everything else the run made but its output.
 
         Machines stop in parallel (`StopMode.TEARDOWN`: cleanly, where a backend's power-off is
-        cheap); only then do their networks go, so that services that talk to their peers while
-        stopping still can. A step that fails is reported and the
-        others still run.
+        cheap); only then do their networks go, each provider's beside the run's cgroups, so that
+        services that talk to their peers while stopping still can. A step that fails is reported
+        and the others still run.
         """
         running = self.fleet.running()
         started = time.monotonic()
@@ -262,9 +253,9 @@ class Driver:
         stopped = sum(1 for m in running if not m.is_running())
         if running and not self.fleet.line_each:
             self.log.info(f"{stopped} machines stopped in {time.monotonic() - started:.2f} s")
-        if self._network_setup is not None:
+        for work in self._background:
             with contextlib.suppress(Exception):  # its error was reported where it mattered
-                self._network_setup.result()
+                work.result()
         assert self.run_dir is not None
         run_cgroup = cgroups.run_cgroup(self.run_dir.id)
 
@@ -273,23 +264,13 @@ class Driver:
             run_cgroup.remove()
 
         steps: list[tuple[str, Callable[[], object]]] = [("removing the run's cgroups", remove_run_cgroup)]
-        if self.rules is not None:
-            steps.append(("removing firewall rules", self.rules.remove_all))
         if self._network_control is not None:
-            self._guarded("stopping port forwards", self._network_control.close)
-        planned = self._network_plan.networks if self._network_plan is not None else ()
-        steps += [(f"deleting bridge {p.bridge}", partial(links.delete_link, p.bridge)) for p in planned]
+            steps += self._network_control.teardown_steps()
         with ThreadPoolExecutor(max_workers=2) as pool:
             for what, step in steps:
                 pool.submit(self._guarded, what, step)
-        self._guarded("deleting leftover links", self._remove_leftover_links)
         self._guarded("removing the run directory", self.run_dir.remove)
         self.run_dir = None
-
-    def _remove_leftover_links(self) -> None:
-        assert self.run_dir is not None
-        for name in links.remove_links(f"{network.LINK_PREFIX}{self.run_dir.id}", wait=LINK_CLEANUP_WAIT):
-            self.log.info(f"teardown: deleted link {name}, which outlived its machine", show=False)
 
     def keep_until_interrupted(self) -> None:
         self.log.info("--keep: the machines stay up until you press Ctrl-C", color="yellow")
@@ -328,7 +309,7 @@ class Driver:
     # -- what the run holds -----------------------------------------------------------------------
 
     @property
-    def networks(self) -> network.RunNetworks:
+    def networks(self) -> RunNetworks:
         """The run's network plan (made when the run starts)."""
         if self._network_plan is None:
             raise HerdError("the run has not started: its networks are not planned yet")

@@ -48,7 +48,8 @@ POWER_OFF_PROBE = 5.0  # seconds a probe command of `responds` may take
 @dataclass(frozen=True)
 class OpenRun:
     """What the run made when it opened, which booting and reaching its machines need.
-    `networks_ready` is the setup of its bridges, under way in the background."""
+    `networks_ready` is the making of its networks by their providers, under way in the background:
+    a machine's backend plugs it in only once they are made."""
 
     run_dir: RunDir
     output_dir: Path
@@ -231,6 +232,7 @@ class RunMachine:
         plan = self._launch_plan()
         self._console_start = console.size_of(plan.log_dir / "console.log")
         plan.cgroup.create()
+        run.networks_ready.result()  # its backend plugs it into them
         hooks = self._hooks()
         handle = hooks.herd_machine_start(plan=plan)
         if handle is None:
@@ -292,6 +294,7 @@ class RunMachine:
             return
         how = self._hooks().herd_machine_stop(handle=handle, mode=mode, timeout=self.fleet.stop_timeout)
         self.log.info(how or f"stopped ({mode.value})", machine=self.name, show=self.fleet.line_each)
+        self.fleet.run.network_control.machine_stopped(self.name)
 
     def responds(self) -> bool:
         handle = self.handle

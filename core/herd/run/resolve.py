@@ -1,6 +1,6 @@
 """A test made ready to run: every machine given its backend, and everything that can be checked
-before anything starts checked (backend options, networks' capacity, device grants, the script's
-names). Every problem is reported at once, as a `SpecError` naming the test, machine and field.
+before anything starts checked (backend options, networks' providers and capacity, device grants,
+the script's names). Every problem is reported at once, as a `SpecError` naming the test, machine and field.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from herd.declare import scriptcheck
 from herd.errors import HerdError, PluginError, SpecError
 from herd.hooks.manager import PLUGINS_GROUP, Plugins
 from herd.hooks.types import BackendInfo, Capability, DeviceGrant
-from herd.network import links
-from herd.network import plan as network
+from herd.network.plan import capacity_problems
+from herd.network.providers import provider_problems
 from herd.run.machine import script_attributes
 
 if TYPE_CHECKING:
@@ -38,8 +38,7 @@ def resolve_test(
     """Resolve the machines' backends and devices and check the test (its script's names too,
     when `check_script`); raises `SpecError` listing every problem found at the step that failed."""
     spec, backends = resolve_backends(spec, plugins, default_backend)
-    problems = network.capacity_problems(spec)
-    problems += network.netem_problems(spec, links.netem_available)
+    problems = provider_problems(spec, plugins) + capacity_problems(spec)
     if problems:
         raise SpecError(problems)
     grants = resolve_devices(spec, plugins, backends)

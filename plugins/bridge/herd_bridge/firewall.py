@@ -4,7 +4,8 @@ With br_netfilter loaded (`net.bridge.bridge-nf-call-iptables=1`, as a Docker en
 frames crossing a Linux bridge traverse the iptables FORWARD chain, whose policy Docker sets to DROP.
 When that chain could drop anything (a policy other than ACCEPT, or any rule in it), herd inserts
 one ACCEPT rule per bridge, matching traffic that enters and leaves that same bridge only, tagged
-with the run's id, and removes it at teardown. Nothing is routed or NATed.
+with the run's id (`herd:<run id>`), and removes it at teardown; what a killed run left is found
+by that tag. Nothing is routed or NATed.
 
 The rules go through the `iptables`/`ip6tables` commands, so that they land in whichever backend
 (legacy or nf_tables) the host's other firewall users, Docker included, use.
@@ -17,9 +18,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from herd.errors import HerdError
+from herd.plugin import HerdError
 
-log = logging.getLogger("herd.network.firewall")
+log = logging.getLogger("herd.bridge.firewall")
+COMMANDS = ("iptables", "ip6tables")
+TAG = "herd:"
 BRIDGE_SYSCTLS = {
     "iptables": Path("/proc/sys/net/bridge/bridge-nf-call-iptables"),
     "ip6tables": Path("/proc/sys/net/bridge/bridge-nf-call-ip6tables"),
@@ -56,7 +59,7 @@ def _rule(bridge: str, run_id: str) -> list[str]:
         "-m",
         "comment",
         "--comment",
-        f"herd:{run_id}",
+        f"{TAG}{run_id}",
         "-j",
         "ACCEPT",
     ]
@@ -97,3 +100,22 @@ class BridgeRules:
             subprocess.run(
                 [command, "-w", "-D", *_rule(bridge, self.run_id)], check=False, capture_output=True
             )
+
+
+def tagged_rules(run_id: str | None = None) -> list[tuple[str, str]]:
+    """(command, rule as `-S` prints it) of the rules tagged with run `run_id`, or with any run."""
+    found = []
+    for command in COMMANDS:
+        if shutil.which(command) is None:
+            continue
+        listing = subprocess.run([command, "-w", "-S"], capture_output=True, text=True, check=False).stdout
+        tag = f"{TAG}{run_id}" if run_id else TAG
+        found += [(command, rule) for rule in listing.splitlines() if tag in rule]
+    return found
+
+
+def delete_listed(command: str, rule: str) -> None:
+    """Delete a rule as `-S` listed it: `-A CHAIN ...` becomes `-D CHAIN ...`, its comment unquoted."""
+    arguments = rule.split()
+    arguments[0] = "-D"
+    subprocess.run([command, "-w", *(a.strip('"') for a in arguments)], capture_output=True, check=False)

@@ -1,7 +1,11 @@
-"""Bridges, veth pairs and network namespaces (all netlink work by pyroute2, never by shelling out).
+"""Network namespaces, veth pairs, taps, bridges and queueing disciplines: the Linux primitives of
+herd's networks (all netlink work by pyroute2, never by shelling out).
 
-The netlink operations run in herd's link helper (`herd.network.linkd`), a process of its own started on
-first use, or early with `start_helper()`: it imports pyroute2 on another core while herd starts.
+Backends plug their machines' NICs in with these (`plug_veth`, `create_tap`), and network providers
+make their networks with them (`ensure_bridge`, `set_link_state`, `impair`); neither needs the other
+for it. The netlink operations run in herd's link helper (`herd.linux.linkd`), one process of its own
+per herd process, started on first use or early with `start_helper()`: it imports pyroute2 on
+another core while herd starts.
 
 A machine's network namespace is created here, by a short-lived thread that unshares its own: the
 namespace lives as long as someone holds the returned descriptor or a process runs in it, so it needs
@@ -10,7 +14,6 @@ no bind mount under /run/netns and vanishes, with its veths, when the machine an
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import json
 import os
@@ -19,13 +22,28 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
-from herd.declare.netspec import Impairment
 from herd.errors import HerdError, LinkError
-from herd.hooks.types import Attachment
+from herd.linux import linkd
 from herd.linux.libc import CLONE_NEWNET, check, libc
-from herd.network import linkd
+
+
+class NicEnds(Protocol):
+    """What `plug_veth` makes of a NIC: the host side `host_link` on the bridge `bridge`, and the
+    interface `guest_link` in the machine with `mac` and `addresses` (CIDR). herd's `Attachment` is
+    one."""
+
+    @property
+    def bridge(self) -> str: ...
+    @property
+    def host_link(self) -> str: ...
+    @property
+    def guest_link(self) -> str: ...
+    @property
+    def mac(self) -> str: ...
+    @property
+    def addresses(self) -> tuple[str, ...]: ...
 
 
 class _Helper:
@@ -126,18 +144,23 @@ def loopback_up(netns: int) -> None:
     _helper.call("loopback_up", (netns,))
 
 
-def plug_veth(netns: int, attachment: Attachment) -> None:
-    """A veth pair from the attachment's bridge into the namespace `netns`, configured and up.
-
-    Creates the bridge if the run has not made it yet, so that a machine can plug in while the
-    run's network setup is still going on.
-    """
-    _helper.call("plug_veth", (netns,), attachment=dataclasses.asdict(attachment))
+def plug_veth(netns: int, attachment: NicEnds) -> None:
+    """A veth pair from the attachment's bridge, which exists, into the namespace `netns`,
+    configured and up. A link still named `attachment.host_link` (the veth of the machine's previous
+    boot, which the kernel frees a little after the namespace's last process) is deleted first."""
+    ends = {
+        "bridge": attachment.bridge,
+        "host_link": attachment.host_link,
+        "guest_link": attachment.guest_link,
+        "mac": attachment.mac,
+        "addresses": list(attachment.addresses),
+    }
+    _helper.call("plug_veth", (netns,), attachment=ends)
 
 
 def create_tap(name: str, bridge: str) -> None:
-    """A persistent tap named `name` on `bridge`, up, for a VM backend to open; delete it with
-    `delete_link` when the VM is gone."""
+    """A persistent tap named `name` on `bridge`, which exists, up, for a VM backend to open
+    (replacing a stale tap of that name); delete it with `delete_link` when the VM is gone."""
     _helper.call("create_tap", name=name, bridge=bridge)
 
 
@@ -148,8 +171,7 @@ def set_link_state(name: str, up: bool) -> None:
 
 def netem_available() -> bool | None:
     """Whether the kernel has netem (it delays, jitters and drops packets), as its build
-    configuration says; None when that is unknown (no /proc/config.gz). `herd doctor` reports it,
-    and a run refuses a declared delay or loss up front where it is False."""
+    configuration says; None when that is unknown (no /proc/config.gz)."""
     try:
         with open("/proc/config.gz", "rb") as config:
             text = gzip.decompress(config.read()).decode(errors="replace")
@@ -158,18 +180,13 @@ def netem_available() -> bool | None:
     return "CONFIG_NET_SCH_NETEM=y" in text or "CONFIG_NET_SCH_NETEM=m" in text
 
 
-def impair(name: str, impairment: Impairment) -> None:
-    """Shape what a link sends: netem for delay, jitter and loss (and a rate with them), a token
-    bucket for a rate alone. Raises LinkError (errno EOPNOTSUPP), saying so, where the kernel has
-    no netem."""
-    _helper.call(
-        "impair",
-        name=name,
-        delay=impairment.delay,
-        jitter=impairment.jitter,
-        loss=impairment.loss,
-        rate=impairment.rate,
-    )
+def impair(
+    name: str, delay: float = 0.0, jitter: float = 0.0, loss: float = 0.0, rate: int | None = None
+) -> None:
+    """Shape what a link sends: netem for `delay` and `jitter` (milliseconds) and `loss` (percent),
+    with a `rate` (bits per second) if given; a token bucket for a rate alone. Raises LinkError
+    (errno EOPNOTSUPP), saying so, where the kernel has no netem."""
+    _helper.call("impair", name=name, delay=delay, jitter=jitter, loss=loss, rate=rate)
 
 
 def clear_impairment(name: str) -> bool:

@@ -2,7 +2,7 @@
 
 Importing pyroute2 costs about a tenth of a second of CPU. herd starts this helper first thing, so
 that the import happens on another core while herd itself starts and its machines boot; it then
-serves every bridge, veth and address operation of the herd process (see `herd.network.links`, the client).
+serves every bridge, veth and address operation of the herd process (see `herd.linux.links`, the client).
 
 Each request is one datagram on a SOCK_SEQPACKET socket: a JSON object `{"op": ..., ...}` with, for
 operations inside a machine's network namespace, that namespace's descriptor attached. Each answer
@@ -101,7 +101,6 @@ class Links:
             ipr.link("set", index=self.index(ipr, "lo"), state="up")
 
     def plug_veth(self, netns: int, attachment: dict[str, Any]) -> None:
-        self.ensure_bridge(attachment["bridge"])
         host_link = attachment["host_link"]
         # A veth of this machine's previous boot may outlive it for a moment: the kernel frees a
         # network namespace's links only after the namespace's last user is gone.
@@ -123,7 +122,6 @@ class Links:
 
     def create_tap(self, name: str, bridge: str) -> None:
         """A persistent tap on `bridge` for a VM to open by name (replacing a stale one)."""
-        self.ensure_bridge(bridge)
         self.delete_link(name)
         self.ipr.link("add", ifname=name, kind="tuntap", mode="tap")
         self.disable_ipv6(name)

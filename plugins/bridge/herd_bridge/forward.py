@@ -17,12 +17,9 @@ import socket
 import threading
 from dataclasses import dataclass, field
 
-from herd.errors import HerdError
-from herd.hooks.types import Attachment
-from herd.linux.libc import CLONE_NEWNET, check, libc
-from herd.network import links
+from herd.plugin import Attachment, HerdError, libc, links
 
-log = logging.getLogger("herd.network.forward")
+log = logging.getLogger("herd.bridge.forward")
 CONNECT_TIMEOUT = 10.0
 
 
@@ -45,7 +42,9 @@ class Gateway:
 
         def open_socket() -> None:
             try:
-                check(libc.setns(self.netns, CLONE_NEWNET), "cannot enter herd's gateway namespace")
+                libc.check(
+                    libc.libc.setns(self.netns, libc.CLONE_NEWNET), "cannot enter herd's gateway namespace"
+                )
                 outcome["socket"] = socket.create_connection((address, port), timeout=CONNECT_TIMEOUT)
             except OSError as error:
                 outcome["error"] = error
