@@ -59,7 +59,7 @@ def test_every_problem_is_reported_at_once() -> None:
     assert len(found) == 3
     assert any("machine 'm1', field 'services': expected a list" in p for p in found)
     assert any("machine 'm1', field 'boot_timeout'" in p for p in found)
-    assert any("machine 'm2', field 'image': unknown image 'alpine'" in p for p in found)
+    assert any("machine 'm2', field 'image': 'alpine' is not an image" in p for p in found)
 
 
 @pytest.mark.parametrize("name", ["1abc", "has_underscore", "-lead", "trail-", "x" * 64, "", 7])
