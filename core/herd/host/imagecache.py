@@ -252,22 +252,24 @@ def prune(
     return removed
 
 
-def remove_debris(root: Path | None = None) -> list[Path]:
+def remove_debris(root: Path | None = None, dry_run: bool = False) -> list[Path]:
     """Remove what dead builds and interrupted prunes left (`.build-*` whose builder no longer
-    holds its lock, `.trash-*`); return what was removed."""
+    holds its lock, `.trash-*`); return what was removed (or, with `dry_run`, would be)."""
     root = root or images_dir()
-    removed = []
+    found = []
     for path in sorted(root.glob(f"{BUILDING}*")) + sorted(root.glob(f"{TRASH}*")):
+        lock = None
         if path.name.startswith(BUILDING):
             name = path.name[len(BUILDING) :].rsplit("-", 1)[0]
-            lock = try_lock(root / LOCKS / f"{name}.lock")  # made before the build began
-            if lock is None:
+            lock_file = root / LOCKS / f"{name}.lock"
+            lock = try_lock(lock_file)
+            if lock is None and lock_file.exists():
                 continue  # its builder is alive
-            try:
+        try:
+            if not dry_run:
                 shutil.rmtree(path, ignore_errors=True)
-            finally:
+        finally:
+            if lock is not None:
                 os.close(lock)
-        else:
-            shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
-    return removed
+        found.append(path)
+    return found

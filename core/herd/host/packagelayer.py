@@ -202,7 +202,7 @@ def build(base: Base, packages: Sequence[str], target: Path, progress: Callable[
     (scratch / "policy-rc.d").write_text(POLICY)
     (scratch / "policy-rc.d").chmod(0o755)
     had_policy = os.path.lexists(os.path.join(base.root, POLICY_RC_D))
-    progress(f"installing {len(packages)} packages with apt: {', '.join(packages)}")
+    progress(f"installing {', '.join(packages)} with apt")
     _run_apt(base, packages, target, scratch, progress)
     shutil.rmtree(scratch)
     if not had_policy:
@@ -328,6 +328,10 @@ def _take_out_image_files(base: Path, layer: Path) -> None:
         image_state = relative.startswith(tuple(f"{top}/" for top in IMAGE_STATE))
         if image_state or not may_expose(str(original), os.lstat(original), conffiles, f"/{relative}"):
             os.unlink(path)
+    for top in IMAGE_STATE:  # the directories those files were in, where nothing else is left
+        for directory, _, _ in os.walk(layer / top, topdown=False):
+            if not os.listdir(directory) and (base / os.path.relpath(directory, layer)).is_dir():
+                os.rmdir(directory)
     etc = layer / "etc"
     for name in ("shadow", "gshadow"):
         with contextlib.suppress(FileNotFoundError):

@@ -81,56 +81,58 @@ def label(machine: MachineSpec) -> str:
 
 
 class _Progress:
-    """A build's steps in the run's log, each with the time since the build began: in log.txt
-    every one, on the terminal one every `TERMINAL_EVERY` seconds; while a step lasts, the last one
-    again every `HEARTBEAT` seconds, so that a build never goes a minute without a word. A
-    provider that finds everything in its cache reports nothing, and nothing is logged."""
+    """A build's steps in the run's log, each with the time since the build began: log.txt gets
+    every one; the terminal gets the first at once and then the latest every `TERMINAL_EVERY`
+    seconds when it changed; while a step lasts, both get it again every `HEARTBEAT` seconds, so
+    that a build never goes a minute without a word. A provider that finds everything in its
+    cache reports nothing, and nothing is logged."""
 
     def __init__(self, log: RunLog, name: str) -> None:
         self.log = log
         self.name = name
         self.started = time.monotonic()
-        self.shown = 0.0
-        self.step = ""
-        self._changed = threading.Event()
-        self._done = False
+        self._step = ""
+        self._shown = ""  # the step the terminal shows
+        self._said = 0.0  # when a line last went to both
+        self._done = threading.Event()
         self._lock = threading.Lock()
-        self._beat: threading.Thread | None = None
+        self._ticker: threading.Thread | None = None
 
     @property
     def reported(self) -> bool:
-        return self._beat is not None
+        return self._ticker is not None
+
+    def _line(self, step: str) -> str:
+        return f"image {self.name}: {step} · {time.monotonic() - self.started:.0f} s"
 
     def __call__(self, step: str) -> None:
         with self._lock:
-            self.step = step
-            now = time.monotonic()
-            show = now - self.shown >= TERMINAL_EVERY
-            if show:
-                self.shown = now
-            if self._beat is None:
-                self._beat = threading.Thread(target=self._heartbeat, name="herd-image", daemon=True)
-                self._beat.start()
-        self._line(step, show)
-        self._changed.set()
+            self._step = step
+            self._said = time.monotonic()
+            first = self._ticker is None
+            if first:
+                self._shown = step
+                self._ticker = threading.Thread(target=self._tick, name="herd-image", daemon=True)
+                self._ticker.start()
+        self.log.info(self._line(step), show=first)
 
-    def _line(self, step: str, show: bool) -> None:
-        self.log.info(f"image {self.name}: {step} · {time.monotonic() - self.started:.0f} s", show=show)
-
-    def _heartbeat(self) -> None:
-        while not self._done:
-            if not self._changed.wait(HEARTBEAT) and not self._done:
-                with self._lock:
-                    step = self.step
-                    self.shown = time.monotonic()
-                self._line(f"{step} (still at it)", True)
-            self._changed.clear()
+    def _tick(self) -> None:
+        while not self._done.wait(TERMINAL_EVERY):
+            with self._lock:
+                step, changed = self._step, self._step != self._shown
+                quiet = time.monotonic() - self._said >= HEARTBEAT
+                self._shown = step
+                if quiet:
+                    self._said = time.monotonic()
+            if quiet:
+                self.log.info(self._line(f"{step} (still at it)"))
+            elif changed:
+                self.log.terminal_line(self._line(step))
 
     def close(self) -> None:
-        self._done = True
-        self._changed.set()
-        if self._beat is not None:
-            self._beat.join()
+        self._done.set()
+        if self._ticker is not None:
+            self._ticker.join()
 
 
 def _request(machine: MachineSpec, shift: int) -> tuple[Any, ...]:
