@@ -7,13 +7,14 @@ image provider the core has, and what a machine runs when it names no image.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from herd.declare.spec import HOST_IMAGE, MachineSpec
 from herd.hooks.hookspecs import hookimpl
 from herd.hooks.types import ImageRoot, Layer, Tree
-from herd.host import hostsnapshot, packagelayer
+from herd.host import hostsnapshot
 from herd.host.hostimage import OVERLAID, SHARED_READ_ONLY, host_top_level
 
 DESCRIPTION = (
@@ -30,6 +31,8 @@ def herd_image_kinds(offer: Callable[[str, str], None]) -> None:
 def herd_image_check(machine: MachineSpec, kind: str) -> list[tuple[str, str]] | None:
     if kind != HOST_IMAGE:
         return None
+    from herd.host import packagelayer  # a run without packages needs none of it
+
     problems = []
     if machine.image != HOST_IMAGE:
         problems.append(("image", f"{machine.image!r}: the host image is 'host', with nothing after it"))
@@ -44,6 +47,8 @@ def herd_image_resolve(
 ) -> ImageRoot | None:
     if kind != HOST_IMAGE:
         return None
+    from herd.host import packagelayer
+
     layer = packagelayer.over_host(machine.packages, progress) if machine.packages else None
     return host_root(hostsnapshot.snapshot(id_shift), id_shift, layer, machine.packages)
 
@@ -56,7 +61,7 @@ def host_root(
     something."""
 
     def stack(name: str, base: Layer) -> tuple[Layer, ...]:
-        if packages is not None and packagelayer.holds(packages, name):
+        if packages is not None and holds(packages, name):
             return (Layer(str(packages / name)), base)
         return (base,)
 
@@ -72,3 +77,13 @@ def host_root(
             Tree(f"/{name}", stack(name, Layer(str(snapshot / name), id_shift))) for name in OVERLAID
         ),
     )
+
+
+def holds(layer: Path, name: str) -> bool:
+    """Whether a layer of packages has anything in its directory `name` (a top-level directory of
+    the image it goes over)."""
+    try:
+        with os.scandir(layer / name) as entries:
+            return any(True for _ in entries)
+    except FileNotFoundError:
+        return False

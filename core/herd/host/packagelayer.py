@@ -177,16 +177,6 @@ def ensure(base: Base, packages: Sequence[str], progress: Callable[[str], None])
     )
 
 
-def holds(layer: Path, name: str) -> bool:
-    """Whether the layer has anything in its directory `name` (the top-level directory of the
-    image it goes over)."""
-    try:
-        with os.scandir(layer / name) as entries:
-            return any(True for _ in entries)
-    except FileNotFoundError:
-        return False
-
-
 def build(base: Base, packages: Sequence[str], target: Path, progress: Callable[[str], None]) -> None:
     """Install `packages` over `base`, recording in `target` (an empty directory) what they add."""
     scratch = target / SCRATCH
