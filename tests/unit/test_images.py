@@ -3,6 +3,8 @@ distinct image before any machine boots, every failure naming the test, the mach
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ from herd.hooks.types import BackendInfo, ImageRoot, Kind, Layer, Tree
 from herd.plugin import ImageError, hookimpl
 from herd.report.log import RunLog
 from herd.run.images import check_images, label, resolve_images
+
+from .conftest import run_herd
 
 ROOT = ImageRoot("test:app", (("etc", None),), (), (Tree("/etc", (Layer("/srv/app/etc"),)),))
 
@@ -145,3 +149,30 @@ def test_a_build_reports_its_steps_with_the_time_it_took(plugins: Plugins, tmp_p
     assert "image test:app + curl: unpacking · 0 s" in text
     assert "image test:app: ready in " in text
     assert label(spec.machines[0]) == "test:app + curl"
+
+
+DEMO_PROVIDER = """
+from herd.plugin import hookimpl
+
+@hookimpl
+def herd_image_kinds(offer):
+    offer("demo", "demo:NAME, a demonstration")
+
+@hookimpl
+def herd_image_check(machine, kind):
+    return [] if kind == "demo" else None
+"""
+
+
+def test_an_image_provider_is_a_plugin_found_by_its_entry_point(
+    plugin_site: Callable[..., Path], good_and_broken: Path
+) -> None:
+    site = plugin_site("herd-demo", "demo_images", DEMO_PROVIDER, {"herd.plugins": {"demo": "demo_images"}})
+    spec = parse_test("t", {"m": {"image": "demo:x"}}, "pass")
+    check_images(spec, Plugins(), {"m": _backend("x", frozenset({"demo"}))})  # found: no problem
+    listing = json.loads(run_herd(site, "plugins", "--json").stdout)
+    [demo] = [entry for entry in listing["herd.plugins"] if entry["name"] == "demo"]
+    assert demo["images"] == [{"kind": "demo", "description": "demo:NAME, a demonstration"}]
+    [good] = [entry for entry in listing["herd.backends"] if entry["name"] == "good"]
+    assert good["backend"]["images"] == ["host"]
+    assert "image kind demo: demo:NAME, a demonstration" in run_herd(site, "plugins").stdout

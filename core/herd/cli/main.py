@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from herd.hooks.manager import LoadFailure
+    from herd.hooks.manager import LoadFailure, Plugins
     from herd.run.driver import Driver
 
 EXIT_FAILED = 1
@@ -101,17 +101,33 @@ def _failures_data(failures: list[LoadFailure]) -> list[dict[str, str]]:
     ]
 
 
+def _image_kinds(loaded: Plugins) -> dict[str, list[dict[str, str]]]:
+    """The image kinds each loaded plugin offers (`herd_image_kinds`), by its registered name."""
+    offers: dict[str, list[dict[str, str]]] = {}
+    for implementation in loaded.manager.hook.herd_image_kinds.get_hookimpls():
+        found: list[dict[str, str]] = []
+
+        def offer(kind: str, about: str, found: list[dict[str, str]] = found) -> None:
+            found.append({"kind": kind, "description": about})
+
+        implementation.function(**{"offer": offer} if "offer" in implementation.argnames else {})
+        offers[implementation.plugin_name] = found
+    return offers
+
+
 def plugins(args: argparse.Namespace) -> int:
     from herd.cli.doctor import confinement
     from herd.hooks.manager import GROUPS, Plugins, distribution_of, installed
     from herd.hooks.types import Capability
 
     loaded = Plugins()
+    for group in GROUPS:
+        if installed(group):
+            loaded.load(group)
+    offers = _image_kinds(loaded)
     groups: dict[str, list[dict[str, object]]] = {}
     for group in GROUPS:
         entry_points = installed(group)
-        if entry_points:
-            loaded.load(group)
         failures = {f.name: f for f in loaded.failures if f.group == group}
         groups[group] = []
         for entry_point in entry_points:
@@ -131,7 +147,10 @@ def plugins(args: argparse.Namespace) -> int:
                     "capabilities": sorted(info.capabilities),
                     "confined": Capability.CONFINED in info.capabilities,
                     "confinement": confinement(info),
+                    "images": sorted(info.images),
                 }
+            if f"{group}:{entry_point.name}" in offers:
+                entry["images"] = offers[f"{group}:{entry_point.name}"]
             groups[group].append(entry)
     if args.json:
         _print_json(groups)
@@ -149,13 +168,16 @@ def plugins(args: argparse.Namespace) -> int:
             backend = entry.get("backend")
             if not isinstance(backend, dict):
                 print(f"  {name:<{width}} loaded  {value} ({dist})")
-                continue
-            capabilities = ", ".join(backend["capabilities"]) or "none"
-            print(f"  {name:<{width}} loaded  {backend['kind']}, priority {backend['priority']} ({dist})")
-            print(f"  {'':<{width}}         {backend['description']}")
-            print(f"  {'':<{width}}         capabilities: {capabilities}")
-            line = backend["confinement"] if backend["confined"] else _style(backend["confinement"], "33")
-            print(f"  {'':<{width}}         {line}")
+            else:
+                capabilities = ", ".join(backend["capabilities"]) or "none"
+                print(f"  {name:<{width}} loaded  {backend['kind']}, priority {backend['priority']} ({dist})")
+                print(f"  {'':<{width}}         {backend['description']}")
+                print(f"  {'':<{width}}         capabilities: {capabilities}")
+                print(f"  {'':<{width}}         boots images: {', '.join(backend['images'])}")
+                line = backend["confinement"] if backend["confined"] else _style(backend["confinement"], "33")
+                print(f"  {'':<{width}}         {line}")
+            for offer in entry.get("images", []):  # type: ignore[attr-defined]
+                print(f"  {'':<{width}}         image kind {offer['kind']}: {offer['description']}")
     return 0
 
 
