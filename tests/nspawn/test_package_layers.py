@@ -5,6 +5,7 @@ or interrupted (what is left, `herd clean` removes). Each test has a cache of it
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -21,15 +22,19 @@ from herd.host import imagecache
 from tests.conftest import ROOT, SMALL, assert_nothing_left, run_and_check
 
 HERD = str(Path(sys.executable).with_name("herd"))
-TEST_FILE = f"""
-import herd
+HELLO = "assert m.succeed('hello') == 'Hello, world!\\n'"
 
-test = herd.Test(
-    name="hello",
-    machines={{"m": {{"packages": ["{SMALL}"]}}}},
-    script="assert m.succeed('hello') == 'Hello, world!\\\\n'",
-)
-"""
+
+def _declaring(directory: Path, script: str = HELLO) -> Path:
+    """A file declaring a test of one machine with packages, which runs `script`."""
+    path = directory / "hello.py"
+    machines = {"m": {"packages": [SMALL]}}
+    path.write_text(
+        f"import herd\n\ntest = herd.Test(name='hello', machines={machines!r}, script={script!r})\n"
+    )
+    return path
+
+
 BUILDING = f"image host + {SMALL}: installing {SMALL} with apt"
 
 
@@ -77,15 +82,14 @@ def _run_id(output: Path) -> str:
 def _building(tmp_path: Path, name: str) -> tuple[Path, subprocess.Popen[str]]:
     """A test file of one machine with packages, and a `herd run` of it, once its build has begun
     installing (its output in `tmp_path / name`)."""
-    test_file = tmp_path / "hello.py"
-    test_file.write_text(TEST_FILE)
-    process = _start(test_file, tmp_path / name)
+    declared = _declaring(tmp_path)
+    process = _start(declared, tmp_path / name)
     log = tmp_path / name / "log.txt"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if log.exists() and BUILDING in log.read_text():
             time.sleep(0.5)  # apt at work
-            return test_file, process
+            return declared, process
         time.sleep(0.05)
     pytest.fail(f"the build did not begin: {process.poll()=}")
 
@@ -110,9 +114,8 @@ def test_a_layer_is_built_once_then_reused(apt_ready: None, cache: Path, tmp_pat
 def test_two_runs_that_need_a_layer_at_once_build_it_once(
     apt_ready: None, cache: Path, tmp_path: Path
 ) -> None:
-    test_file = tmp_path / "hello.py"
-    test_file.write_text(TEST_FILE)
-    runs = [_start(test_file, tmp_path / name) for name in ("a", "b")]
+    declared = _declaring(tmp_path)
+    runs = [_start(declared, tmp_path / name) for name in ("a", "b")]
     for run in runs:
         assert run.wait(300) == 0, run.stdout.read() if run.stdout else ""
     logs = [(tmp_path / name / "log.txt").read_text() for name in ("a", "b")]
@@ -125,7 +128,7 @@ def test_two_runs_that_need_a_layer_at_once_build_it_once(
 def test_a_build_killed_with_its_run_leaves_nothing_a_run_uses_and_herd_clean_removes_the_rest(
     apt_ready: None, cache: Path, tmp_path: Path
 ) -> None:
-    test_file, run = _building(tmp_path, "killed")
+    declared, run = _building(tmp_path, "killed")
     run.kill()
     run.wait()
     deadline = time.monotonic() + 10
@@ -137,7 +140,7 @@ def test_a_build_killed_with_its_run_leaves_nothing_a_run_uses_and_herd_clean_re
     assert "image cache: removed" in cleaned.stdout
     assert not list(cache.glob(".build-*"))
     assert_nothing_left(_run_id(tmp_path / "killed"))
-    again = _start(test_file, tmp_path / "again")
+    again = _start(declared, tmp_path / "again")
     assert again.wait(300) == 0
     assert BUILDING in (tmp_path / "again" / "log.txt").read_text()
 
@@ -151,3 +154,30 @@ def test_ctrl_c_during_a_build_removes_it_and_tears_the_run_down(
     assert run.stdout is not None and "herd: interrupted" in run.stdout.read()
     assert _packages(cache) == [] and not list(cache.glob(".build-*"))
     assert_nothing_left(_run_id(tmp_path / "interrupted"))
+
+
+def test_herd_images_prune_never_removes_a_layer_a_live_run_uses(
+    apt_ready: None, cache: Path, tmp_path: Path
+) -> None:
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    waiting = f"m.succeed('hello')\nopen({str(ready)!r}, 'w').close()\nimport os, time\n"
+    waiting += f"while not os.path.exists({str(go)!r}):\n    time.sleep(0.05)\n"
+    declared = _declaring(tmp_path, waiting)
+    run = _start(declared, tmp_path / "live")
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists() and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.05)
+        assert ready.exists(), run.stdout.read() if run.stdout else ""
+        pruned = subprocess.run(
+            [HERD, "images", "prune", "--json"], capture_output=True, text=True, check=True
+        )
+        assert [e["kind"] for e in json.loads(pruned.stdout)["removed"]] == []
+        [layer] = _packages(cache)
+        assert layer.in_use and layer.path.is_dir()
+    finally:
+        go.touch()
+    assert run.wait(60) == 0
+    pruned = subprocess.run([HERD, "images", "prune", "--json"], capture_output=True, text=True, check=True)
+    assert "packages" in [e["kind"] for e in json.loads(pruned.stdout)["removed"]]
+    assert _packages(cache) == []
