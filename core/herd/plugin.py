@@ -19,9 +19,11 @@ What it holds:
   (with `Kind`, `Capability` and `HostCheck`), `LaunchPlan` (with `MachineSpec`, `MachineRoot`,
   `Overlay`, `Attachment`, `DeviceGrant` and `DeviceNode`), `MachineHandle`, `ExecResult`,
   `StopMode`, and `granted_nodes`; for network providers `NetworkProviderInfo` (with
-  `NetworkFeature`), `NetworkPlan`, `NicPlan`, `NetworkHandle` and `Impairment`;
+  `NetworkFeature`), `NetworkPlan`, `NicPlan`, `NetworkHandle` and `Impairment`; for image
+  providers, `ImageRoot` (with `Tree` and `Layer`);
 - the errors: `HerdError`, and `MachineError` for a machine that does not boot or is not running,
-  whose messages reach the user as they are; `LinkError` from the link helper;
+  whose messages reach the user as they are; `LinkError` from the link helper; `ImageError` for
+  an image that cannot be had;
 - the helpers: the command agent (`spawn_agent`, `Channel`, `ChannelClosed`, and the module
   `agent`, whose source a VM runs in its guest); cgroups (`Cgroup`, `hierarchies`,
   `unified_mounted`, and `LIMITING` and `v1_limiting_controllers` for the controllers that limit);
@@ -36,7 +38,11 @@ What it holds:
   `NotifyTimeout` and `SenderExited`: waiting for systemd's READY=1), `machine_error`, `text_tail` and
   `log_tail` (a boot failure's message with the end of the console, or of a log file);
   `wait_for_exit` (a process's exit, on a pidfd); `state_root`, where every run keeps its state
-  on this host, and `RUN_ID_LENGTH`, for a plugin that finds run ids in the names it gave.
+  on this host, and `RUN_ID_LENGTH`, for a plugin that finds run ids in the names it gave;
+- for image providers: `imagecache` (herd's cache of images and layers: entries built once,
+  atomically, held while in use, listed and pruned by `herd images`; `cache_dir()`, where
+  `$HERD_CACHE_DIR` puts it) and `packagelayer` (a cached layer of Debian packages over an image's
+  root, built with the image's own apt and dpkg: `Base`, `ensure`).
 
 The helper modules are exported whole, for their functions are named after what they act on
 (`links.plug_veth`, `hostimage.add_unit`).
@@ -44,13 +50,12 @@ The helper modules are exported whole, for their functions are named after what 
 
 from __future__ import annotations
 
-import pluggy
-
 from herd.command.agenthandle import AgentHandle
 from herd.command.channel import Channel, ChannelClosed, spawn_agent
 from herd.declare.netspec import Impairment
 from herd.declare.spec import MachineSpec
-from herd.errors import HerdError, LinkError, MachineError
+from herd.errors import HerdError, ImageError, LinkError, MachineError
+from herd.hooks.hookspecs import hookimpl
 from herd.hooks.types import (
     Attachment,
     BackendInfo,
@@ -59,8 +64,10 @@ from herd.hooks.types import (
     DeviceNode,
     ExecResult,
     HostCheck,
+    ImageRoot,
     Kind,
     LaunchPlan,
+    Layer,
     MachineHandle,
     MachineRoot,
     NetworkFeature,
@@ -70,9 +77,10 @@ from herd.hooks.types import (
     NicPlan,
     Overlay,
     StopMode,
+    Tree,
     granted_nodes,
 )
-from herd.host import hostimage, idmap
+from herd.host import hostimage, idmap, imagecache, packagelayer
 from herd.host.hostimage import BOOT_TARGET
 from herd.host.idmap import COUNT, shift_owners, twin_nodes
 from herd.host.rundir import ID_LENGTH as RUN_ID_LENGTH
@@ -83,9 +91,6 @@ from herd.linux.console import log_tail, machine_error, text_tail
 from herd.linux.gate import Gate
 from herd.linux.notify import NotifySocket, NotifyTimeout, SenderExited
 from herd.linux.process import wait_for_exit
-
-hookimpl = pluggy.HookimplMarker("herd")
-"""Marks a function (or method) as the implementation of the herd hook of the same name."""
 
 __all__ = [
     "BOOT_TARGET",
@@ -105,9 +110,12 @@ __all__ = [
     "Gate",
     "HerdError",
     "HostCheck",
+    "ImageError",
+    "ImageRoot",
     "Impairment",
     "Kind",
     "LaunchPlan",
+    "Layer",
     "LinkError",
     "MachineError",
     "MachineHandle",
@@ -123,16 +131,19 @@ __all__ = [
     "Overlay",
     "SenderExited",
     "StopMode",
+    "Tree",
     "agent",
     "granted_nodes",
     "hierarchies",
     "hookimpl",
     "hostimage",
     "idmap",
+    "imagecache",
     "libc",
     "links",
     "log_tail",
     "machine_error",
+    "packagelayer",
     "seccomp",
     "shift_owners",
     "spawn_agent",

@@ -37,6 +37,7 @@ from herd.errors import ArgumentError, HerdError
 from herd.hooks.manager import Plugins
 from herd.hooks.types import MachineHandle, StopMode
 from herd.host import residue
+from herd.host.imageviews import ImageViews
 from herd.host.rundir import RunDir
 from herd.linux import cgroups, console, links
 from herd.network.netcontrol import NetworkControl
@@ -44,6 +45,7 @@ from herd.report.log import RunLog
 from herd.report.runrecord import SUBTEST_PREFIX
 from herd.run import polling
 from herd.run.fleet import Fleet, OpenRun
+from herd.run.images import resolve_images
 from herd.run.machine import Machine
 from herd.run.outputdir import make_output_dir, shown_path
 from herd.run.resolve import resolve_test
@@ -105,6 +107,7 @@ class Driver:
         self.source = source
         resolved = resolve_test(spec, source, self.plugins, self.options.backend, self.options.check)
         self.spec = resolved.spec
+        self.backends = resolved.backends
         self.polling_conditions: list[polling.PollingCondition] = []
         self.fleet = Fleet(resolved, self.plugins, self.options.stop_timeout, self.polling_conditions)
         self.machines = [Machine(m, self.fleet.machines[m.name]) for m in self.spec.machines]
@@ -191,7 +194,8 @@ class Driver:
 
     def _prepare_run(self, outcome: Outcome) -> None:
         """Output directory, log, network plan; then the networks' providers start making them in
-        the background, and dead runs are reaped after that."""
+        the background, and dead runs are reaped after that, while the machines' images are
+        resolved (built, the first time)."""
         assert self.run_dir is not None
         self.output_dir = make_output_dir(self.options.output_dir, self.spec.name, self.run_dir.id)
         outcome.output_dir = self.output_dir
@@ -209,7 +213,18 @@ class Driver:
         networks_ready = background.submit(control.create)
         self._background = [networks_ready, background.submit(self._reap_dead_runs)]
         background.shutdown(wait=False)
-        self.fleet.open(OpenRun(self.run_dir, self.output_dir, self.log, control, networks_ready))
+        images = resolve_images(self.spec, self.plugins, self.backends, self.log)
+        self.fleet.open(
+            OpenRun(
+                self.run_dir,
+                self.output_dir,
+                self.log,
+                control,
+                networks_ready,
+                images,
+                ImageViews(self.run_dir.path / "images"),
+            )
+        )
 
     def _reap_dead_runs(self) -> None:
         """Remove what dead runs left (in the background, once this run's networks are made).
