@@ -27,7 +27,7 @@ from herd.run.driver import Outcome
 from herd.testing.pytest_plugin import backend_setting
 
 ROOT = Path(__file__).resolve().parents[1]
-NEEDS_ROOT = ("integration", "nspawn", "docker", "qemu", "external")
+NEEDS_ROOT = ("integration", "nspawn", "docker", "qemu", "external", "images")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
