@@ -23,6 +23,17 @@ class PluginError(HerdError):
     """A plugin could not be loaded or broke its contract."""
 
 
+class ImageError(HerdError):
+    """A machine's image cannot be had: an unknown suite, a package that does not exist, a corrupt
+    archive. `field` is the machine field at fault ("image" or "packages"); the message says why,
+    with the package manager's or tool's own words. herd reports it before any machine boots,
+    naming the test and the machine."""
+
+    def __init__(self, message: str, field: str = "image") -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class ArgumentError(HerdError, ValueError):
     """A Machine method or a run option got a value herd cannot use: a command holding a NUL byte,
     a timeout that is not a positive number of seconds within `herd.declare.spec.MAX_TIMEOUT`. Raised

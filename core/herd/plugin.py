@@ -17,9 +17,10 @@ What it holds:
 - the value types that pass between the core and plugins, which the hookspecs name: `BackendInfo`
   (with `Kind`, `Capability` and `HostCheck`), `LaunchPlan` (with `MachineSpec`, `MachineRoot`,
   `Overlay`, `Attachment`, `DeviceGrant` and `DeviceNode`), `MachineHandle`, `ExecResult`,
-  `StopMode`, and `granted_nodes`;
+  `StopMode`, and `granted_nodes`; for image providers, `ImageRoot` (with `Tree` and `Layer`);
 - the errors: `HerdError`, and `MachineError` for a machine that does not boot or is not running,
-  whose messages reach the user as they are; `LinkError` from the link helper;
+  whose messages reach the user as they are; `LinkError` from the link helper; `ImageError` for
+  an image that cannot be had;
 - the helpers: the command agent (`spawn_agent`, `Channel`, `ChannelClosed`, and the module
   `agent`, whose source a VM runs in its guest); cgroups (`Cgroup`, `hierarchies`,
   `unified_mounted`, and `LIMITING` and `v1_limiting_controllers` for the controllers that limit);
@@ -33,7 +34,11 @@ What it holds:
   `NotifyTimeout` and `SenderExited`: waiting for systemd's READY=1), `machine_error`, `text_tail` and
   `log_tail` (a boot failure's message with the end of the console, or of a log file);
   `wait_for_exit` (a process's exit, on a pidfd); and `state_root`, where every run keeps its state
-  on this host.
+  on this host;
+- for image providers: `imagecache` (herd's cache of images and layers: entries built once,
+  atomically, held while in use, listed and pruned by `herd images`; `cache_dir()`, where
+  `$HERD_CACHE_DIR` puts it) and `packagelayer` (a cached layer of Debian packages over an image's
+  root, built with the image's own apt and dpkg: `Base`, `ensure`).
 
 The helper modules are exported whole, for their functions are named after what they act on
 (`links.plug_veth`, `hostimage.add_unit`).
@@ -41,12 +46,11 @@ The helper modules are exported whole, for their functions are named after what 
 
 from __future__ import annotations
 
-import pluggy
-
 from herd.command.agenthandle import AgentHandle
 from herd.command.channel import Channel, ChannelClosed, spawn_agent
 from herd.declare.spec import MachineSpec
-from herd.errors import HerdError, LinkError, MachineError
+from herd.errors import HerdError, ImageError, LinkError, MachineError
+from herd.hooks.hookspecs import hookimpl
 from herd.hooks.types import (
     Attachment,
     BackendInfo,
@@ -55,15 +59,18 @@ from herd.hooks.types import (
     DeviceNode,
     ExecResult,
     HostCheck,
+    ImageRoot,
     Kind,
     LaunchPlan,
+    Layer,
     MachineHandle,
     MachineRoot,
     Overlay,
     StopMode,
+    Tree,
     granted_nodes,
 )
-from herd.host import hostimage, idmap
+from herd.host import hostimage, idmap, imagecache, packagelayer
 from herd.host.hostimage import BOOT_TARGET
 from herd.host.idmap import COUNT, shift_owners, twin_nodes
 from herd.host.rundir import state_root
@@ -74,9 +81,6 @@ from herd.linux.gate import Gate
 from herd.linux.notify import NotifySocket, NotifyTimeout, SenderExited
 from herd.linux.process import wait_for_exit
 from herd.network import links
-
-hookimpl = pluggy.HookimplMarker("herd")
-"""Marks a function (or method) as the implementation of the herd hook of the same name."""
 
 __all__ = [
     "BOOT_TARGET",
@@ -95,8 +99,11 @@ __all__ = [
     "Gate",
     "HerdError",
     "HostCheck",
+    "ImageError",
+    "ImageRoot",
     "Kind",
     "LaunchPlan",
+    "Layer",
     "LinkError",
     "MachineError",
     "MachineHandle",
@@ -107,16 +114,19 @@ __all__ = [
     "Overlay",
     "SenderExited",
     "StopMode",
+    "Tree",
     "agent",
     "granted_nodes",
     "hierarchies",
     "hookimpl",
     "hostimage",
     "idmap",
+    "imagecache",
     "libc",
     "links",
     "log_tail",
     "machine_error",
+    "packagelayer",
     "seccomp",
     "shift_owners",
     "spawn_agent",

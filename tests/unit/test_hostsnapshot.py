@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
+import multiprocessing
 import os
 from pathlib import Path
 
-from herd.host import hostsnapshot
+from herd.host import hostsnapshot, imagecache
 
 
 def _file(path: Path, text: str, mode: int = 0o644) -> Path:
@@ -88,17 +90,31 @@ def test_a_copy_is_reused_until_the_host_changes(tmp_path: Path) -> None:
     second = hostsnapshot.snapshot(0, cache, str(etc), str(var), dpkg)
     assert second != first
     assert "bob" in (second / "etc" / "shadow").read_text()
-    assert sorted(p.name for p in cache.iterdir()) == sorted([first.name, second.name])  # no build left
+    made = sorted(p.name for p in cache.iterdir() if not p.name.startswith("."))
+    assert made == sorted([first.name, second.name])
+    assert not list(cache.glob(".build-*"))  # no build left
 
 
-def test_unused_copies_are_pruned(tmp_path: Path) -> None:
+def _snapshot_by_another_process(cache: Path, etc: Path, var: Path, dpkg: Path) -> Path:
+    """A copy made by a process that has exited since: nobody holds it any more."""
+    context = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(hostsnapshot.snapshot, 0, cache, str(etc), str(var), dpkg).result()
+
+
+def test_unused_copies_are_pruned_but_never_one_in_use(tmp_path: Path) -> None:
     etc, var, dpkg = _host(tmp_path)
     cache = tmp_path / "cache"
-    old = hostsnapshot.snapshot(0, cache, str(etc), str(var), dpkg)
-    os.utime(old, (0, 0))
+    unused = _snapshot_by_another_process(cache, etc, var, dpkg)
+    os.utime(unused / imagecache.ENTRY_FILE, (0, 0))
     _file(etc / "new.conf", "x")
+    held = hostsnapshot.snapshot(0, cache, str(etc), str(var), dpkg)  # this process uses it
+    os.utime(held / imagecache.ENTRY_FILE, (0, 0))
+    _file(etc / "newer.conf", "x")
     new = hostsnapshot.snapshot(0, cache, str(etc), str(var), dpkg)
-    assert [p.name for p in cache.iterdir()] == [new.name]
+    assert sorted(p.name for p in cache.iterdir() if not p.name.startswith(".")) == sorted(
+        [held.name, new.name]
+    )
 
 
 def test_files_that_vanish_during_the_copy_are_left_out(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -59,7 +59,7 @@ def test_every_problem_is_reported_at_once() -> None:
     assert len(found) == 3
     assert any("machine 'm1', field 'services': expected a list" in p for p in found)
     assert any("machine 'm1', field 'boot_timeout'" in p for p in found)
-    assert any("machine 'm2', field 'image': unknown image 'alpine'" in p for p in found)
+    assert any("machine 'm2', field 'image': 'alpine' is not an image" in p for p in found)
 
 
 @pytest.mark.parametrize("name", ["1abc", "has_underscore", "-lead", "trail-", "x" * 64, "", 7])
@@ -353,3 +353,48 @@ def test_the_smallest_limits_are_accepted() -> None:
         "t", {"m": {"memory": "16M", "cpus": 0.01, "pids": 64, "disk": 16}}, SCRIPT
     ).machines
     assert (machine.memory, machine.cpus, machine.pids, machine.disk) == (16, 0.01, 64, 16)
+
+
+@pytest.mark.parametrize(
+    ("image", "kind"),
+    [
+        ("host", "host"),
+        ("debian:bookworm", "debian"),
+        ("oci:/srv/app.tar", "oci"),
+        ({"nixos": "/nix/store/x"}, "nixos"),
+    ],
+)
+def test_an_image_is_host_kind_value_or_a_mapping_of_one_kind(image: object, kind: str) -> None:
+    machine = parse_test("t", {"m": {"image": image}}, SCRIPT).machines[0]
+    assert machine.image == image and machine.image_kind == kind
+
+
+@pytest.mark.parametrize(
+    "image", ["alpine", "debian:", ":bookworm", "Debian:x", {"a": 1, "b": 2}, {}, 7, None]
+)
+def test_an_image_of_another_form_is_refused_with_the_forms_it_may_take(image: object) -> None:
+    [message] = problems({"m": {"image": image}})
+    assert message.startswith(
+        f"test 't', machine 'm', field 'image': {image!r} is not an image: expected 'host'"
+    )
+
+
+def test_packages_are_distinct_debian_package_names() -> None:
+    machine = parse_test(
+        "t", {"m": {"packages": ["redis-server", "libc6", "g++", "python3.11"]}}, SCRIPT
+    ).machines[0]
+    assert machine.packages == ("redis-server", "libc6", "g++", "python3.11")
+    found = problems({"m": {"packages": ["Redis", "a", "-x", "curl", "curl", 3]}, "n": {"packages": "curl"}})
+    assert [p.split(": ", 1)[1] for p in found] == [
+        "'Redis' is not a Debian package name (lower-case letters, digits, '+', '-' and '.', at least two, "
+        "starting with a letter or digit)",
+        "'a' is not a Debian package name (lower-case letters, digits, '+', '-' and '.', at least two, "
+        "starting with a letter or digit)",
+        "'-x' is not a Debian package name (lower-case letters, digits, '+', '-' and '.', at least two, "
+        "starting with a letter or digit)",
+        "'curl' is listed twice",
+        "3 is not a Debian package name (lower-case letters, digits, '+', '-' and '.', at least two, "
+        "starting with a letter or digit)",
+        "expected a list of Debian package names, got str",
+    ]
+    assert all(p.startswith("test 't', machine '") and "field 'packages'" in p for p in found)

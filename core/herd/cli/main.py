@@ -1,9 +1,9 @@
-"""The `herd` command: run tests, list plugins, check the host.
+"""The `herd` command: run tests, list plugins, check the host, manage the image cache.
 
 Exit status of `herd run`: 0 when every test passed, 1 when one failed or a run could not start on
-this host (such as /run/herd read-only or full), 2 for an invalid test, a test file that does not
-load, or a bad command line, 128+N when signal N interrupted the run (130 for Ctrl-C, 143 for
-SIGTERM).
+this host (such as /run/herd read-only or full), 2 for an invalid test (a machine's image or
+packages that cannot be had among them), a test file that does not load, or a bad command line,
+128+N when signal N interrupted the run (130 for Ctrl-C, 143 for SIGTERM).
 
 The command line is parsed with argparse: herd starts a process per run, and the standard library's
 parser costs a fraction of a third-party one's import time.
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_all(drivers: list[Driver], output_dir: Path | None, ran: list[Driver]) -> int:
     """Run the tests in order, each driver appended to `ran` once it has run; the exit status."""
-    from herd.errors import HerdError
+    from herd.errors import HerdError, SpecError
     from herd.report.log import printable
 
     status = 0
@@ -78,7 +78,11 @@ def _run_all(drivers: list[Driver], output_dir: Path | None, ran: list[Driver]) 
             outcome = driver.run()
         except HerdError as error:  # the run could not start (its teardown has run)
             print(f"herd: {printable(str(error))}", file=sys.stderr)
-            return EXIT_FAILED
+            # a test whose image cannot be had (a package that does not exist) is invalid
+            return EXIT_INVALID if isinstance(error, SpecError) else EXIT_FAILED
+        except KeyboardInterrupt:  # Ctrl-C while the run started (an image building): torn down
+            print("herd: interrupted", file=sys.stderr)
+            return 128 + signal.SIGINT
         ran.append(driver)
         if outcome.interrupted:
             return 128 + signal.Signals[outcome.interrupted].value
@@ -226,6 +230,7 @@ def devices(args: argparse.Namespace) -> int:
 
 def clean(args: argparse.Namespace) -> int:
     from herd.hooks.manager import Plugins
+    from herd.host.imagecache import remove_debris
     from herd.host.residue import is_live, known_runs, leftovers, reap_dead
 
     plugins = Plugins().load_all()
@@ -234,8 +239,9 @@ def clean(args: argparse.Namespace) -> int:
             {"run": run_id, "live": is_live(run_id), "left": leftovers(run_id, plugins)}
             for run_id in sorted(known_runs())
         ]
+        debris = [str(path) for path in remove_debris(dry_run=True)]
         if args.json:
-            _print_json({"runs": runs})
+            _print_json({"runs": runs, "image_debris": debris})
             return 0
         for run in runs:
             left = run["left"]
@@ -244,18 +250,29 @@ def clean(args: argparse.Namespace) -> int:
             print(f"run {run['run']} ({state}): {f'{len(left)} left' if left else 'nothing left'}")
             for item in left:
                 print(f"  {item}")
+        for path in debris:
+            print(f"image cache: {path}, left by a build or prune that did not finish")
         return 0
     reaped = reap_dead(plugins)
+    debris = [str(path) for path in remove_debris()]
     if args.json:
-        _print_json({"removed": reaped})
+        _print_json({"removed": reaped, "image_debris": debris})
         return 0
     for run_id, removed in reaped.items():
         print(f"run {run_id}: removed {len(removed)}")
         for item in removed:
             print(f"  {item}")
-    if not reaped:
+    for path in debris:
+        print(f"image cache: removed {path}, left by a build or prune that did not finish")
+    if not reaped and not debris:
         print("nothing to clean: no dead run left anything")
     return 0
+
+
+def images(args: argparse.Namespace) -> int:
+    from herd.cli import images as command
+
+    return command.prune(args) if args.action == "prune" else command.list_images(args)
 
 
 class _PrintVersions(argparse.Action):
@@ -267,6 +284,12 @@ class _PrintVersions(argparse.Action):
 
         print("\n".join(report(Plugins())))
         parser.exit()
+
+
+def duration(text: str) -> float:
+    from herd.cli.images import duration as seconds
+
+    return seconds(text)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -343,7 +366,22 @@ def parser() -> argparse.ArgumentParser:
         "--dry-run", "-n", action="store_true", help="only list runs and what they left"
     )
     clean_parser.set_defaults(handler=clean)
-    for command in (plugins_parser, doctor_parser, devices_parser, clean_parser):
+    images_parser = commands.add_parser(
+        "images", help="list the images and layers herd has cached ($HERD_CACHE_DIR), or prune them"
+    )
+    images_parser.set_defaults(handler=images, action="list")
+    image_actions = images_parser.add_subparsers(dest="action", metavar="ACTION")
+    prune_parser = image_actions.add_parser(
+        "prune", help="remove cached images and layers that no live run uses"
+    )
+    prune_parser.add_argument(
+        "--older-than",
+        type=duration,
+        default=0.0,
+        metavar="DURATION",
+        help="only those unused for that long: a number and a unit, s, m, h, d or w ('12h', '7d')",
+    )
+    for command in (plugins_parser, doctor_parser, devices_parser, clean_parser, images_parser, prune_parser):
         command.add_argument("--json", action="store_true", help="print the same as JSON, for programs")
     return top
 

@@ -61,6 +61,14 @@ TEST_NAME_MAX_BYTES = 128
 _BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 _CDI_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*/[a-z0-9][a-z0-9._-]*=[A-Za-z0-9][A-Za-z0-9._:-]*$")
 _PCI_ADDRESS = re.compile(r"^pci:[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
+HOST_IMAGE = "host"
+_IMAGE_KIND = re.compile(r"^[a-z][a-z0-9-]*$")
+IMAGE_GRAMMAR = (
+    "'host' (the host's own OS, the default), 'KIND:VALUE' (such as 'debian:bookworm') or a mapping "
+    "of one KIND to its VALUE (such as {'nixos': '/nix/store/...'})"
+)
+# Debian policy: lower-case letters, digits, '+', '-' and '.', at least two, the first alphanumeric.
+_DEBIAN_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 # Files herd writes into every machine; a test declares what goes into them through its fields.
 HERD_WRITES = frozenset(
     {
@@ -126,7 +134,8 @@ class MachineSpec:
 
     name: str
     backend: str | None = None
-    image: str = "host"
+    image: str | Mapping[str, Any] = HOST_IMAGE  # see `image_kind`
+    packages: tuple[str, ...] = ()  # Debian packages installed over the image, in a cached layer
     services: tuple[str, ...] = ()
     units: Mapping[str, str] = field(default_factory=dict)
     files: Mapping[str, FileSpec] = field(default_factory=dict)
@@ -153,6 +162,18 @@ class MachineSpec:
     def units_to_start(self) -> tuple[str, ...]:
         """Every unit the machine's boot target pulls in: named services, then inline units."""
         return self.services + tuple(name for name in self.units if name not in self.services)
+
+    @property
+    def image_kind(self) -> str:
+        return image_kind(self.image)
+
+
+def image_kind(image: str | Mapping[str, Any]) -> str:
+    """The kind of a validated image: "host", the part of "KIND:VALUE" before the colon, or the
+    one key of {KIND: VALUE}. The image providers answer for their kinds (`herd_image_kinds`)."""
+    if isinstance(image, str):
+        return image.partition(":")[0]
+    return str(next(iter(image)))
 
 
 @dataclass(frozen=True)
@@ -401,10 +422,48 @@ def _check_backend(value: object, report: Callable[[str], None]) -> str | None:
     return value
 
 
-def _check_image(value: object, report: Callable[[str], None]) -> str:
-    if value != "host":
-        report(f"unknown image {value!r}: the only image herd has is 'host' (the host's own OS)")
-    return "host"
+def _check_image(value: object, report: Callable[[str], None]) -> str | dict[str, Any]:
+    """The image's form only: which kinds exist, and what their values mean, is the providers'
+    to say once the plugins are loaded (`herd.run.resolve`)."""
+    if isinstance(value, str):
+        kind, colon, rest = value.partition(":")
+        if value == HOST_IMAGE or (colon and _IMAGE_KIND.match(kind) and rest.strip()):
+            return value
+    elif isinstance(value, Mapping) and len(value) == 1:
+        [(kind, _)] = value.items()
+        if isinstance(kind, str) and _IMAGE_KIND.match(kind):
+            return dict(value)
+    report(f"{value!r} is not an image: expected {IMAGE_GRAMMAR}")
+    return HOST_IMAGE
+
+
+def _distinct(
+    value: object, report: Callable[[str], None], what: str, valid: Callable[[str], bool], rule: str
+) -> tuple[str, ...]:
+    """A list of distinct strings, each `valid`: `what` names the list, `rule` says what an item is."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        report(f"expected a list of {what}, got {_type_name(value)}")
+        return ()
+    items: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or not valid(item):
+            report(f"{item!r} is not {rule}")
+        elif item in items:
+            report(f"{item!r} is listed twice")
+        else:
+            items.append(item)
+    return tuple(items)
+
+
+def _check_packages(value: object, report: Callable[[str], None]) -> tuple[str, ...]:
+    return _distinct(
+        value,
+        report,
+        "Debian package names",
+        lambda item: bool(_DEBIAN_PACKAGE.match(item)),
+        "a Debian package name (lower-case letters, digits, '+', '-' and '.', at least two, "
+        "starting with a letter or digit)",
+    )
 
 
 # The longest timeout herd accepts, in seconds: one week. No test waits that long on purpose, and
@@ -429,23 +488,14 @@ def _check_timeout(value: object, report: Callable[[str], None]) -> float:
 
 
 def _check_devices(value: object, report: Callable[[str], None]) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, list | tuple):
-        report(f"expected a list of device requests, got {_type_name(value)}")
-        return ()
-    requests: list[str] = []
-    for item in value:
-        if not isinstance(item, str) or not (
-            _CDI_NAME.match(item) or _PCI_ADDRESS.match(item) or item.startswith("/")
-        ):
-            report(
-                f"{item!r} is not a device request: a CDI name ('nvidia.com/gpu=0'), a host path "
-                "('/dev/fuse') or a PCI function ('pci:0000:01:00.0')"
-            )
-        elif item in requests:
-            report(f"{item!r} is listed twice")
-        else:
-            requests.append(item)
-    return tuple(requests)
+    return _distinct(
+        value,
+        report,
+        "device requests",
+        lambda item: bool(_CDI_NAME.match(item) or _PCI_ADDRESS.match(item) or item.startswith("/")),
+        "a device request: a CDI name ('nvidia.com/gpu=0'), a host path ('/dev/fuse') or a PCI "
+        "function ('pci:0000:01:00.0')",
+    )
 
 
 def parse_size(value: object) -> int:
@@ -509,6 +559,7 @@ def _check_options(value: object, report: Callable[[str], None]) -> dict[str, An
 _CHECKERS: dict[str, Callable[[object, Callable[[str], None]], Any]] = {
     "backend": _check_backend,
     "image": _check_image,
+    "packages": _check_packages,
     "services": _check_services,
     "units": _check_units,
     "files": _check_files,

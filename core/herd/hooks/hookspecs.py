@@ -18,6 +18,12 @@ A typical backend's life, for one machine:
 3. `herd_machine_execute` for every command of the test script;
 4. `herd_network_attach` / `herd_network_detach` to plug a running machine in or out;
 5. `herd_machine_stop`, clean or crash, from the script or at teardown.
+
+An image provider (a plugin of `herd.plugins`) answers for the kinds of image it offers
+(`herd_image_kinds`): it checks a machine's ``image`` and ``packages`` before the run
+(`herd_image_check`) and resolves them to directories on the host before any machine boots
+(`herd_image_resolve`), which herd turns into each machine's root. The core's own provider serves
+the ``host`` image. A backend boots the kinds its `BackendInfo.images` names.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ if TYPE_CHECKING:
         Capability,
         DeviceGrant,
         ExecResult,
+        ImageRoot,
         LaunchPlan,
         MachineHandle,
         StopMode,
@@ -45,6 +52,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "herd_device_grant",
+    "herd_image_check",
+    "herd_image_kinds",
+    "herd_image_resolve",
     "herd_list_devices",
     "herd_machine_console",
     "herd_machine_execute",
@@ -64,6 +74,8 @@ __all__ = [
 ]
 
 hookspec = pluggy.HookspecMarker("herd")
+hookimpl = pluggy.HookimplMarker("herd")
+"""Marks a function (or method) as the implementation of the herd hook of the same name."""
 
 
 @hookspec
@@ -172,6 +184,58 @@ def herd_list_devices(offer: Callable[[str, str], None], problem: Callable[[str]
     would grant here, with a few words on what it stands for; call ``problem(message)`` for each
     source of devices you cannot use (a file you cannot read), naming it and what is wrong. Called
     on every plugin; grant nothing and touch no machine.
+    """
+
+
+@hookspec
+def herd_image_kinds(offer: Callable[[str, str], None]) -> None:
+    """Say which image kinds this plugin provides: call ``offer(kind, description)`` for each.
+
+    A machine's ``image`` is ``"host"`` (the default), ``"KIND:VALUE"`` (``"debian:bookworm"``,
+    ``"oci:/srv/app.tar"``) or ``{KIND: VALUE}`` (``{"nixos": "/nix/store/…"}``); its kind is the
+    part before the colon, or the mapping's key (`herd.declare.spec.image_kind`). The description
+    says what a value looks like ("debian:SUITE, a Debian suite the mirror holds, built with
+    mmdebstrap"). herd lists the offers when a machine names a kind nobody provides, and in
+    ``herd plugins``. Called on every plugin.
+    """
+
+
+@hookspec(firstresult=True)
+def herd_image_check(machine: MachineSpec, kind: str) -> list[tuple[str, str]] | None:
+    """Check a machine's ``image`` and ``packages`` before the run starts. *First result.*
+
+    Answer None when ``kind`` is not one you provide; otherwise what is wrong with the machine's
+    image and packages, as (field name, message) pairs, none when nothing is (herd adds the test
+    and the machine). Build, download or unpack nothing: this is called for every machine of a
+    test, also when it then does not run; cheap checks only (the value's form, a path that does not
+    exist, packages on an image without a package manager).
+    """
+
+
+@hookspec(firstresult=True)
+def herd_image_resolve(
+    machine: MachineSpec, kind: str, id_shift: int, progress: Callable[[str], None]
+) -> ImageRoot | None:
+    """Resolve a machine's ``image`` and ``packages`` to directories on the host. *First result.*
+
+    Answer None when ``kind`` is not yours. Otherwise return the image's root: its top-level
+    entries, the trees every machine of it shares read-only (/usr) and those each machine gets
+    copy-on-write (/etc, /var), each a stack of layers, topmost first (`herd.plugin.ImageRoot`).
+    Called once per run for each distinct image, packages and ``id_shift`` (the host id that
+    root is in the machine's backend, `BackendInfo.id_shift`), before any machine boots, from
+    several threads at once.
+
+    Build what is missing or take it from the cache (`herd.plugin.imagecache`: entries made
+    atomically, built once when runs need one at the same moment, under a key of everything they
+    depend on, and held for this process's life so that no prune removes one under a running
+    machine). The layers must not change while a machine may use them: a new content is a new
+    entry. Report each step of a build through ``progress`` ("downloading 3 of 12", "installing
+    redis-server"): herd logs it with the time since the build began, and repeats the last step
+    while a step lasts. Raise `herd.plugin.ImageError` when the image cannot be had, with the
+    tool's own message and the field at fault; leave nothing half-built that a later run would use.
+
+    Every backend that declares the kind (`BackendInfo.images`) boots the result: herd turns it
+    into the machine's `MachineRoot`, with the machine's own files and units.
     """
 
 

@@ -204,3 +204,8 @@ class Plugins:
         """Installed backends that declare `capability` (loads every backend plugin)."""
         self.load(BACKENDS_GROUP)
         return sorted(name for name, info in self.backends.items() if capability in info.capabilities)
+
+    def backends_booting(self, image_kind: str) -> list[str]:
+        """Installed backends whose machines boot images of `image_kind` (loads every backend plugin)."""
+        self.load(BACKENDS_GROUP)
+        return sorted(name for name, info in self.backends.items() if image_kind in info.images)

@@ -78,7 +78,9 @@ class BackendInfo:
     least memory, say), and returns (field name, message) per problem. `id_shift` is the host id
     that root in the backend's machines is (`herd.host.idmap.BASE` for machines in user namespaces, 0
     where a machine's ids are the host's): the host image's files are prepared to be owned as the
-    machines see them.
+    machines see them. `images` are the image kinds its machines boot (`herd.declare.spec.image_kind`:
+    "host", "debian", "oci", …): herd refuses, before anything boots, a machine whose image is of
+    another kind.
     """
 
     name: str
@@ -90,14 +92,20 @@ class BackendInfo:
     validate_options: Callable[[Mapping[str, Any]], list[str]] = _no_options
     validate_machine: Callable[[MachineSpec], list[tuple[str, str]]] = _any_machine
     id_shift: int = 0
+    images: frozenset[str] = frozenset({"host"})
 
 
 @dataclass(frozen=True)
 class Overlay:
-    """A copy-on-write view of `lower` (a host directory) at `target`, writing into `upper`."""
+    """A view at `target` of `lowers`, host directories stacked topmost first (as overlayfs's
+    `lowerdir` lists them), writing into `upper`; read-only where `upper` is None.
 
-    lower: str
-    upper: Path
+    The lowers are owned as the machine sees them already (herd prepares them for the backend's
+    `BackendInfo.id_shift`): a backend mounts them as they are, never id-mapped.
+    """
+
+    lowers: tuple[str, ...]
+    upper: Path | None
     target: str
 
 
@@ -107,13 +115,64 @@ class MachineRoot:
 
     `directory` becomes the machine's `/` (it holds the mount points and top-level links);
     `read_only_binds` and `binds` are (host path, machine path) pairs; `overlays` are mounted over
-    their targets.
+    their targets. A read-only bind's host directory is owned by host ids, as the host's own /usr
+    is: a backend whose machines are confined (`BackendInfo.id_shift`) binds it id-mapped. An
+    overlay's lowers are owned as the machine sees them already. Mount the read-only binds first,
+    then the overlays, then the binds.
     """
 
     directory: Path
     read_only_binds: tuple[tuple[str, str], ...]
     overlays: tuple[Overlay, ...]
     binds: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One directory tree of an image on the host, read-only once made.
+
+    `id_shift` says whose ids its files carry: 0 when they are owned as the image's own files are
+    (root's are host id 0, as on the host), else the host id that root is in the machines it was
+    prepared for (`herd.host.idmap`). herd uses a layer as it is for a machine of that shift, and
+    through an id-mapped view of it for a confined machine when its `id_shift` is 0.
+    """
+
+    path: str
+    id_shift: int = 0
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A directory of a machine (`target`: "/usr", "/etc") made of `layers`, topmost first: a file
+    in an upper layer hides the same path below (overlayfs whiteouts and opaque directories in a
+    layer are honoured)."""
+
+    target: str
+    layers: tuple[Layer, ...]
+
+
+@dataclass(frozen=True)
+class ImageRoot:
+    """A machine's image resolved to directories on the host (see `herd_image_resolve`): what every
+    machine of that image starts from, shared by them, never written.
+
+    `description` names it in messages and the log ("host", "host + redis-server"). `top_level`
+    lists the image's top-level entries as (name, link target), the target None for a directory:
+    each machine's root gets the links, and a mount point for each directory. `shared` trees are
+    read-only in every machine (/usr, /opt); `overlaid` trees are copy-on-write, each machine
+    writing into a layer of its own (/etc, /var; every image has /etc there, where herd writes what
+    makes each machine itself). A top-level directory that is in neither is the machine's own,
+    empty at first.
+    """
+
+    description: str
+    top_level: tuple[tuple[str, str | None], ...]
+    shared: tuple[Tree, ...]
+    overlaid: tuple[Tree, ...]
+
+    def tree(self, target: str) -> Tree | None:
+        """The shared or overlaid tree mounted at `target`, if the image has one."""
+        return next((t for t in (*self.shared, *self.overlaid) if t.target == target), None)
 
 
 @dataclass(frozen=True)

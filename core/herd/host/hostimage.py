@@ -1,26 +1,32 @@
-"""The `host` image: a machine that runs the host's own OS, assembled without copying it.
+"""A machine's root, assembled from its image without copying it; and the `host` image's shape.
 
-/usr (and /opt, /nix where present) is shared read-only; /etc and /var are copy-on-write overlays of
-what the machine may see of the host's (`herd.host.hostsnapshot`: its packaged configuration, never its
-secrets or state), each with a per-machine upper layer. herd writes into the upper layers what makes the
-machine itself (hostname, hosts, machine-id, an empty fstab, the boot target and the test's units and
-files) and hides the host's enabled units by making every `*.wants`/`*.requires` directory of
-/etc/systemd/system opaque. systemd then boots `herd.target`, which pulls in only what the test asks
-for: never the host's enabled services, never a wait on network-online. It pulls in
-multi-user.target too, so that a script can wait for it as on a NixOS machine, but of what the
-host's packages have that target want only `MULTI_USER_KEPT` starts.
+An image (`herd.hooks.types.ImageRoot`, from an image provider) is read-only trees on the host.
+Its shared trees (/usr and the like) are shared read-only; its overlaid trees (/etc and /var) are
+copy-on-write overlays, each with a per-machine upper layer. The `host` image is the host's own OS:
+/usr (and /opt, /nix where present) shared, /etc and /var overlays of what the machine may see of
+the host's (`herd.host.hostsnapshot`: its packaged configuration, never its secrets or state),
+with a layer of packages between them where the machine declares `packages`
+(`herd.host.packagelayer`).
+
+herd writes into the upper layers what makes the machine itself (hostname, hosts, machine-id, an
+empty fstab, the boot target and the test's units and files) and hides the image's enabled units
+by making every `*.wants`/`*.requires` directory of /etc/systemd/system that a layer has opaque.
+systemd then boots `herd.target`, which pulls in only what the test asks for: never the image's
+enabled services, never a wait on network-online. It pulls in multi-user.target too, so that a
+script can wait for it as on a NixOS machine, but of what the image's packages have that target
+want only `MULTI_USER_KEPT` starts.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
 
 from herd.declare.spec import UNPLACEABLE, MachineSpec
 from herd.errors import HerdError
-from herd.hooks.types import DeviceGrant, MachineRoot, Overlay
+from herd.hooks.types import DeviceGrant, ImageRoot, Layer, MachineRoot, Overlay, Tree
 from herd.host.idmap import shift_owners
 
 BOOT_TARGET = "herd.target"
@@ -30,8 +36,8 @@ GRANT_ENVIRONMENT = "/etc/systemd/system.conf.d/herd-devices.conf"
 # merged-/usr system, and the links are then copied as they are).
 SHARED_READ_ONLY = ("usr", "opt", "nix", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
 OVERLAID = ("etc", "var")
-HOST_UNIT_DIR = Path("/etc/systemd/system")
-VENDOR_UNIT_DIRS = (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system"))
+UNIT_DIR = "systemd/system"  # below /etc
+VENDOR_UNIT_DIRS = ("/usr/lib/systemd/system", "/lib/systemd/system")
 MULTI_USER_TARGET = "multi-user.target"
 # Of the units the host's packages have multi-user.target want (dbus, systemd-logind, getty.target,
 # systemd-update-utmp-runlevel, ...), the one a machine starts: it lets users other than root log
@@ -73,37 +79,46 @@ def host_top_level() -> tuple[tuple[str, str | None], ...]:
 
 
 @cache
-def host_unit_dependency_dirs() -> tuple[str, ...]:
-    """The host's `*.wants` and `*.requires` directories under /etc/systemd/system."""
-    if not HOST_UNIT_DIR.is_dir():
+def unit_dependency_dirs(etc: str) -> tuple[str, ...]:
+    """The `*.wants` and `*.requires` directories under `etc`'s systemd/system (a layer of an
+    image's /etc: layers never change, so each is read once)."""
+    units = Path(etc, UNIT_DIR)
+    if not units.is_dir():
         return ()
     return tuple(
         sorted(
             entry.name
-            for entry in os.scandir(HOST_UNIT_DIR)
+            for entry in os.scandir(units)
             if entry.is_dir() and entry.name.endswith((".wants", ".requires"))
         )
     )
 
 
 @cache
-def vendor_wants(target: str) -> tuple[str, ...]:
-    """The units that the host's packages have `target` want (its `.wants` directories under
-    /usr/lib/systemd/system and /lib/systemd/system)."""
+def _wants_in(directory: str, target: str) -> frozenset[str]:
+    wants = Path(directory, f"{target}.wants")
+    return frozenset(entry.name for entry in os.scandir(wants)) if wants.is_dir() else frozenset()
+
+
+def vendor_wants(image: ImageRoot, target: str) -> tuple[str, ...]:
+    """The units that the image's packages have `target` want (its `.wants` directories under
+    /usr/lib/systemd/system and /lib/systemd/system, in every layer)."""
     names: set[str] = set()
     for directory in VENDOR_UNIT_DIRS:
-        wants = directory / f"{target}.wants"
-        if wants.is_dir():
-            names.update(entry.name for entry in os.scandir(wants))
+        top, _, below = directory.strip("/").partition("/")
+        tree = image.tree(f"/{top}")
+        for layer in tree.layers if tree is not None else ():
+            names |= _wants_in(os.path.join(layer.path, below), target)
     return tuple(sorted(names))
 
 
-def _mask_vendor_wants(units: Path, target: str, kept: frozenset[str]) -> None:
-    """Keep `target` from pulling in what the host's packages have it want, but for `kept`: a
-    link to /dev/null in its .wants directory in /etc masks the dependency, not the unit."""
-    wants = units / f"{target}.wants"
+def _mask_vendor_wants(units: Path, wanted: Iterable[str], kept: frozenset[str]) -> None:
+    """Keep a target from pulling in what the image's packages have it want (`wanted`, the units
+    in its vendor .wants directories), but for `kept`: a link to /dev/null in its .wants directory
+    in /etc masks the dependency, not the unit."""
+    wants = units / f"{MULTI_USER_TARGET}.wants"
     wants.mkdir(parents=True, exist_ok=True)
-    for name in vendor_wants(target):
+    for name in wanted:
         if name not in kept:
             os.symlink("/dev/null", wants / name)
 
@@ -141,7 +156,19 @@ def _opaque_directory(path: Path) -> None:
 
 
 def _etc_upper(root: MachineRoot) -> Path:
-    return next(overlay.upper for overlay in root.overlays if overlay.target == "/etc")
+    return next(o.upper for o in root.overlays if o.target == "/etc" and o.upper is not None)
+
+
+def _uppers(root: MachineRoot) -> dict[str, Path]:
+    """The root's writable layers by the top-level directory they serve ("etc": its upper)."""
+    return {o.target.strip("/"): o.upper for o in root.overlays if o.upper is not None}
+
+
+def _read_only(root: MachineRoot) -> set[str]:
+    """The top-level directories of the root that machines cannot write."""
+    shared = {guest for _, guest in root.read_only_binds}
+    shared |= {o.target for o in root.overlays if o.upper is None}
+    return {target.strip("/") for target in shared} | UNPLACEABLE
 
 
 def write_hosts(root: MachineRoot, hosts: str) -> None:
@@ -152,8 +179,7 @@ def write_hosts(root: MachineRoot, hosts: str) -> None:
 def place_file(root: MachineRoot, path: str, content: bytes | str, mode: int = 0o644) -> None:
     """Place a file in a prepared machine root, for a backend that needs one of its own there
     (the QEMU backend's in-guest agent). Only /etc, /var and the root's own directories."""
-    layers = {overlay.target.strip("/"): overlay.upper for overlay in root.overlays}
-    _write(_layer_for(path, layers, root.directory, "(backend)"), content, mode)
+    _write(_layer_for(path, _uppers(root), _read_only(root), root.directory, "(backend)"), content, mode)
 
 
 def _systemd_quoted(assignment: str) -> str:
@@ -198,63 +224,113 @@ def add_unit(root: MachineRoot, name: str, text: str) -> None:
         os.symlink(f"../{name}", wants / name)
 
 
-def _through_links(path: str) -> str:
-    """`path` with the machine's top-level links followed (they are copies of the host's: a file
-    under /snap, a link to /var/lib/snapd/snap, lands in the /var layer, never on the host)."""
-    links = dict(host_top_level())
+def _through_links(path: str, directory: Path) -> str:
+    """`path` with the links at the top of the machine's root `directory` followed (they are the
+    image's: on the host image, a file under /snap, a link to /var/lib/snapd/snap, lands in the
+    /var layer, never on the host)."""
     for _ in range(16):
         top, _, rest = path.strip("/").partition("/")
-        target = links.get(top)
-        if target is None:
+        link = directory / top
+        if not top or not link.is_symlink():
             return path
+        target = os.readlink(link)
         path = os.path.normpath(f"{target if target.startswith('/') else '/' + target}/{rest}")
-    raise HerdError(f"{path}: too many levels of links among the host's top-level directories")
+    raise HerdError(f"{path}: too many levels of links among the image's top-level directories")
 
 
-def _layer_for(path: str, layers: dict[str, Path], directory: Path, machine: str) -> Path:
-    """Where a file placed at `path` in the machine is written on the host."""
-    resolved = _through_links(path)
+def _layer_for(
+    path: str, layers: dict[str, Path], read_only: set[str], directory: Path, machine: str
+) -> Path:
+    """Where a file placed at `path` in the machine is written on the host: in the upper layer of
+    its top-level directory, or in the root `directory` itself."""
+    resolved = _through_links(path, directory)
     top = resolved.strip("/").split("/", 1)[0]
     if top in layers:
         return layers[top] / os.path.relpath(resolved, f"/{top}")
-    if top in SHARED_READ_ONLY or top in UNPLACEABLE:
+    if top in read_only:
         raise HerdError(
             f"machine {machine!r}, field 'files': {path} leads to /{top}, which machines cannot write"
         )
     return directory / resolved.lstrip("/")
 
 
+def _upper_name(target: str) -> str:
+    return target.strip("/").replace("/", "-")
+
+
+def _assemble(
+    image: ImageRoot, state_dir: Path, view: Callable[[Layer], str]
+) -> tuple[list[tuple[str, str]], list[Overlay]]:
+    """The read-only binds and the overlays of a root of `image`: a shared tree of one layer of
+    host ids is a bind (the backend maps it for a confined machine, as it maps the host's /usr);
+    any other shared tree is a read-only overlay of its layers, each seen through `view` (owned as
+    the machine sees it); each overlaid tree gets an upper layer of the machine's own."""
+    binds: list[tuple[str, str]] = []
+    overlays: list[Overlay] = []
+    for tree in image.shared:
+        if len(tree.layers) == 1 and tree.layers[0].id_shift == 0:
+            binds.append((tree.layers[0].path, tree.target))
+        else:
+            overlays.append(Overlay(tuple(map(view, tree.layers)), None, tree.target))
+    for tree in image.overlaid:
+        upper = state_dir / f"{_upper_name(tree.target)}-upper"
+        upper.mkdir()
+        overlays.append(Overlay(tuple(map(view, tree.layers)), upper, tree.target))
+    return binds, overlays
+
+
+def _in_any_layer(tree: Tree, path: str) -> bool:
+    return any(os.path.lexists(os.path.join(layer.path, path)) for layer in tree.layers)
+
+
 def prepare(
-    machine: MachineSpec, state_dir: Path, hosts: str, journal_dir: Path, lowers: Path
+    machine: MachineSpec,
+    state_dir: Path,
+    hosts: str,
+    journal_dir: Path,
+    *,
+    image: ImageRoot,
+    view: Callable[[Layer], str],
 ) -> MachineRoot:
-    """Build the machine's root under `state_dir` and describe how to assemble it; `lowers` holds
-    the /etc and /var it starts from (`hostsnapshot.snapshot`)."""
+    """Build the machine's root of `image` under `state_dir` and describe how to assemble it.
+
+    `view` gives the path of a layer as the machine sees it (the layer itself, or an id-mapped
+    view of it for a confined machine: `herd.host.imageviews`)."""
     directory = state_dir / "root"
     directory.mkdir(parents=True)
-    read_only: list[tuple[str, str]] = []
-    for name, link in host_top_level():
+    mounted = {tree.target.strip("/") for tree in (*image.shared, *image.overlaid)}
+    for name, link in image.top_level:
         if link is not None:
             os.symlink(link, directory / name)
-        elif name in SHARED_READ_ONLY:
+        elif name in mounted:
             (directory / name).mkdir()
-            read_only.append((f"/{name}", f"/{name}"))
-    for name in (*OVERLAID, *EMPTY_DIRECTORIES):
+    for name in EMPTY_DIRECTORIES:
         (directory / name).mkdir(exist_ok=True)
     (directory / "root").chmod(0o700)
     (directory / "tmp").chmod(0o1777)
+    read_only, overlays = _assemble(image, state_dir, view)
+    root = MachineRoot(
+        directory=directory,
+        read_only_binds=tuple(read_only),
+        overlays=tuple(overlays),
+        binds=((str(journal_dir), "/var/log/journal"),),
+    )
 
-    layers = {name: state_dir / f"{name}-upper" for name in OVERLAID}
+    layers = _uppers(root)
     etc = layers["etc"]
-    units = etc / "systemd" / "system"
-    for name in host_unit_dependency_dirs():
+    units = etc / UNIT_DIR
+    etc_tree = image.tree("/etc")
+    assert etc_tree is not None, "every image has /etc among its overlaid trees"
+    for name in {name for layer in etc_tree.layers for name in unit_dependency_dirs(layer.path)}:
         _opaque_directory(units / name)
-    _mask_vendor_wants(units, MULTI_USER_TARGET, MULTI_USER_KEPT)
-    _opaque_directory(layers["var"] / "tmp")
+    _mask_vendor_wants(units, vendor_wants(image, MULTI_USER_TARGET), MULTI_USER_KEPT)
+    if "var" in layers:
+        _opaque_directory(layers["var"] / "tmp")
     _write(etc / "hostname", f"{machine.name}\n")
     _write(etc / "machine-id", f"{os.urandom(16).hex()}\n", 0o444)
     _write(etc / "hosts", hosts)
     _write(etc / "fstab", "# herd: the machine mounts nothing from the host's fstab\n")
-    if not Path("/etc/locale.conf").exists():  # so that nothing asks for one at first boot
+    if not _in_any_layer(etc_tree, "locale.conf"):  # so that nothing asks for one at first boot
         _write(etc / "locale.conf", DEFAULT_LOCALE)
     generators = etc / "systemd" / "system-generators"
     generators.mkdir(parents=True)
@@ -264,16 +340,12 @@ def prepare(
     os.symlink(BOOT_TARGET, units / "default.target")
     for unit, text in machine.units.items():
         _write(units / unit, text)
+    read_only_tops = _read_only(root)
     for path, spec in machine.files.items():
-        _write(_layer_for(path, layers, directory, machine.name), spec.content, spec.mode)
+        _write(_layer_for(path, layers, read_only_tops, directory, machine.name), spec.content, spec.mode)
 
     journal_dir.mkdir(parents=True, exist_ok=True)
-    return MachineRoot(
-        directory=directory,
-        read_only_binds=tuple(read_only),
-        overlays=tuple(Overlay(str(lowers / name), layers[name], f"/{name}") for name in OVERLAID),
-        binds=((str(journal_dir), "/var/log/journal"),),
-    )
+    return root
 
 
 def give_to_machine(root: MachineRoot, shift: int) -> None:
@@ -283,7 +355,7 @@ def give_to_machine(root: MachineRoot, shift: int) -> None:
     the host's. Run before each boot: herd may have written more since the last."""
     if shift == 0:
         return
-    for top in (root.directory, *(overlay.upper for overlay in root.overlays)):
+    for top in (root.directory, *_uppers(root).values()):
         shift_owners(top, shift)
     for host, _ in root.binds:
         os.chown(host, shift, shift)

@@ -14,6 +14,7 @@ becomes the lower layer of a machine's /etc and /var holds:
 The copy is owned as a machine confined in a user namespace sees it (`herd.host.idmap`): one copy per id
 shift, built once per state of the host's /etc and package database and shared by every machine of
 every run. A change to /etc (a new file, an edit, a chmod) or an installed package makes a new one.
+Copies are entries of herd's image cache (`herd.host.imagecache`, kind `host-snapshot`).
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ import hashlib
 import os
 import shutil
 import stat
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from herd.host import imagecache
 from herd.host.idmap import entries_below, shifted
 
-CACHE = Path("/var/cache/herd/host-image")
+KIND = "host-snapshot"  # its entries' kind in herd's image cache
 DPKG = Path("/var/lib/dpkg")
 # Part of every key: a change to what a copy holds makes every older copy stale.
 FORMAT = b"host-image 1"
@@ -90,21 +91,21 @@ def shipped_under(prefix: str, dpkg: Path = DPKG) -> list[str]:
     return sorted(shipped)
 
 
-def _unchanged_conffile(path: str, conffiles: dict[str, str]) -> bool:
-    shipped = conffiles.get(path)
+def _unchanged_conffile(path: str, name: str, conffiles: dict[str, str]) -> bool:
+    shipped = conffiles.get(name)
     if shipped is None:
         return False
     with open(path, "rb") as handle:
         return hashlib.md5(handle.read(), usedforsecurity=False).hexdigest() == shipped
 
 
-def _may_expose(path: str, info: os.stat_result, conffiles: dict[str, str]) -> bool:
-    """Whether a machine may see this host file: anyone on the host may read it, or its content is
-    its package's own."""
+def may_expose(path: str, info: os.stat_result, conffiles: dict[str, str], name: str | None = None) -> bool:
+    """Whether a machine may see the file at `path` (`name` in its image, where that is not the
+    host's own root): anyone on the host may read it, or its content is its package's own."""
     if info.st_mode & stat.S_IROTH:
         return True
     try:
-        return _unchanged_conffile(path, conffiles)
+        return _unchanged_conffile(path, name or path, conffiles)
     except FileNotFoundError:
         return False
 
@@ -138,13 +139,13 @@ def _copy_etc(source: str, target: Path, shift: int, conffiles: dict[str, str]) 
         relative = os.path.relpath(path, source)
         if relative in GENERATED:
             continue
-        if stat.S_ISREG(info.st_mode) and not _may_expose(path, info, conffiles):
+        if stat.S_ISREG(info.st_mode) and not may_expose(path, info, conffiles):
             continue
         _copy(path, info, target / relative, shift)
-    _write_locked_shadow(target, shift)
+    write_locked_shadow(target, shift)
 
 
-def _write_locked_shadow(etc: Path, shift: int) -> None:
+def write_locked_shadow(etc: Path, shift: int) -> None:
     """/etc/shadow and /etc/gshadow with an entry per user and group of the copy, none of which
     can log in with a password (root included: a test enters machines through herd)."""
     users = [line.split(":")[0] for line in _lines(etc / "passwd")]
@@ -181,7 +182,7 @@ def _copy_var(source: str, target: Path, shift: int, conffiles: dict[str, str], 
             info = os.lstat(path)
         except FileNotFoundError:
             continue
-        if stat.S_ISREG(info.st_mode) and not _may_expose(path, info, conffiles):
+        if stat.S_ISREG(info.st_mode) and not may_expose(path, info, conffiles):
             continue
         _copy(path, info, destination, shift)
 
@@ -193,40 +194,29 @@ def _walk_top(directory: str) -> Iterator[tuple[str, os.stat_result]]:
 
 
 def build(target: Path, shift: int, etc: str = "/etc", var: str = "/var", dpkg: Path = DPKG) -> None:
-    """Make the filtered copy of `etc` and `var` in `target` (which must not exist yet)."""
+    """Make the filtered copy of `etc` and `var` in `target` (new, or empty)."""
     conffiles = packaged_conffiles(dpkg)
-    target.mkdir()
+    target.mkdir(exist_ok=True)
     _copy_etc(etc, target / "etc", shift, conffiles)
     _copy_var(var, target / "var", shift, conffiles, dpkg)
 
 
 def snapshot(
-    shift: int, cache: Path = CACHE, etc: str = "/etc", var: str = "/var", dpkg: Path = DPKG
+    shift: int, cache: Path | None = None, etc: str = "/etc", var: str = "/var", dpkg: Path = DPKG
 ) -> Path:
     """The directory holding `etc` and `var` as a machine with root at host id `shift` sees them:
-    made if the host changed since the last one, else reused."""
-    directory = cache / f"{_fingerprint(etc, dpkg)}-{shift}"
-    if directory.is_dir():
-        os.utime(directory)  # its last use, for pruning
-        return directory
-    cache.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(dir=cache, prefix=".build-"))
-    try:
-        build(building / "copy", shift, etc, var, dpkg)
-        try:
-            os.rename(building / "copy", directory)
-        except OSError:
-            if not directory.is_dir():  # not another run that made the same copy meanwhile
-                raise
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
-    prune(cache, keep=directory)
+    made if the host changed since the last one, else reused; an entry of herd's image cache
+    (`cache`, else the default one), held while this process lives. Making one removes the copies
+    nobody used for `UNUSED_FOR` seconds."""
+    made: list[Path] = []
+
+    def make(target: Path) -> None:
+        build(target, shift, etc, var, dpkg)
+        made.append(target)
+
+    cache = cache or imagecache.images_dir()
+    description = f"the host's {etc} and {var} for machines whose root is host id {shift}"
+    directory = imagecache.ensure(KIND, f"{_fingerprint(etc, dpkg)}-{shift}", description, make, root=cache)
+    if made:
+        imagecache.prune(UNUSED_FOR, kind=KIND, root=cache, keep=directory)
     return directory
-
-
-def prune(cache: Path, keep: Path, unused_for: float = UNUSED_FOR) -> None:
-    """Remove copies (and builds a killed run left) that nobody used for `unused_for` seconds."""
-    limit = time.time() - unused_for
-    for entry in cache.iterdir():
-        if entry != keep and entry.stat().st_mtime < limit:
-            shutil.rmtree(entry, ignore_errors=True)

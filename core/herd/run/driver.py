@@ -36,6 +36,7 @@ from herd.errors import ArgumentError, HerdError
 from herd.hooks.manager import Plugins
 from herd.hooks.types import MachineHandle, StopMode
 from herd.host import residue
+from herd.host.imageviews import ImageViews
 from herd.host.rundir import RunDir
 from herd.linux import cgroups, console
 from herd.network import links
@@ -46,6 +47,7 @@ from herd.report.log import RunLog
 from herd.report.runrecord import SUBTEST_PREFIX
 from herd.run import polling
 from herd.run.fleet import Fleet, OpenRun
+from herd.run.images import resolve_images
 from herd.run.machine import Machine
 from herd.run.outputdir import make_output_dir, shown_path
 from herd.run.resolve import resolve_test
@@ -107,6 +109,7 @@ class Driver:
         self.source = source
         resolved = resolve_test(spec, source, self.plugins, self.options.backend, self.options.check)
         self.spec = resolved.spec
+        self.backends = resolved.backends
         self.polling_conditions: list[polling.PollingCondition] = []
         self.fleet = Fleet(resolved, self.plugins, self.options.stop_timeout, self.polling_conditions)
         self.machines = [Machine(m, self.fleet.machines[m.name]) for m in self.spec.machines]
@@ -193,7 +196,8 @@ class Driver:
         return outcome
 
     def _prepare_run(self, outcome: Outcome) -> None:
-        """Output directory, log, network plan; then the bridges start coming up in the background."""
+        """Output directory, log, network plan; then the bridges start coming up in the background
+        while the machines' images are resolved (built, the first time)."""
         assert self.run_dir is not None
         self.output_dir = make_output_dir(self.options.output_dir, self.spec.name, self.run_dir.id)
         outcome.output_dir = self.output_dir
@@ -211,8 +215,17 @@ class Driver:
         network_setup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="herd-network")
         self._network_setup = network_setup.submit(self._setup_networks)
         network_setup.shutdown(wait=False)
+        images = resolve_images(self.spec, self.plugins, self.backends, self.log)
         self.fleet.open(
-            OpenRun(self.run_dir, self.output_dir, self.log, self._network_control, self._network_setup)
+            OpenRun(
+                self.run_dir,
+                self.output_dir,
+                self.log,
+                self._network_control,
+                self._network_setup,
+                images,
+                ImageViews(self.run_dir.path / "images"),
+            )
         )
 
     def _setup_networks(self) -> None:

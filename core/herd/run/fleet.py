@@ -13,15 +13,16 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from herd.errors import HerdError, MachineError, PluginError
 from herd.hooks.types import Capability, Kind, LaunchPlan, StopMode
-from herd.host import hostimage, hostsnapshot, limits
+from herd.host import hostimage, limits
 from herd.linux import cgroups, console
 from herd.report.log import printable
 from herd.run import polling
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
 
     from herd.declare.spec import MachineSpec
     from herd.hooks.manager import Plugins
-    from herd.hooks.types import Attachment, BackendInfo, DeviceGrant, ExecResult, MachineHandle
+    from herd.hooks.types import Attachment, BackendInfo, DeviceGrant, ExecResult, ImageRoot, MachineHandle
+    from herd.host.imageviews import ImageViews
     from herd.host.rundir import RunDir
     from herd.network.netcontrol import NetworkControl
     from herd.report.log import RunLog
@@ -55,6 +57,8 @@ class OpenRun:
     log: RunLog
     network_control: NetworkControl
     networks_ready: Future[None]
+    images: Mapping[str, ImageRoot]  # each machine's, by its name
+    views: ImageViews
 
 
 class Fleet:
@@ -78,8 +82,6 @@ class Fleet:
         self.line_each = len(self.machines) <= TERMINAL_MACHINE_LINES  # a terminal line per boot and stop
         self.lock = threading.Lock()  # guards the machines' handles, which boots and stops change
         self._open: OpenRun | None = None
-        self._snapshots: dict[int, Path] = {}
-        self._snapshot_lock = threading.Lock()
 
     def open(self, run: OpenRun) -> None:
         """Take what the run opened: its machines can boot from now on."""
@@ -128,14 +130,6 @@ class Fleet:
         if errors:
             listed = "\n".join(f"  - {printable(str(error))}" for error in errors)
             raise MachineError(f"{len(errors)} machines failed to boot:\n{listed}")
-
-    def host_snapshot(self, id_shift: int) -> Path:
-        """The host's /etc and /var as machines whose root is host id `id_shift` may see them,
-        looked up once per run (every machine of the run then sees the same)."""
-        with self._snapshot_lock:
-            if id_shift not in self._snapshots:
-                self._snapshots[id_shift] = hostsnapshot.snapshot(id_shift)
-            return self._snapshots[id_shift]
 
     # -- what the networks ask of the machines --------------------------------------------------
 
@@ -276,7 +270,8 @@ class RunMachine:
                     state_dir,
                     hosts,
                     log_dir / "journal",
-                    self.fleet.host_snapshot(self.backend_info.id_shift),
+                    image=run.images[self.name],
+                    view=partial(run.views.path, shift=self.backend_info.id_shift),
                 ),
                 attachments=attachments,
                 cgroup=cgroups.machine_cgroup(run.run_dir.id, self.name),

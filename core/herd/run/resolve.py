@@ -1,6 +1,7 @@
 """A test made ready to run: every machine given its backend, and everything that can be checked
-before anything starts checked (backend options, networks' capacity, device grants, the script's
-names). Every problem is reported at once, as a `SpecError` naming the test, machine and field.
+before anything starts checked (backend options, images and packages, networks' capacity, device
+grants, the script's names). Every problem is reported at once, as a `SpecError` naming the test,
+machine and field.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from herd.hooks.manager import PLUGINS_GROUP, Plugins
 from herd.hooks.types import BackendInfo, Capability, DeviceGrant
 from herd.network import links
 from herd.network import plan as network
+from herd.run.images import check_images
 from herd.run.machine import script_attributes
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ def resolve_test(
     """Resolve the machines' backends and devices and check the test (its script's names too,
     when `check_script`); raises `SpecError` listing every problem found at the step that failed."""
     spec, backends = resolve_backends(spec, plugins, default_backend)
+    check_images(spec, plugins, backends)
     problems = network.capacity_problems(spec)
     problems += network.netem_problems(spec, links.netem_available)
     if problems:

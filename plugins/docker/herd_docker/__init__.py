@@ -17,6 +17,7 @@ from herd.plugin import (
     ExecResult,
     Kind,
     LaunchPlan,
+    MachineSpec,
     StopMode,
     hookimpl,
 )
@@ -38,6 +39,12 @@ def validate_options(options: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def validate_machine(machine: MachineSpec) -> list[tuple[str, str]]:
+    if machine.packages and "image" in machine.options:
+        return [("packages", "packages go over the host image, not over a Docker image (option 'image')")]
+    return []
+
+
 @hookimpl
 def herd_register_backends(register: Any) -> None:
     limits, remapped_root = container.limits_hold(), engine.remapped_root()
@@ -54,6 +61,7 @@ def herd_register_backends(register: Any) -> None:
             description="Docker containers booting systemd, on herd's bridges (a local engine)",
             host_checks=host_checks,
             validate_options=validate_options,
+            validate_machine=validate_machine,
         )
     )
 

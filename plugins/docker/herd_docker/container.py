@@ -299,7 +299,7 @@ def _image_layers(plan: LaunchPlan, shift: int) -> Path | None:
     name = plan.machine.options.get("image")
     if name is None:
         return None
-    directories = tuple(o.target.strip("/") for o in plan.root.overlays)
+    directories = tuple(o.target.strip("/") for o in plan.root.overlays if o.upper is not None)
     try:
         lowers = image.exported(name, directories, plan.run_id, shift)
     except HerdError as error:

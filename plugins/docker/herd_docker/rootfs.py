@@ -1,8 +1,9 @@
 """A machine root (`plan.root`) assembled for a Docker container.
 
 The engine cannot mount overlays with a host directory as the lower layer, so herd mounts each of
-the root's overlays (/etc and /var of the host image) on the host, below the machine's state
-directory, and the container gets them as bind mounts. Mounts there are the run's by their path:
+the root's overlays (/etc and /var of the host image, and the read-only stacks of an image with
+layers, such as /usr with a machine's packages) on the host, below the machine's state directory,
+and the container gets them as bind mounts. Mounts there are the run's by their path:
 after a crash the reaper unmounts them like the rest of the run's state. The root directory's own
 top-level directories (/root, /home, /srv, /tmp and whatever the test placed files in) are bound
 from the root directory itself, so that files land where they do on other container backends.
@@ -33,7 +34,7 @@ def _overlay_paths(plan: LaunchPlan, target: str) -> tuple[Path, Path]:
 class Mounts:
     """What herd mounted on the host for one container, by the machine path each one serves."""
 
-    overlays: dict[str, Path] = field(default_factory=dict)  # the root's /etc and /var
+    overlays: dict[str, Path] = field(default_factory=dict)  # the root's /etc and /var, and stacks
     shared: dict[str, Path] = field(default_factory=dict)  # the host's /usr and the like, id-mapped
 
     def points(self) -> list[Path]:
@@ -49,9 +50,11 @@ def mount_overlays(plan: LaunchPlan, mounts: Mounts, lowers: Path | None = None)
     for overlay in plan.root.overlays:
         point, work = _overlay_paths(plan, overlay.target)
         point.mkdir(parents=True, exist_ok=True)
-        work.mkdir(parents=True, exist_ok=True)
-        lower = overlay.lower if lowers is None else lowers / overlay.target.strip("/")
-        options = f"lowerdir={lower},upperdir={overlay.upper},workdir={work}"
+        stack = overlay.lowers if lowers is None else (str(lowers / overlay.target.strip("/")),)
+        options = f"lowerdir={':'.join(stack)}"
+        if overlay.upper is not None:
+            work.mkdir(parents=True, exist_ok=True)
+            options += f",upperdir={overlay.upper},workdir={work}"
         try:
             libc.mount("overlay", point, "overlay", 0, options)
         except OSError as error:
@@ -95,13 +98,13 @@ def _host_path(machine_path: str, sources: dict[str, str]) -> str | None:
 def hide_enabled_units(root: MachineRoot, lowers: Path) -> None:
     """Make the unit dependency directories of an image's /etc opaque in the machine's layer, as
     the host image does with the host's: a machine starts only what the test asks for."""
-    etc = next(overlay for overlay in root.overlays if overlay.target == "/etc")
+    upper = next(overlay.upper for overlay in root.overlays if overlay.target == "/etc" and overlay.upper)
     units = lowers / "etc" / "systemd" / "system"
     if not units.is_dir():
         return
     for entry in os.scandir(units):
         if entry.name.endswith((".wants", ".requires")) and not entry.name.startswith(BOOT_TARGET):
-            hidden = etc.upper / "systemd" / "system" / entry.name
+            hidden = upper / "systemd" / "system" / entry.name
             hidden.mkdir(parents=True, exist_ok=True)
             os.setxattr(hidden, "trusted.overlay.opaque", b"y")
 
@@ -113,7 +116,8 @@ def binds(root: MachineRoot, mounts: Mounts, host_os: bool) -> list[tuple[str, s
     found = []
     if host_os:
         found += [(str(mounts.shared.get(guest, host)), guest, True) for host, guest in root.read_only_binds]
-    found += [(str(point), target, False) for target, point in mounts.overlays.items()]
+    read_only = {overlay.target for overlay in root.overlays if overlay.upper is None}
+    found += [(str(point), target, target in read_only) for target, point in mounts.overlays.items()]
     # The root directory's mount points for the host's /usr and the like are not the machine's own.
     mounted = {guest for _, guest in root.read_only_binds} | set(mounts.overlays)
     for entry in sorted(os.scandir(root.directory), key=lambda e: e.name):

@@ -46,6 +46,7 @@ from herd.plugin import (
     LaunchPlan,
     NotifySocket,
     NotifyTimeout,
+    Overlay,
     SenderExited,
     StopMode,
     granted_nodes,
@@ -59,6 +60,7 @@ from herd.plugin import (
     wait_for_exit,
 )
 from herd_nspawn import devices, grants
+from herd_nspawn.grants import escaped
 
 NSPAWN = "systemd-nspawn"
 # After a second SIGTERM nspawn kills the container at once; this long we wait for it to do so.
@@ -97,13 +99,23 @@ def nspawn_argv(plan: LaunchPlan, gate: Path) -> list[str]:
         "--setenv=SYSTEMD_COLORS=0",
     ]
     argv += [f"--bind-ro={host}:{guest}:idmap" for host, guest in root.read_only_binds]
-    argv += [f"--overlay={o.lower}:{o.upper}:{o.target}" for o in root.overlays]
+    argv += [_overlay_argument(overlay) for overlay in root.overlays]
     argv += [f"--bind={host}:{guest}" for host, guest in root.binds]
     argv += grants.bind_arguments(plan.grants, plan.state_dir / "devices", idmap.BASE)
     argv.append(f"--bind-ro={gate}:{GATE_DIRECTORY}")
     argv += list(plan.machine.options.get("extra_args", []))
     argv.append("--boot")
     return argv
+
+
+def _overlay_argument(overlay: Overlay) -> str:
+    """An overlay as nspawn takes it: its paths lowest first (overlayfs lists them topmost first),
+    then the upper layer, or --overlay-ro without one."""
+    paths = [*reversed(overlay.lowers)]
+    if overlay.upper is not None:
+        paths.append(str(overlay.upper))
+    option = "--overlay" if overlay.upper is not None else "--overlay-ro"
+    return f"{option}={':'.join(escaped(path) for path in [*paths, overlay.target])}"
 
 
 def _plant_os_release(directory: Path) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from herd.plugin import DeviceGrant, twin_nodes
 
 
-def _escaped(path: str) -> str:
+def escaped(path: str) -> str:
     """A path as systemd-nspawn's --bind takes it: backslash escapes, so `\\:` for a colon."""
     return path.replace("\\", "\\\\").replace(":", "\\:")
 
@@ -51,10 +51,10 @@ def bind_arguments(grants: Iterable[DeviceGrant], twins: Path, shift: int) -> li
     grants = tuple(grants)
     binds = {}
     for node, twin in twin_nodes(grants, twins, shift):
-        binds[node.guest_path] = f"--bind={_escaped(str(twin))}:{_escaped(node.guest_path)}"
+        binds[node.guest_path] = f"--bind={escaped(str(twin))}:{escaped(node.guest_path)}"
     for grant in grants:
         for host, guest, read_only in grant.mounts:
             option = "--bind-ro" if read_only else "--bind"
             mapping = ":idmap" if read_only and file_system_type(host) in IDMAPPABLE else ""
-            binds.setdefault(guest, f"{option}={_escaped(host)}:{_escaped(guest)}{mapping}")
+            binds.setdefault(guest, f"{option}={escaped(host)}:{escaped(guest)}{mapping}")
     return list(binds.values())

@@ -21,10 +21,14 @@ MS_BIND = 0x1000
 
 def overlay_options(plan: LaunchPlan, overlay: Overlay) -> str:
     """The mount options of one of the root's overlays, with its work directory made (under the
-    machine's state directory); both engines mount the overlays with these."""
+    machine's state directory) where it has an upper layer; both engines mount the overlays with
+    these."""
+    options = f"lowerdir={':'.join(overlay.lowers)}"
+    if overlay.upper is None:  # read-only
+        return options
     work = plan.state_dir / f"{overlay.target.strip('/').replace('/', '-')}-work"
     work.mkdir(exist_ok=True)
-    return f"lowerdir={overlay.lower},upperdir={overlay.upper},workdir={work}"
+    return f"{options},upperdir={overlay.upper},workdir={work}"
 
 
 def assemble(plan: LaunchPlan) -> list[Path]:

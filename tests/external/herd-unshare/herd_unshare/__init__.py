@@ -41,6 +41,7 @@ name=$1; shift
 while [ "$1" != -- ]; do
     case $1 in
         overlay) mount -t overlay "herd-$name" -o "lowerdir=$2,upperdir=$3,workdir=$4" "$5"; shift 5 ;;
+        stack) mount -t overlay "herd-$name" -o "lowerdir=$2" "$3"; shift 3 ;;
         bind) mount --bind "$2" "$3"; shift 3 ;;
         robind) mount --bind "$2" "$3"; mount -o remount,bind,ro "$3"; shift 3 ;;
     esac
@@ -84,13 +85,18 @@ class Namespaces(MachineHandle):
 
 def _mounts(plan: LaunchPlan) -> list[str]:
     arguments: list[str] = []
-    for overlay in plan.root.overlays:
-        work = plan.state_dir / f"{overlay.target.strip('/').replace('/', '-')}-work"
-        work.mkdir(exist_ok=True)
-        arguments += ["overlay", overlay.lower, str(overlay.upper), str(work), overlay.target]
     for host, guest in plan.root.read_only_binds:
         arguments += ["robind", host, guest]
+    for overlay in plan.root.overlays:
+        lowers = ":".join(overlay.lowers)
+        if overlay.upper is None:
+            arguments += ["stack", lowers, overlay.target]
+            continue
+        work = plan.state_dir / f"{overlay.target.strip('/').replace('/', '-')}-work"
+        work.mkdir(exist_ok=True)
+        arguments += ["overlay", lowers, str(overlay.upper), str(work), overlay.target]
     read_only = {guest.strip("/") for _, guest in plan.root.read_only_binds}
+    read_only |= {overlay.target.strip("/") for overlay in plan.root.overlays if overlay.upper is None}
     for entry in sorted(os.scandir(plan.root.directory), key=lambda e: e.name):
         # the machine's own directories (/root, /home, /srv...) over the host's: only where the
         # host has a mount point, since nothing may be created on the host's own root
