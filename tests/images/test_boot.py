@@ -110,3 +110,19 @@ def test_a_nixos_system_boots_its_own_init(backend: str, synthetic_nixos: Path, 
         "host": {},
     }
     run(Test(name=f"nixos-{backend}", machines=machines, script=script), backend, tmp_path)
+
+
+def test_packages_over_a_debian_image(debian_root: Path, tmp_path: Path) -> None:
+    def script(own, host, start_all) -> None:  # type: ignore[no-untyped-def]
+        start_all()
+        own.succeed("ping -c 1 -W 5 host")
+        host.succeed("ping -c 1 -W 5 own")
+
+    test = Test(
+        name="debian-packages",
+        machines={"own": {"image": "debian:bookworm", "packages": ["iputils-ping"]}, "host": {}},
+        script=script,
+    )
+    outcome = run(test, "nspawn", tmp_path)
+    assert "image debian:bookworm + iputils-ping" in (tmp_path / "out" / "log.txt").read_text()
+    assert outcome.passed

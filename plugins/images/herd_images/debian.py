@@ -2,9 +2,11 @@
 
 A root holds Debian's required packages, apt, and what a herd machine needs: systemd as its init
 (systemd, systemd-sysv, dbus), iproute2 (a VM's network unit), and python3 (herd's command agent
-in a VM). mmdebstrap runs as root in a mount and PID namespace of its own, so the file systems it
-mounts in the root while it installs, and every process it starts, go with it if it is killed.
-While it runs, its lines are turned into progress: the step it is at and the package it handles.
+in a VM). It keeps apt's package lists as the build left them: a machine's `packages` are
+installed from them in a layer over the root. mmdebstrap runs as root in a mount and PID namespace
+of its own, so the file systems it mounts in the root while it installs, and every process it
+starts, go with it if it is killed. While it runs, its lines are turned into progress: the step it
+is at and the package it handles.
 
 A root is built once per suite, mirror and package list, and kept in herd's image cache: a later
 run boots it at once. The mirror's newer packages reach it when the cache entry is pruned.
@@ -24,7 +26,7 @@ from herd.plugin import HerdError, ImageError, ImageRoot, MachineSpec, imagecach
 from herd_images import mirror, roots
 
 MMDEBSTRAP = "mmdebstrap"
-FORMAT = "debian 1"  # part of every key: a change to how roots are built makes new ones
+FORMAT = "debian 2"  # part of every key: a change to how roots are built makes new ones
 # What every Debian image holds beyond Debian's required packages and apt.
 BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "iproute2", "python3")
 SUITE = re.compile(r"[a-z][a-z0-9.-]*")
@@ -48,7 +50,7 @@ def command(suite: str, target: Path, mirror: str, packages: tuple[str, ...] = (
     return [
         "unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child",
         MMDEBSTRAP, "--verbose", "--mode=root", "--variant=apt", f"--include={include}",
-        "--components=main", suite, str(target), mirror,
+        "--components=main", "--skip=cleanup/apt/lists", suite, str(target), mirror,
     ]  # fmt: skip
 
 
