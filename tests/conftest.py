@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -28,6 +29,12 @@ from herd.testing.pytest_plugin import backend_setting
 
 ROOT = Path(__file__).resolve().parents[1]
 NEEDS_ROOT = ("integration", "nspawn", "docker", "qemu", "external", "images")
+# Debian packages the tests of `packages` install in machines: small ones the host lacks (the
+# broker's unit runs as a user its package adds).
+BROKER = "mosquitto"
+CLIENTS = "mosquitto-clients"
+SMALL = "hello"
+TEST_PACKAGES = (BROKER, CLIENTS, SMALL)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -103,3 +110,26 @@ def herd_cli(backend: BackendInfo) -> Callable[..., subprocess.CompletedProcess[
         return subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=timeout, check=False)
 
     return call
+
+
+def installed(package: str) -> bool:
+    query = ["dpkg-query", "-W", "-f=${Status}", package]
+    return subprocess.run(query, capture_output=True, text=True, check=False).stdout.startswith("install ok")
+
+
+def _known_to_apt(package: str) -> bool:
+    policy = subprocess.run(["apt-cache", "policy", package], capture_output=True, text=True, check=False)
+    return "Candidate:" in policy.stdout and "Candidate: (none)" not in policy.stdout
+
+
+@pytest.fixture(scope="session")
+def apt_ready() -> None:
+    """The packages these tests install, which the host must not have, and apt knows of (the host's
+    package lists are fetched from its mirror once where they lack them)."""
+    if shutil.which("apt-get") is None:
+        pytest.skip("packages are installed with apt, which this host lacks")
+    for package in TEST_PACKAGES:
+        if installed(package):
+            pytest.skip(f"the host has {package} installed: these tests need packages it lacks")
+    if not all(map(_known_to_apt, TEST_PACKAGES)):
+        subprocess.run(["apt-get", "update", "--quiet"], check=True, capture_output=True)

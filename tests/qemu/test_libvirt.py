@@ -14,6 +14,7 @@ import textwrap
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from herd.hooks.types import Attachment, DeviceGrant, LaunchPlan, MachineRoot
 from herd.host.residue import known_runs, leftovers
 from herd.host.rundir import new_id, state_root
 from herd.linux.cgroups import machine_cgroup
-from tests.conftest import assert_nothing_left, start_herd_run
+from tests.conftest import assert_nothing_left, run_and_check, start_herd_run
+from tests.integration.test_packages import machines_with_packages_talk
 
 if os.geteuid() != 0:
     pytest.skip("boots real VMs: needs root", allow_module_level=True)
@@ -320,3 +322,9 @@ def test_a_uri_that_is_not_one_is_refused_before_anything_starts() -> None:
             machines={"vm": {"backend": BACKEND, "options": {"uri": "system"}}},
             script="vm.start()",
         ).run(terminal=None)
+
+
+def test_domains_with_different_packages_talk_to_each_other(apt_ready: None, tmp_path: Path) -> None:
+    """The integration suite's test of `packages` (tests/integration/test_packages.py), as
+    transient domains: the layer is mounted on the host for libvirt's virtiofsd."""
+    machines_with_packages_talk(partial(run_and_check, backend=BACKEND, output_dir=tmp_path / "out"))

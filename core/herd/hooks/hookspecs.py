@@ -116,7 +116,7 @@ def herd_machine_start(plan: LaunchPlan) -> MachineHandle | None:
 def herd_machine_execute(
     handle: MachineHandle, command: str, timeout: float | None, stdin: bytes
 ) -> ExecResult | None:
-    """Run ``command`` with ``/bin/sh -c`` as root in the running machine.
+    """Run ``command`` with bash (``set -euo pipefail``) as root in the running machine.
 
     Return the exact bytes the command wrote to stdout and
     stderr and its exit status. ``stdin`` is fed to the command (empty: the command reads end of

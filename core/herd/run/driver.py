@@ -362,7 +362,9 @@ class Driver:
     def out_dir(self) -> Path:
         """The run's output directory (the NixOS test driver's name for it).
 
-        >>> (driver.out_dir / "report.txt").write_text(server.succeed("cat /var/log/report"))
+        Example::
+
+            (driver.out_dir / "report.txt").write_text(server.succeed("cat /var/log/report"))
         """
         return self.output_dir
 
@@ -402,16 +404,20 @@ class Driver:
     def start_all(self) -> None:
         """Boot every machine of the test at once and wait until all are ready.
 
-        >>> start_all()
+        Example::
+
+            start_all()
         """
         self.fleet.start(list(self.fleet.machines.values()))
 
     def join_all(self) -> None:
         """Wait until every machine has powered off (the script powers them off, or they do).
 
-        >>> for m in machines:
-        ...     m.execute("systemctl poweroff --no-block")
-        >>> join_all()
+        Example::
+
+            for m in machines:
+                m.execute("systemctl poweroff --no-block")
+            join_all()
         """
         for machine in self.machines:
             machine.wait_for_shutdown()
@@ -420,8 +426,10 @@ class Driver:
     def subtest(self, name: str) -> Iterator[None]:
         """A named, timed part of the script; the log nests what happens inside it.
 
-        >>> with subtest("the server answers"):
-        ...     client.succeed("curl -sf http://server")
+        Example::
+
+            with subtest("the server answers"):
+                client.succeed("curl -sf http://server")
         """
         with self.log.section(f"{SUBTEST_PREFIX}{name}"):
             yield
@@ -430,7 +438,9 @@ class Driver:
         """Call `function(last_try)` until it returns True; fail after `timeout` seconds
         (`timeout_seconds` is the NixOS test driver's name for it).
 
-        >>> retry(lambda last_try: "ready" in server.succeed("cat /run/state"))
+        Example::
+
+            retry(lambda last_try: "ready" in server.succeed("cat /run/state"))
         """
         timeout = timeout if timeout_seconds is None else timeout_seconds
 
@@ -456,11 +466,13 @@ class Driver:
         checked fails the test with `PollingConditionFailed`. `seconds_interval` spaces the checks;
         `description` names the condition in the log (else the function's docstring or name).
 
-        >>> @polling_condition(seconds_interval=5)
-        ... def nginx_runs():
-        ...     server.succeed("pgrep -x nginx")
-        >>> with nginx_runs:
-        ...     client.succeed("curl -sf http://server")
+        Example::
+
+            @polling_condition(seconds_interval=5)
+            def nginx_runs():
+                server.succeed("pgrep -x nginx")
+            with nginx_runs:
+                client.succeed("curl -sf http://server")
         """
 
         def make(condition: Callable[[], Any]) -> polling.PollingCondition:
@@ -473,14 +485,18 @@ class Driver:
     def serial_stdout_on(self) -> None:
         """Echo every machine's console to the terminal from now on, line by line (off by default).
 
-        >>> serial_stdout_on()
+        Example::
+
+            serial_stdout_on()
         """
         self._echo().switch(True)
 
     def serial_stdout_off(self) -> None:
         """Stop echoing the consoles to the terminal (`serial_stdout_on`).
 
-        >>> serial_stdout_off()
+        Example::
+
+            serial_stdout_off()
         """
         if self._console_echo is not None:
             self._console_echo.switch(False)

@@ -85,8 +85,9 @@ class Machine:
     def is_up(self) -> bool:
         """Whether the machine is running.
 
-        >>> machine.is_up()
-        True
+        Example::
+
+            machine.is_up()  # True
         """
         return self._control.is_running()
 
@@ -96,7 +97,9 @@ class Machine:
         `allow_reboot=True` says the test reboots the machine: its backend must have the `reboot`
         capability. (Machines may always reboot; a reboot never powers one off.)
 
-        >>> machine.start()
+        Example::
+
+            machine.start()
         """
         if allow_reboot:
             self.require_capability(Capability.REBOOT, "start(allow_reboot=True)")
@@ -105,14 +108,18 @@ class Machine:
     def shutdown(self) -> None:
         """Power the machine off cleanly and wait until it is down. `start()` boots it again.
 
-        >>> machine.shutdown()
+        Example::
+
+            machine.shutdown()
         """
         self._control.stop(StopMode.CLEAN)
 
     def crash(self) -> None:
         """Kill the machine at once, as a power cut would. `start()` boots it again.
 
-        >>> machine.crash()
+        Example::
+
+            machine.crash()
         """
         self._control.stop(StopMode.CRASH)
 
@@ -190,7 +197,9 @@ class Machine:
         background of the machine, and `execute` returns `(-2, "")` at once, without waiting for it
         (for a command that powers the machine off, say).
 
-        >>> status, out = machine.execute("cat /etc/hostname")
+        Example::
+
+            status, out = machine.execute("cat /etc/hostname")
         """
         if not check_output:
             self._start_in_background(command, stdin)
@@ -225,7 +234,9 @@ class Machine:
 
         `timeout` bounds each command; None: no limit.
 
-        >>> machine.succeed("systemctl is-active nginx", "curl -sf http://localhost")
+        Example::
+
+            machine.succeed("systemctl is-active nginx", "curl -sf http://localhost")
         """
         self._check_commands(commands, timeout)
         return "".join(self._expect(command, True, timeout) for command in commands)
@@ -235,7 +246,9 @@ class Machine:
 
         A command killed at its `timeout` (None: no limit) counts as failed, as its status is 124.
 
-        >>> machine.fail("curl -sf http://localhost:8080")
+        Example::
+
+            machine.fail("curl -sf http://localhost:8080")
         """
         self._check_commands(commands, timeout)
         return "".join(self._expect(command, False, timeout) for command in commands)
@@ -258,28 +271,36 @@ class Machine:
     def wait_until_succeeds(self, command: str, timeout: float = DEFAULT_TIMEOUT) -> str:
         """Repeat a command until it succeeds; return its output.
 
-        >>> machine.wait_until_succeeds("curl -sf http://server")
+        Example::
+
+            machine.wait_until_succeeds("curl -sf http://server")
         """
         return self._wait_for_status(command, True, timeout)
 
     def wait_until_fails(self, command: str, timeout: float = DEFAULT_TIMEOUT) -> str:
         """Repeat a command until it fails; return its output.
 
-        >>> machine.wait_until_fails("pgrep -x sleep")
+        Example::
+
+            machine.wait_until_fails("pgrep -x sleep")
         """
         return self._wait_for_status(command, False, timeout)
 
     def sleep(self, secs: float) -> None:
         """Pause the script for `secs` seconds of the machine's time: `sleep` runs in the machine.
 
-        >>> machine.sleep(0.5)
+        Example::
+
+            machine.sleep(0.5)
         """
         self.succeed(f"sleep {float(secs)!r}")
 
     def log(self, msg: str) -> None:
         """Write a line to the run's log under this machine's name.
 
-        >>> machine.log("now breaking the network")
+        Example::
+
+            machine.log("now breaking the network")
         """
         self._control.log.info(msg, machine=self.name)
 
@@ -289,7 +310,9 @@ class Machine:
     def systemctl(self, q: str, user: str | None = None) -> tuple[int, str]:
         """Run `systemctl q` (for `user`'s manager when given); return status and output.
 
-        >>> machine.systemctl("restart nginx")
+        Example::
+
+            machine.systemctl("restart nginx")
         """
         if user is not None:
             inner = f"XDG_RUNTIME_DIR=/run/user/$(id -u) systemctl --user {q}"
@@ -300,8 +323,9 @@ class Machine:
     def get_unit_info(self, unit: str, user: str | None = None) -> dict[str, str]:
         """All properties of a unit, from `systemctl show`.
 
-        >>> machine.get_unit_info("nginx.service")["ActiveState"]
-        'active'
+        Example::
+
+            machine.get_unit_info("nginx.service")["ActiveState"]  # 'active'
         """
         status, output = self.systemctl(f"--no-pager show {shlex.quote(unit)}", user)
         if status != 0:
@@ -312,7 +336,9 @@ class Machine:
     def get_unit_property(self, unit: str, property: str, user: str | None = None) -> str:
         """One property of a unit.
 
-        >>> machine.get_unit_property("nginx.service", "MainPID")
+        Example::
+
+            machine.get_unit_property("nginx.service", "MainPID")
         """
         return self.get_unit_info(unit, user).get(property, "")
 
@@ -320,7 +346,9 @@ class Machine:
     def require_unit_state(self, unit: str, require_state: str = "active") -> None:
         """Fail unless the unit's ActiveState is `require_state`.
 
-        >>> machine.require_unit_state("nginx.service", "active")
+        Example::
+
+            machine.require_unit_state("nginx.service", "active")
         """
         state = self.get_unit_property(unit, "ActiveState")
         if state != require_state:
@@ -332,7 +360,9 @@ class Machine:
     def wait_for_unit(self, unit: str, user: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Wait until a unit is active. Fails at once when it failed, or stays inactive with no job.
 
-        >>> machine.wait_for_unit("nginx.service")
+        Example::
+
+            machine.wait_for_unit("nginx.service")
         """
         self._check_timeout(timeout)
         full = unit if "." in unit else f"{unit}.service"
@@ -358,7 +388,9 @@ class Machine:
     def start_job(self, jobname: str, user: str | None = None) -> tuple[int, str]:
         """`systemctl start jobname` (the name goes to the shell as it is: "a b" starts two units).
 
-        >>> machine.start_job("nginx.service")
+        Example::
+
+            machine.start_job("nginx.service")
         """
         return self.systemctl(f"start {jobname}", user)
 
@@ -366,7 +398,9 @@ class Machine:
     def stop_job(self, jobname: str, user: str | None = None) -> tuple[int, str]:
         """`systemctl stop jobname` (the name goes to the shell as it is).
 
-        >>> machine.stop_job("nginx.service")
+        Example::
+
+            machine.stop_job("nginx.service")
         """
         return self.systemctl(f"stop {jobname}", user)
 
@@ -376,7 +410,9 @@ class Machine:
     def reboot(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Reboot the machine cleanly; return when it is ready again.
 
-        >>> machine.reboot()
+        Example::
+
+            machine.reboot()
         """
         self._check_timeout(timeout)
         how = self._control.reboot(timeout)
@@ -387,7 +423,9 @@ class Machine:
         the match. Works on every backend (see `get_console_log`). `timeout=None` waits as long
         as it takes.
 
-        >>> machine.wait_for_console_text("login:")
+        Example::
+
+            machine.wait_for_console_text("login:")
         """
         if timeout is None:
             timeout = math.inf
@@ -407,7 +445,9 @@ class Machine:
         """Type `chars` on the machine's console, pausing `delay` seconds after each character
         (None or 0: all at once).
 
-        >>> machine.send_chars("root\\n")
+        Example::
+
+            machine.send_chars("root\\n")
         """
         if not delay:
             self._control.send_chars(chars)
@@ -421,7 +461,9 @@ class Machine:
         """Press a key or a combination, QEMU style: "ret", "ctrl-alt-delete", "shift-a"; then
         pause `delay` seconds (None: not at all). With `log`, the key goes to the run's log.
 
-        >>> machine.send_key("ctrl-alt-delete")
+        Example::
+
+            machine.send_key("ctrl-alt-delete")
         """
         if log:
             self._control.log.info(f"sending key {key!r}", machine=self.name)
@@ -434,7 +476,9 @@ class Machine:
         """Save the screen as PNG: `filename` in the run's output directory, unless it is a path;
         `.png` is added to a name without a dot.
 
-        >>> machine.screenshot("login-screen")
+        Example::
+
+            machine.screenshot("login-screen")
         """
         name = filename if "." in filename else f"{filename}.png"
         path = Path(name) if "/" in name else self._control.output_dir / name
@@ -450,14 +494,18 @@ class Machine:
 
         It stays cut off until `unblock()`, through reboots and `disconnect()`/`connect()`.
 
-        >>> server.block()
+        Example::
+
+            server.block()
         """
         self._control.block(network, True)
 
     def unblock(self, network: str | None = None) -> None:
         """Undo `block()`.
 
-        >>> server.unblock()
+        Example::
+
+            server.unblock()
         """
         self._control.block(network, False)
 
@@ -478,14 +526,18 @@ class Machine:
         Delay, jitter and loss need the kernel's netem (`herd doctor` says whether it is there;
         without it this raises `herd.LinkError`); a rate alone works on any kernel.
 
-        >>> client.impair(delay=100, loss=1)
+        Example::
+
+            client.impair(delay=100, loss=1)
         """
         self._control.impair(network, {"delay": delay, "jitter": jitter, "loss": loss, "rate": rate})
 
     def unimpair(self, network: str | None = None) -> None:
         """Take an impairment away.
 
-        >>> client.unimpair()
+        Example::
+
+            client.unimpair()
         """
         self._control.unimpair(network)
 
@@ -494,8 +546,10 @@ class Machine:
         return the host port. A `host_port` of 0 takes a free one, so that tests run in parallel
         (pytest-xdist's workers) never compete for a fixed port.
 
-        >>> server.forward_port(8080, 80)
-        >>> port = server.forward_port(0, 80)
+        Example::
+
+            server.forward_port(8080, 80)
+            port = server.forward_port(0, 80)
         """
         _check_port("host_port", host_port, lowest=0)
         _check_port("guest_port", guest_port, lowest=1)
@@ -508,7 +562,9 @@ class Machine:
         It comes back as it left: on the same NIC name and address, and still blocked or impaired
         there if it was when disconnected (until `unblock()`/`unimpair()`), as after a reboot.
 
-        >>> laptop.connect("wifi")
+        Example::
+
+            laptop.connect("wifi")
         """
         self._control.connect(network)
 
@@ -519,7 +575,9 @@ class Machine:
         Its block and impairment on that network, if any, are kept for when it is connected again
         (see `connect()`); while it is off the network they cannot be changed.
 
-        >>> laptop.disconnect("wifi")
+        Example::
+
+            laptop.disconnect("wifi")
         """
         self._control.disconnect(network)
 
@@ -528,7 +586,9 @@ class Machine:
     def wait_for_file(self, filename: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Wait until a file exists in the machine.
 
-        >>> machine.wait_for_file("/run/nginx.pid")
+        Example::
+
+            machine.wait_for_file("/run/nginx.pid")
         """
         self._wait_for_status(f"test -e {shlex.quote(filename)}", True, timeout)
 
@@ -545,7 +605,9 @@ class Machine:
     ) -> None:
         """Wait until something accepts TCP connections on `addr`:`port` inside the machine.
 
-        >>> machine.wait_for_open_port(80)
+        Example::
+
+            machine.wait_for_open_port(80)
         """
         self._wait_for_status(self._port_probe(port, addr), True, timeout)
 
@@ -554,14 +616,18 @@ class Machine:
     ) -> None:
         """Wait until nothing accepts TCP connections on `addr`:`port` inside the machine.
 
-        >>> machine.wait_for_closed_port(80)
+        Example::
+
+            machine.wait_for_closed_port(80)
         """
         self._wait_for_status(self._port_probe(port, addr), False, timeout)
 
     def copy_from_host(self, source: str | os.PathLike[str], target: str) -> None:
         """Copy a file or directory from the host to `target` in the machine (parents are made).
 
-        >>> machine.copy_from_host("fixtures/site.conf", "/etc/nginx/sites-enabled/site.conf")
+        Example::
+
+            machine.copy_from_host("fixtures/site.conf", "/etc/nginx/sites-enabled/site.conf")
         """
         import tarfile
 
@@ -582,7 +648,9 @@ class Machine:
 
         Returns the path on the host: `<output>/<target_dir>/<name of source>`.
 
-        >>> machine.copy_from_machine("/var/log/nginx/access.log")
+        Example::
+
+            machine.copy_from_machine("/var/log/nginx/access.log")
         """
         import tarfile
 
@@ -605,7 +673,9 @@ class Machine:
     def succeed_with_input(self, command: str, stdin: bytes | str, timeout: float = DEFAULT_TIMEOUT) -> str:
         """Run one command with `stdin` as its input; fail if it exits non-zero.
 
-        >>> machine.succeed_with_input("cat > /etc/motd", "hello\\n")
+        Example::
+
+            machine.succeed_with_input("cat > /etc/motd", "hello\\n")
         """
         return self._expect(command, True, timeout, stdin)
 
@@ -616,8 +686,10 @@ class Machine:
         """A named, timed section of the log under this machine's name, as `subtest` is for the
         script; `attrs` are added to its title.
 
-        >>> with server.nested("filling the database"):
-        ...     server.succeed("psql -f /srv/fixtures.sql")
+        Example::
+
+            with server.nested("filling the database"):
+                server.succeed("psql -f /srv/fixtures.sql")
         """
         extra = "".join(f" {key}={value}" for key, value in (attrs or {}).items())
         with self._control.log.section(f"{self.name}: {message}{extra}"):
@@ -630,8 +702,10 @@ class Machine:
         run's stop timeout, after which its backend escalates) and releases it; `start()` boots it
         again. Returns at once for a machine that is not running.
 
-        >>> machine.execute("systemctl poweroff --no-block")
-        >>> machine.wait_for_shutdown()
+        Example::
+
+            machine.execute("systemctl poweroff --no-block")
+            machine.wait_for_shutdown()
         """
         self._check_timeout(timeout)
         if not self._control.is_running():
@@ -649,7 +723,9 @@ class Machine:
         """Wait until something listens on the UNIX-domain socket `addr` inside the machine (a
         stream socket, or a datagram socket when `is_datagram`).
 
-        >>> machine.wait_for_open_unix_socket("/run/postgresql/.s.PGSQL.5432")
+        Example::
+
+            machine.wait_for_open_unix_socket("/run/postgresql/.s.PGSQL.5432")
         """
         kind = "SOCK_DGRAM" if is_datagram else "SOCK_STREAM"
         flags = "-uU" if is_datagram else "-U"
@@ -667,7 +743,9 @@ class Machine:
         """Copy one file from the host to `target` in the machine through a command's input
         (its parent directories are made). `copy_from_host` copies directories too.
 
-        >>> machine.copy_from_host_via_shell("fixtures/site.conf", "/etc/nginx/site.conf")
+        Example::
+
+            machine.copy_from_host_via_shell("fixtures/site.conf", "/etc/nginx/site.conf")
         """
         data = Path(source).read_bytes()
         quoted = shlex.quote(target)
@@ -677,7 +755,9 @@ class Machine:
         """Everything the machine's console printed since it last started, on every backend: what
         its init and kernel print, and what is written to `/dev/console`.
 
-        >>> assert "Reached target" in machine.get_console_log()
+        Example::
+
+            assert "Reached target" in machine.get_console_log()
         """
         return self._control.console_text()
 
@@ -685,7 +765,9 @@ class Machine:
     def send_console(self, chars: str) -> None:
         """Type `chars` on the machine's console (its serial console on a VM), as `send_chars`.
 
-        >>> machine.send_console("\\n\\nsystemctl default\\n")
+        Example::
+
+            machine.send_console("\\n\\nsystemctl default\\n")
         """
         self._control.send_chars(chars)
 
@@ -693,8 +775,9 @@ class Machine:
     def send_monitor_command(self, command: str) -> str:
         """Run a command on the VM's QEMU monitor (HMP); return what it printed.
 
-        >>> machine.send_monitor_command("info status")
-        'VM status: running\\r\\n'
+        Example::
+
+            machine.send_monitor_command("info status")  # 'VM status: running\\r\\n'
         """
         answer = self._control.monitor_command(command)
         self._control.log.info(f"monitor: {command}", machine=self.name, show=False)
@@ -707,7 +790,9 @@ class Machine:
         """Wait for a QMP event of the VM's QEMU that `event_filter` accepts, and return it; the
         events it refuses meanwhile are dropped.
 
-        >>> machine.wait_for_qmp_event(lambda event: event["event"] == "STOP", timeout=30)
+        Example::
+
+            machine.wait_for_qmp_event(lambda event: event["event"] == "STOP", timeout=30)
         """
         self._check_timeout(timeout)
         deadline = time.monotonic() + timeout
@@ -728,7 +813,9 @@ class Machine:
     def get_tty_text(self, tty: int | str) -> str:
         """The text on virtual terminal `tty` (its screen, from `/dev/vcs<tty>`), one line per row.
 
-        >>> machine.get_tty_text(1)
+        Example::
+
+            machine.get_tty_text(1)
         """
         number = self._tty_number(tty)
         columns = f"$(stty -F /dev/tty{number} size | cut -d' ' -f2)"
@@ -738,7 +825,9 @@ class Machine:
     def wait_until_tty_matches(self, tty: int | str, regexp: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Wait until the text on virtual terminal `tty` matches `regexp`.
 
-        >>> machine.wait_until_tty_matches(1, "login: ")
+        Example::
+
+            machine.wait_until_tty_matches(1, "login: ")
         """
         self._check_timeout(timeout)
         pattern = re.compile(regexp)
@@ -753,7 +842,9 @@ class Machine:
     def dump_tty_contents(self, tty: int | str) -> None:
         """Write the text on virtual terminal `tty` to the run's log (for debugging).
 
-        >>> machine.dump_tty_contents(1)
+        Example::
+
+            machine.dump_tty_contents(1)
         """
         self.log(f"tty{tty}:\n{self.get_tty_text(tty)}")
 

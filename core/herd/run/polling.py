@@ -34,8 +34,10 @@ DEFAULT_INTERVAL = 2.0  # seconds between two checks, as in the NixOS test drive
 class PollingCondition:
     """A condition function, entered with `with` to be checked between the script's commands.
 
-    >>> with polling_condition(lambda: server.succeed("pgrep -x nginx")):
-    ...     client.succeed("curl -sf http://server")
+    Example::
+
+        with polling_condition(lambda: server.succeed("pgrep -x nginx")):
+            client.succeed("curl -sf http://server")
     """
 
     def __init__(
@@ -105,7 +107,9 @@ class PollingCondition:
     def wait(self, timeout: float = 900.0) -> None:
         """Wait until the condition holds, checking it again and again; fail after `timeout` s.
 
-        >>> nginx_runs.wait(timeout=30)
+        Example::
+
+            nginx_runs.wait(timeout=30)
         """
         if (problem := timeout_problem(timeout)) is not None:
             raise ArgumentError(f"polling condition {self.description!r}: wait: timeout: {problem}")

@@ -18,17 +18,20 @@ from herd.errors import SpecError
 class Test:
     """A test: machines, the networks between them, and a script that drives them.
 
-    >>> test = herd.Test(
-    ...     name="ping",
-    ...     machines={"machine1": {}, "machine2": {}},
-    ...     script='''
-    ... start_all()
-    ... machine1.succeed("ping -c 1 machine2")
-    ... ''',
-    ... )
+    Example::
 
-    `machines` maps each machine's name to its fields (all optional): `backend`, `image`,
-    `services`, `units`, `files`, `boot_timeout`, `options`, `networks`, `forward_ports`.
+        test = herd.Test(
+            name="ping",
+            machines={"machine1": {}, "machine2": {}},
+            script='''
+        start_all()
+        machine1.succeed("ping -c 1 machine2")
+        ''',
+        )
+
+    `machines` maps each machine's name to its fields, all optional: those of
+    `herd.declare.spec.MachineSpec` (backend, image, services, units, files, devices, limits, NICs,
+    port forwards, backend options...), each explained in the how-to guide on machines.
     `networks` declares the test's networks (see `herd.declare.netspec`); without it every machine is on
     the network `default`. `script` is Python source run with
     the machines and the driver's names in scope, or a function whose parameters name them.

@@ -36,4 +36,4 @@ def test_machines_boot_together(herd: Herd) -> None:
     assert all(m.is_up() for m in herd.machines.values())
     names = {m.succeed("hostname").strip() for m in herd.machines.values()}
     assert names == {"m0", "m1", "m2", "m3"}
-    herd.report.log(f"4 machines booted in {time.monotonic() - started:.2f} s")
+    herd.log(f"4 machines booted in {time.monotonic() - started:.2f} s")
