@@ -16,11 +16,12 @@ apt-get update -qq
 # busybox-static: the QEMU backend's emulator, the kernel its VMs boot and their initramfs's shell;
 # libvirt-daemon-system: the libvirtd of its qemu-libvirt engine, whose libvirt-python builds
 # against libvirt-dev with pkg-config, gcc and python3-dev; attr: the raw baselines of bench/ mark
-# overlay directories opaque with setfattr; the rest are what the examples and tests run inside
-# machines.
+# overlay directories opaque with setfattr; mmdebstrap: herd-images builds `debian:` images with it
+# (from the mirror in the host's apt sources); nix-bin: the tests check nix/ with nix-instantiate;
+# the rest are what the examples and tests run inside machines.
 apt-get install -y -qq --no-install-recommends \
     systemd systemd-container docker.io debootstrap qemu-system-x86 linux-image-amd64 busybox-static \
-    libvirt-daemon-system libvirt-dev pkg-config gcc python3-dev attr \
+    libvirt-daemon-system libvirt-dev pkg-config gcc python3-dev attr mmdebstrap nix-bin \
     iproute2 iptables iputils-ping procps tar bash python3 python3-venv python3-pip >/dev/null
 # Where systemd is not PID 1 (a container, a CI runner) nothing has started the engine: start it,
 # remapping its containers' root to unprivileged host ids (dockerd makes the user dockremap and its
@@ -49,5 +50,5 @@ if .venv/bin/pip show -q herd 2>/dev/null; then
 fi
 # compat mode: a plain path entry instead of an import hook, which costs every herd run ~10 ms
 .venv/bin/pip install -q --config-settings editable_mode=compat -e '.[test]' -e plugins/nspawn -e plugins/docker -e plugins/gpu \
-    -e 'plugins/qemu[libvirt]' -e plugins/bridge
+    -e 'plugins/qemu[libvirt]' -e plugins/bridge -e 'plugins/images[docker]'
 echo "bootstrap.sh: herd is installed in $(pwd)/.venv"

@@ -28,7 +28,7 @@ from herd.run.driver import Outcome
 from herd.testing.pytest_plugin import backend_setting
 
 ROOT = Path(__file__).resolve().parents[1]
-NEEDS_ROOT = ("integration", "nspawn", "docker", "qemu", "external", "providers")
+NEEDS_ROOT = ("integration", "nspawn", "docker", "qemu", "external", "providers", "images")
 # Debian packages the tests of `packages` install in machines: small ones the host lacks (the
 # broker's unit runs as a user its package adds).
 BROKER = "mosquitto"

@@ -128,6 +128,10 @@ class MachineRoot:
     read_only_binds: tuple[tuple[str, str], ...]
     overlays: tuple[Overlay, ...]
     binds: tuple[tuple[str, str], ...] = ()
+    # What the machine runs as its init, where its image says (`ImageRoot.init`); else the
+    # backend boots the root's systemd.
+    init: str | None = None
+    unit_directory: str = "systemd/system"  # below /etc: where herd's units go (`ImageRoot`)
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,13 @@ class ImageRoot:
     top_level: tuple[tuple[str, str | None], ...]
     shared: tuple[Tree, ...]
     overlaid: tuple[Tree, ...]
+    # The program a machine of the image runs as its init, for an image whose init is not systemd
+    # itself (a NixOS system's stage 2, which execs systemd once it has laid the system out); None:
+    # the image's /lib/systemd/systemd. `unit_directory` (below /etc) is where herd places its
+    # units and the boot target: for an image whose init owns /etc/systemd/system (NixOS's
+    # activation links it to the system's units), one that systemd also reads.
+    init: str | None = None
+    unit_directory: str = "systemd/system"
 
     def tree(self, target: str) -> Tree | None:
         """The shared or overlaid tree mounted at `target`, if the image has one."""

@@ -203,7 +203,7 @@ def apply_grant_environment(root: MachineRoot, grants: Iterable[DeviceGrant]) ->
 
 def mask_unit(root: MachineRoot, name: str) -> None:
     """Keep a unit from ever starting in a prepared machine (a link to /dev/null in /etc)."""
-    link = _etc_upper(root) / "systemd" / "system" / name
+    link = _etc_upper(root) / root.unit_directory / name
     link.parent.mkdir(parents=True, exist_ok=True)
     if not link.is_symlink():
         if link.exists():
@@ -216,7 +216,7 @@ def add_unit(root: MachineRoot, name: str, text: str) -> None:
 
     For backends that need a unit of their own in the machine (the nspawn backend's network gate).
     """
-    units = _etc_upper(root) / "systemd" / "system"
+    units = _etc_upper(root) / root.unit_directory
     _write(units / name, text)
     wants = units / f"{BOOT_TARGET}.wants"
     wants.mkdir(exist_ok=True)
@@ -298,11 +298,10 @@ def prepare(
     view of it for a confined machine: `herd.host.imageviews`)."""
     directory = state_dir / "root"
     directory.mkdir(parents=True)
-    mounted = {tree.target.strip("/") for tree in (*image.shared, *image.overlaid)}
     for name, link in image.top_level:
         if link is not None:
             os.symlink(link, directory / name)
-        elif name in mounted:
+        else:  # a mount point, or a directory of the machine's own
             (directory / name).mkdir()
     for name in EMPTY_DIRECTORIES:
         (directory / name).mkdir(exist_ok=True)
@@ -314,11 +313,13 @@ def prepare(
         read_only_binds=tuple(read_only),
         overlays=tuple(overlays),
         binds=((str(journal_dir), "/var/log/journal"),),
+        init=image.init,
+        unit_directory=image.unit_directory,
     )
 
     layers = _uppers(root)
     etc = layers["etc"]
-    units = etc / UNIT_DIR
+    units = etc / image.unit_directory
     etc_tree = image.tree("/etc")
     assert etc_tree is not None, "every image has /etc among its overlaid trees"
     for name in {name for layer in etc_tree.layers for name in unit_dependency_dirs(layer.path)}:
@@ -359,3 +360,13 @@ def give_to_machine(root: MachineRoot, shift: int) -> None:
         shift_owners(top, shift)
     for host, _ in root.binds:
         os.chown(host, shift, shift)
+
+
+def layer_holds(layer: Path, name: str) -> bool:
+    """Whether a layer of packages has anything in its directory `name` (a top-level directory of
+    the image it goes over)."""
+    try:
+        with os.scandir(layer / name) as entries:
+            return any(True for _ in entries)
+    except FileNotFoundError:
+        return False

@@ -7,7 +7,6 @@ image provider the core has, and what a machine runs when it names no image.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from herd.declare.spec import HOST_IMAGE, MachineSpec
 from herd.hooks.hookspecs import hookimpl
 from herd.hooks.types import ImageRoot, Layer, Tree
 from herd.host import hostsnapshot
-from herd.host.hostimage import OVERLAID, SHARED_READ_ONLY, host_top_level
+from herd.host.hostimage import OVERLAID, SHARED_READ_ONLY, host_top_level, layer_holds
 
 DESCRIPTION = (
     "the host's own OS (the default), with the machine's `packages` in a cached layer over it: 'host'"
@@ -61,7 +60,7 @@ def host_root(
     something."""
 
     def stack(name: str, base: Layer) -> tuple[Layer, ...]:
-        if packages is not None and holds(packages, name):
+        if packages is not None and layer_holds(packages, name):
             return (Layer(str(packages / name)), base)
         return (base,)
 
@@ -77,13 +76,3 @@ def host_root(
             Tree(f"/{name}", stack(name, Layer(str(snapshot / name), id_shift))) for name in OVERLAID
         ),
     )
-
-
-def holds(layer: Path, name: str) -> bool:
-    """Whether a layer of packages has anything in its directory `name` (a top-level directory of
-    the image it goes over)."""
-    try:
-        with os.scandir(layer / name) as entries:
-            return any(True for _ in entries)
-    except FileNotFoundError:
-        return False

@@ -25,6 +25,10 @@ from herd_docker import container, engine
 from herd_docker.checks import host_checks
 
 NAME = "docker"
+# The image kinds its containers boot: the host's OS and herd-images' roots with systemd at
+# /lib/systemd/systemd. Not NixOS systems: a container starts through the root's /bin/sh, which a
+# NixOS root has only once its own init has activated it.
+IMAGES = frozenset({"host", "debian", "oci", "docker"})
 OPTIONS = {"image": "a local image with systemd to boot instead of the host's OS (never pulled)"}
 
 
@@ -62,6 +66,7 @@ def herd_register_backends(register: Any) -> None:
             host_checks=host_checks,
             validate_options=validate_options,
             validate_machine=validate_machine,
+            images=IMAGES,
         )
     )
 

@@ -24,6 +24,8 @@ from herd_nspawn import container
 from herd_nspawn.checks import host_checks
 
 NAME = "nspawn"
+# The image kinds its machines boot: the host's OS and those of herd-images.
+IMAGES = frozenset({"host", "debian", "oci", "docker", "nixos"})
 OPTIONS = {"extra_args": "extra systemd-nspawn arguments, a list of strings"}
 
 
@@ -61,6 +63,7 @@ def herd_register_backends(register: Any) -> None:
             host_checks=host_checks,
             validate_options=validate_options,
             id_shift=idmap.BASE,
+            images=IMAGES,
         )
     )
 

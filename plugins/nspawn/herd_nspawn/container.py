@@ -104,7 +104,10 @@ def nspawn_argv(plan: LaunchPlan, gate: Path) -> list[str]:
     argv += grants.bind_arguments(plan.grants, plan.state_dir / "devices", idmap.BASE)
     argv.append(f"--bind-ro={gate}:{GATE_DIRECTORY}")
     argv += list(plan.machine.options.get("extra_args", []))
-    argv.append("--boot")
+    if root.init is None:
+        argv.append("--boot")
+    else:  # the image's own init runs as PID 1, and stops as systemd does
+        argv += ["--kill-signal=SIGRTMIN+3", root.init]
     return argv
 
 

@@ -121,6 +121,9 @@ def libvirt_host_checks() -> Iterator[HostCheck]:
         yield HostCheck("libvirtd", False, str(error), connection.START_LIBVIRTD)
 
 
+# The image kinds its VMs boot: the host's OS and those of herd-images (a NixOS system's init
+# takes over from the initramfs, `kernel.INIT_ARGUMENT`).
+IMAGES = frozenset({"host", "debian", "oci", "docker", "nixos"})
 CAPABILITIES = frozenset(
     {
         Capability.SYSTEMD,
@@ -152,6 +155,7 @@ def herd_register_backends(register: Any) -> None:
             host_checks=host_checks,
             validate_options=validate_options,
             validate_machine=validate_machine,
+            images=IMAGES,
         )
     )
     register(
@@ -163,6 +167,7 @@ def herd_register_backends(register: Any) -> None:
             host_checks=libvirt_host_checks,
             validate_options=validate_libvirt_options,
             validate_machine=validate_machine,
+            images=IMAGES,
         )
     )
 

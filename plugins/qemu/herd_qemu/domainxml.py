@@ -115,7 +115,7 @@ def build(plan: LaunchPlan, kernel: Kernel, accelerator: str, sockets: Sockets, 
         _element(boot, "loader", str(QBOOT), type="rom")
     _element(boot, "kernel", str(kernel.image))
     _element(boot, "initrd", str(kernel.initramfs))
-    _element(boot, "cmdline", command_line(plan.machine))
+    _element(boot, "cmdline", command_line(plan.machine, plan.root.init))
     features = _element(domain, "features")
     _element(features, "acpi")  # without it libvirt passes -no-acpi, and a poweroff only halts
     _element(features, "apic")

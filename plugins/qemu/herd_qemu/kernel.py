@@ -41,6 +41,10 @@ NEEDED_MODULES = (
 )
 LIMITS_CGROUP = "herd"  # the cgroup of the guest's user space, under the guest's root cgroup
 PIDS_ARGUMENT = "herd.pids"  # on the kernel command line: the machine's `pids`
+# On the kernel command line where the machine's image has an init of its own (a NixOS system's);
+# else the initramfs hands over to the root's systemd.
+INIT_ARGUMENT = "herd.init"
+SYSTEMD = "/lib/systemd/systemd"
 # The initramfs's init. It says on the console where it got to (with `quiet`, a good boot's
 # console is otherwise empty until systemd's own messages), and a step that fails powers the VM off
 # at once: QEMU exits, and the boot fails with these lines instead of waiting out its timeout.
@@ -68,7 +72,10 @@ echo "herd initramfs: modules loaded"
 /bin/busybox mount -t virtiofs {ROOT_TAG} /newroot || fail "cannot mount the root share"
 echo "herd initramfs: root mounted"
 for argument in $(/bin/busybox cat /proc/cmdline); do
-    case "$argument" in {PIDS_ARGUMENT}=*) pids="${{argument#*=}}" ;; esac
+    case "$argument" in
+        {PIDS_ARGUMENT}=*) pids="${{argument#*=}}" ;;
+        {INIT_ARGUMENT}=*) init="${{argument#*=}}" ;;
+    esac
 done
 cgroups=/sys/fs/cgroup
 limited=$cgroups/{LIMITS_CGROUP}
@@ -79,13 +86,15 @@ limited=$cgroups/{LIMITS_CGROUP}
     echo 1 > /proc/sys/vm/overcommit_memory; }} || fail "cannot apply the machine's limits"
 /bin/busybox umount /proc /sys /dev
 echo "herd initramfs: starting systemd"
-exec /bin/busybox switch_root /newroot /lib/systemd/systemd "$@"
+exec /bin/busybox switch_root /newroot "${{init:-{SYSTEMD}}}" "$@"
 """
 
 
-def command_line(machine: MachineSpec) -> str:
-    """The kernel command line of `machine`'s VM: herd's arguments and the limits its init applies."""
-    return f"{KERNEL_ARGUMENTS} {PIDS_ARGUMENT}={machine.pids}"
+def command_line(machine: MachineSpec, init: str | None = None) -> str:
+    """The kernel command line of `machine`'s VM: herd's arguments, the limits its init applies,
+    and the init to hand over to where its image has one of its own."""
+    line = f"{KERNEL_ARGUMENTS} {PIDS_ARGUMENT}={machine.pids}"
+    return line if init is None else f"{line} {INIT_ARGUMENT}={init}"
 
 
 @dataclass(frozen=True)
