@@ -109,16 +109,18 @@ class Fleet:
         started = time.monotonic()
         concurrency = min(len(pending), BOOT_CONCURRENCY)
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="herd-boot")
-        futures = [pool.submit(m.boot) for m in pending]
+        futures: list[Future[None]] = []
         try:
+            for machine in pending:
+                futures.append(pool.submit(machine.boot))
             wait(futures)
         finally:
-            # Interrupted (Ctrl-C, the test's timeout): boots not begun never begin, and those under
-            # way end before teardown looks for machines to stop. A future cancelled here never
-            # counts as done for `wait`, so only those that began are waited for.
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Interrupted (Ctrl-C, the test's timeout), even while the boots were being submitted:
+            # boots not begun never begin, and every boot under way ends before teardown looks for
+            # machines to stop (the pool's own threads are waited for, so a boot whose future was
+            # not yet listed here is waited for too).
             with signals_ignored():
-                wait([f for f in futures if not f.cancelled()])
+                pool.shutdown(wait=True, cancel_futures=True)
         errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
         self.run.networks_ready.result()
         if not self.line_each:
