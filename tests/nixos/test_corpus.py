@@ -3,9 +3,7 @@ when nixpkgs' script, verbatim, passes and the run left nothing behind."""
 
 from __future__ import annotations
 
-import importlib
 import traceback
-import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -13,18 +11,10 @@ import pytest
 
 from herd.hooks.types import BackendInfo
 from tests.conftest import run_and_check
-
-CORPUS = Path(__file__).with_name("corpus")
+from tests.nixos import corpus
 
 # The scripts are nixpkgs' verbatim, invalid escape sequences (`"\\."` in a plain string) included.
 pytestmark = pytest.mark.filterwarnings("ignore:invalid escape sequence:DeprecationWarning")
-
-
-def corpus_modules() -> list[ModuleType]:
-    names = sorted(path.stem for path in CORPUS.glob("*.py") if path.stem != "__init__")
-    with warnings.catch_warnings():  # herd.Test compiles each script as it is declared
-        warnings.filterwarnings("ignore", "invalid escape sequence", DeprecationWarning)
-        return [importlib.import_module(f"tests.nixos.corpus.{name}") for name in names]
 
 
 def corpus_param(module: ModuleType) -> object:
@@ -38,8 +28,8 @@ def failure_text(error: BaseException | None) -> str:
     return "".join(traceback.format_exception(error))
 
 
-@pytest.mark.parametrize("module", [corpus_param(module) for module in corpus_modules()])
-def test_nixpkgs_script(module: ModuleType, backend: BackendInfo, tmp_path: Path) -> None:
+@pytest.mark.parametrize("module", [corpus_param(module) for module in corpus.modules()])
+def test_nixpkgs_script(module: ModuleType, backend: BackendInfo, apt_mirror: None, tmp_path: Path) -> None:
     outcome = run_and_check(module.test, backend=backend.name, output_dir=tmp_path / "out")
     if outcome.passed:
         return

@@ -59,6 +59,7 @@ test = herd.Test(
     name="nixos-bind",
     machines={
         "machine": {
+            "packages": ["bind9", "bind9-host"],
             "units": {"bind.service": BIND_UNIT},
             "files": {
                 "/etc/bind/corpus.conf": NAMED_CONF,

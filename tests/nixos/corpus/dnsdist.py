@@ -55,6 +55,7 @@ test = herd.Test(
     name="nixos-dnsdist",
     machines={
         "machine": {
+            "packages": ["bind9", "bind9-dnsutils", "dnsdist"],
             "units": {"bind.service": BIND_UNIT},
             "services": ["dnsdist"],
             "files": {

@@ -4,9 +4,10 @@ Source: nixpkgs, nixos/tests/etcd/etcd.nix at commit 326447983d366a5795737aed3a4
 The script is nixpkgs' testScript, verbatim. nixpkgs is Copyright (c) 2003-2025 Eelco Dolstra and
 the Nixpkgs/NixOS contributors, under the MIT licence.
 
-Machines: `node` runs Debian's `etcd.service` with its packaged defaults (client URL
-localhost:2379, as NixOS's module); a drop-in gives it its state directory, which Debian's
-maintainer scripts make on the host but no package ships.
+Machines: `node` has Debian's etcd-server and etcd-client, and runs `etcd.service` with its
+packaged defaults (client URL localhost:2379, as NixOS's module); a drop-in gives it its state
+directory, which Debian's maintainer script makes in the package layer, but which a host that has
+etcd installed itself keeps from its machines (it is etcd's alone).
 
 Deviations from nixpkgs' script: none.
 """
@@ -25,6 +26,7 @@ test = herd.Test(
     name="nixos-etcd",
     machines={
         "node": {
+            "packages": ["etcd-client", "etcd-server"],
             "services": ["etcd"],
             "files": {"/etc/systemd/system/etcd.service.d/state.conf": STATE_DIRECTORY},
         }

@@ -46,10 +46,11 @@ test = herd.Test(
     name="nixos-gitdaemon",
     machines={
         "server": {
+            "packages": ["git"],
             "units": {"git-user.service": GIT_USER_UNIT, "git-daemon.service": GIT_DAEMON_UNIT},
             "files": {"/etc/tmpfiles.d/git.conf": "d /git 0755 git git - -\n"},
         },
-        "client": {"files": {"/root/hashes": HASHES}},
+        "client": {"packages": ["git"], "files": {"/root/hashes": HASHES}},
     },
     script="""
 start_all()

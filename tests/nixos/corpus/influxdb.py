@@ -5,9 +5,10 @@ Source: nixpkgs, nixos/tests/influxdb.nix at commit 14fd976016aee7e8a52f362b145a
 The script is nixpkgs' testScript, verbatim. nixpkgs is Copyright (c) 2003-2025 Eelco Dolstra and
 the Nixpkgs/NixOS contributors, under the MIT licence.
 
-Machines: `one` runs Debian's `influxdb.service` (InfluxDB 1.6) with its packaged configuration,
-and a drop-in with what NixOS's module adds: the state directory (which Debian's maintainer scripts
-make on the host but no package ships), and a start that ends once the HTTP API answers `/ping`
+Machines: `one` has Debian's influxdb and curl, and runs `influxdb.service` (InfluxDB 1.6) with
+its packaged configuration, and a drop-in with what NixOS's module adds: the state directory (which
+Debian's maintainer script makes in the package layer, but which a host that has influxdb
+installed itself keeps from its machines), and a start that ends once the HTTP API answers `/ping`
 (the module's postStart).
 
 Deviations from nixpkgs' script: none.
@@ -28,6 +29,7 @@ test = herd.Test(
     name="nixos-influxdb",
     machines={
         "one": {
+            "packages": ["curl", "influxdb"],
             "services": ["influxdb"],
             "files": {"/etc/systemd/system/influxdb.service.d/nixos.conf": NIXOS_MODULE},
         }

@@ -117,6 +117,7 @@ test = herd.Test(
     machines={
         "master": {
             "networks": {"vlan1": {"address": "192.168.0.1", "address6": "fd00::1"}},
+            "packages": ["knot"],
             "services": ["knot"],
             "files": {
                 "/etc/knot/knot.conf": MASTER_CONF,
@@ -126,10 +127,14 @@ test = herd.Test(
         },
         "slave": {
             "networks": {"vlan1": {"address": "192.168.0.2", "address6": "fd00::2"}},
+            "packages": ["knot"],
             "services": ["knot"],
             "files": {"/etc/knot/knot.conf": SLAVE_CONF},
         },
-        "client": {"networks": {"vlan1": {"address": "192.168.0.3", "address6": "fd00::3"}}},
+        "client": {
+            "networks": {"vlan1": {"address": "192.168.0.3", "address6": "fd00::3"}},
+            "packages": ["knot-host"],
+        },
     },
     script=r"""
 import re

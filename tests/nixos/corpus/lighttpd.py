@@ -19,13 +19,15 @@ import herd
 
 READY_WHEN_LISTENING = """\
 [Service]
-ExecStartPost=/usr/bin/timeout 30 /bin/sh -c 'until /bin/nc -z 127.0.0.1 80; do sleep 0.1; done'
+ExecStartPost=/usr/bin/timeout 30 /bin/bash -c \
+    'until : 2>/dev/null 3<>/dev/tcp/127.0.0.1/80; do sleep 0.1; done'
 """
 
 test = herd.Test(
     name="nixos-lighttpd",
     machines={
         "server": {
+            "packages": ["curl", "lighttpd"],
             "services": ["lighttpd"],
             "files": {
                 "/var/www/html/file.txt": "hello nixos test\n",

@@ -30,6 +30,7 @@ test = herd.Test(
     name="nixos-memcached",
     machines={
         "machine": {
+            "packages": ["memcached", "python3-memcache"],
             "services": ["memcached"],
             "files": {"/root/test_memcache": {"content": TEST_MEMCACHE, "mode": 0o755}},
         }

@@ -57,6 +57,7 @@ test = herd.Test(
     name="nixos-nginx-pubhtml",
     machines={
         "machine": {
+            "packages": ["curl", "nginx"],
             "units": {"user-foo.service": USER_UNIT},
             "services": ["nginx"],
             "files": {

@@ -34,7 +34,13 @@ http {
 
 test = herd.Test(
     name="nixos-nginx-redirectcode",
-    machines={"webserver": {"services": ["nginx"], "files": {"/etc/nginx/nginx.conf": NGINX_CONF}}},
+    machines={
+        "webserver": {
+            "packages": ["curl", "nginx"],
+            "services": ["nginx"],
+            "files": {"/etc/nginx/nginx.conf": NGINX_CONF},
+        }
+    },
     script=r"""
 webserver.wait_for_unit("nginx")
 webserver.wait_for_open_port(80)

@@ -47,10 +47,11 @@ test = herd.Test(
     machines={
         "webserver": {
             "networks": {"vlan1": {"address": "10.0.0.1"}},
+            "packages": ["curl", "nginx"],
             "services": ["nginx"],
             "files": {"/etc/nginx/nginx.conf": NGINX_CONF},
         },
-        "client": {"networks": {"vlan1": {"address": "10.0.0.2"}}},
+        "client": {"networks": {"vlan1": {"address": "10.0.0.2"}}, "packages": ["curl"]},
     },
     script=r"""
 start_all()

@@ -66,14 +66,17 @@ test = herd.Test(
     machines={
         "clientv4": {
             "networks": {"vlan1": {"address": "192.168.0.2"}},
+            "packages": ["bind9-host"],
             "files": {"/etc/resolv.conf": "nameserver 192.168.0.1\n"},
         },
         "clientv6": {
             "networks": {"vlan1": {"address6": "dead:beef::2"}},
+            "packages": ["bind9-host"],
             "files": {"/etc/resolv.conf": "nameserver dead:beef::1\n"},
         },
         "server": {
             "networks": {"vlan1": {"address": "192.168.0.1", "address6": "dead:beef::1"}},
+            "packages": ["nsd"],
             "services": ["nsd"],
             "files": {
                 "/etc/nsd/nsd.conf": NSD_CONF,

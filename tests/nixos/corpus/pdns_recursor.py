@@ -17,7 +17,7 @@ import herd
 
 test = herd.Test(
     name="nixos-pdns-recursor",
-    machines={"server": {"services": ["pdns-recursor"]}},
+    machines={"server": {"packages": ["pdns-recursor"], "services": ["pdns-recursor"]}},
     script="""
 server.wait_for_unit("pdns-recursor")
 server.wait_for_open_port("53")

@@ -5,11 +5,14 @@ test made per PostgreSQL version with `backup-all = false`; here for Debian 12's
 The script is nixpkgs' testScript, verbatim but for the deviations below. nixpkgs is Copyright (c)
 2003-2025 Eelco Dolstra and the Nixpkgs/NixOS contributors, under the MIT licence.
 
-Machines: `machine` runs PostgreSQL 15 as NixOS's `postgresql.service` does: one data directory,
-made by initdb before the first start (the host image has no cluster), the server logging to the
-journal; `postgresqlBackup-postgres.service` dumps the database `postgres` to
-/var/backup/postgresql/postgres.sql.gz with mode 600, as NixOS's postgresqlBackup. The machine
-has sudo, with a sudoers file of its own (the host's is unreadable to its users, so left out). The
+Machines: `machine` has Debian's postgresql and sudo, and runs PostgreSQL 15 as NixOS's
+`postgresql.service` does: one data directory, made by initdb before the first start, the server
+logging to the journal; `postgresqlBackup-postgres.service` dumps the database `postgres` to
+/var/backup/postgresql/postgres.sql.gz with mode 600, as NixOS's postgresqlBackup. Debian's
+package makes a cluster of its own (15/main), which its systemd generator would start with any
+`postgresql.service`: its start.conf says `manual`, and the NixOS server's data directory is
+/var/lib/postgresql/nixos-15, apart from it. The machine has a sudoers file of its own (the one
+sudo installs is readable by root only, which a host that has sudo keeps from machines). The
 script shuts the machine down and boots it again.
 
 Deviations from nixpkgs' script:
@@ -52,7 +55,7 @@ StateDirectory=postgresql
 StateDirectoryMode=0750
 RuntimeDirectory=postgresql
 RuntimeDirectoryMode=2775
-Environment=PGDATA=/var/lib/postgresql/15
+Environment=PGDATA=/var/lib/postgresql/nixos-15
 ExecStartPre=/bin/sh -c 'test -e "$PGDATA/PG_VERSION" || /usr/lib/postgresql/15/bin/initdb -D "$PGDATA"'
 ExecStart=/usr/lib/postgresql/15/bin/postgres -D ${PGDATA} -c listen_addresses=localhost \
     -c unix_socket_directories=/run/postgresql
@@ -82,10 +85,12 @@ test = herd.Test(
     name="nixos-postgresql",
     machines={
         "machine": {
+            "packages": ["postgresql", "sudo"],
             "units": {"postgresql.service": POSTGRESQL_UNIT},
             "files": {
                 "/etc/systemd/system/postgresqlBackup-postgres.service": BACKUP_UNIT,
                 "/etc/sudoers": {"content": "root ALL=(ALL:ALL) ALL\n", "mode": 0o440},
+                "/etc/postgresql/15/main/start.conf": "manual\n",
                 "/root/postgresql-test.sql": TEST_SQL,
             },
         }

@@ -82,7 +82,7 @@ SetEnv proxy-nokeepalive 1
 
 
 def web_server(files: dict[str, str]) -> dict[str, object]:
-    return {"units": {"httpd.service": HTTPD_ALIAS}, "files": files}
+    return {"packages": ["apache2"], "units": {"httpd.service": HTTPD_ALIAS}, "files": files}
 
 
 test = herd.Test(
@@ -91,7 +91,7 @@ test = herd.Test(
         "proxy": web_server({"/etc/apache2/conf-enabled/balancer.conf": BALANCER_CONF}),
         "backend1": web_server({"/var/www/html/index.html": "<p>backend1</p>\n"}),
         "backend2": web_server({"/var/www/html/index.html": "<p>backend2</p>\n"}),
-        "client": {},
+        "client": {"packages": ["curl"]},
     },
     script="""
 start_all()

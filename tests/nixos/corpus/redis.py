@@ -66,6 +66,7 @@ test = herd.Test(
     name="nixos-redis",
     machines={
         "machine": {
+            "packages": ["redis-server", "redis-tools"],
             "units": {
                 "redis-users.service": USERS_UNIT,
                 "redis.service": redis_unit(""),

@@ -7,7 +7,8 @@ The script is nixpkgs' testScript, verbatim but for the deviations below. nixpkg
 Machines: `backup` (a NixOS container in nixpkgs) has rsnapshot with nixpkgs' configuration, a
 local directory to back up, and an SSH client key and known host for `server`; `server` runs
 Debian's `ssh.service` with an ECDSA host key and accepts the client key for root, and has the
-remote directory. The keys are made when the module loads (nixpkgs uses its fixed snake-oil keys).
+remote directory. The keys are fixed, made for this test as nixpkgs' snake-oil keys are for its
+tests (so that loading the module needs no ssh-keygen on the host).
 
 Deviations from nixpkgs' script (each a Nix value of the test's `let`, replaced by its value):
 - `${snapshotRoot}` becomes `/var/cache/rsnapshot`.
@@ -19,23 +20,35 @@ Deviations from nixpkgs' script (each a Nix value of the test's `let`, replaced 
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
-from pathlib import Path
-
 import herd
 
-
-def ssh_key_pair(kind: str) -> tuple[str, str]:
-    """A new SSH key pair of `kind` (ecdsa, ed25519): the private key and the public key's line."""
-    with tempfile.TemporaryDirectory() as directory:
-        key = Path(directory, "key")
-        subprocess.run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "", "-f", str(key)], check=True)
-        return key.read_text(), key.with_suffix(".pub").read_text()
-
-
-HOST_KEY, HOST_PUBLIC_KEY = ssh_key_pair("ecdsa")
-CLIENT_KEY, CLIENT_PUBLIC_KEY = ssh_key_pair("ed25519")
+# Fixed key pairs made for this test, as nixpkgs' snake-oil keys are: they guard nothing. The
+# server's ECDSA host key, and the backup's ed25519 client key.
+HOST_KEY = """\
+-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAaAAAABNlY2RzYS
+1zaGEyLW5pc3RwMjU2AAAACG5pc3RwMjU2AAAAQQRDWE70G0RsqRja6/IcfW2B6NhOxcl5
+beoTNgeJUc9MdzdGuf4gqJWHosKUGNoPdCZ2bj4OlkNH1/NLwjRnJmuxAAAAmByeI6Ycni
+OmAAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBENYTvQbRGypGNrr
+8hx9bYHo2E7FyXlt6hM2B4lRz0x3N0a5/iColYeiwpQY2g90JnZuPg6WQ0fX80vCNGcma7
+EAAAAgERHd9g1EOKcJn/8yboTLtza7NGyPL3jm2X7gFZJXvCMAAAAA
+-----END OPENSSH PRIVATE KEY-----
+"""
+HOST_PUBLIC_KEY = (
+    "ecdsa-sha2-nistp256 "
+    "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBENYTvQbRGypGNrr8h"
+    "x9bYHo2E7FyXlt6hM2B4lRz0x3N0a5/iColYeiwpQY2g90JnZuPg6WQ0fX80vCNGcma7E=\n"
+)
+CLIENT_KEY = """\
+-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
+QyNTUxOQAAACDNrXK0x+a6xiDKbzVUsww3URss1IsajBjz/kpR0dS/sAAAAIgL83qeC/N6
+ngAAAAtzc2gtZWQyNTUxOQAAACDNrXK0x+a6xiDKbzVUsww3URss1IsajBjz/kpR0dS/sA
+AAAED6MusWr1vV9hMNWeLDLIConWswmicOiuF9hOdedgJ10s2tcrTH5rrGIMpvNVSzDDdR
+GyzUixqMGPP+SlHR1L+wAAAAAAECAwQF
+-----END OPENSSH PRIVATE KEY-----
+"""
+CLIENT_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIM2tcrTH5rrGIMpvNVSzDDdRGyzUixqMGPP+SlHR1L+w\n"
 
 RSNAPSHOT_CONF = """\
 config_version\t1.2
@@ -58,15 +71,17 @@ test = herd.Test(
     name="nixos-rsnapshot",
     machines={
         "backup": {
+            "packages": ["openssh-client", "rsnapshot"],
             "files": {
                 "/etc/rsnapshot.conf": RSNAPSHOT_CONF,
                 "/data/local/keep.txt": "This file should be backed up locally.",
                 "/etc/ssh/ssh_known_hosts": f"server {HOST_PUBLIC_KEY}",
                 "/etc/ssh/ssh_config.d/server.conf": "Host server\n  IdentityFile /etc/ssh/client_ed25519\n",
                 "/etc/ssh/client_ed25519": {"content": CLIENT_KEY, "mode": 0o600},
-            }
+            },
         },
         "server": {
+            "packages": ["openssh-server", "rsync"],
             "services": ["ssh"],
             "files": {
                 "/data/remote/keep.txt": "This file should be backed up over ssh.",

@@ -49,8 +49,9 @@ StandardOutput=inherit
 test = herd.Test(
     name="nixos-rsyncd",
     machines={
-        "a": {"services": ["rsync"], "files": {"/etc/rsyncd.conf": RSYNCD_CONF}},
+        "a": {"packages": ["rsync"], "services": ["rsync"], "files": {"/etc/rsyncd.conf": RSYNCD_CONF}},
         "b": {
+            "packages": ["rsync"],
             "units": {"rsync.socket": RSYNC_SOCKET},
             "files": {
                 "/etc/rsyncd.conf": RSYNCD_CONF,

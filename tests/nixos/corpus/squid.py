@@ -81,6 +81,7 @@ CHECK = {"/root/bin/check-connection": {"content": CHECK_CONNECTION, "mode": 0o7
 def web_server(networks: list[str]) -> dict[str, object]:
     return {
         "networks": networks,
+        "packages": ["curl", "nginx"],
         "services": ["nginx"],
         "files": {**CHECK, "/etc/nginx/nginx.conf": NGINX_CONF},
     }
@@ -93,6 +94,7 @@ test = herd.Test(
         "client": web_server(["vlan1"]),
         "proxy": {
             "networks": ["vlan1", "vlan2"],
+            "packages": ["squid"],
             "services": ["squid"],
             "files": {**CHECK, "/etc/squid/squid.conf": SQUID_CONF},
         },

@@ -34,6 +34,7 @@ test = herd.Test(
     name="nixos-tinyproxy",
     machines={
         "machine": {
+            "packages": ["curl", "tinyproxy"],
             "services": ["tinyproxy"],
             "files": {"/etc/tinyproxy/tinyproxy.conf": TINYPROXY_CONF},
         }

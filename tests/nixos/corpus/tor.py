@@ -5,10 +5,11 @@ file carries unresolved merge markers outside its testScript; the script itself 
 script is nixpkgs' testScript, verbatim. nixpkgs is Copyright (c) 2003-2025 Eelco Dolstra and the
 Nixpkgs/NixOS contributors, under the MIT licence.
 
-Machines: `client` runs tor as NixOS's `tor.service` (Debian's unit of that name only groups its
-instances), a client with `ControlPort 9051`, with the state directory that Debian's maintainer scripts make
-on the host but no package ships. Its machine has no route out of its network, so tor
-reaches no relay; the test only talks to its control port.
+Machines: `client` has Debian's tor and netcat-openbsd, and runs tor as NixOS's `tor.service`
+(Debian's unit of that name only groups its instances), a client with `ControlPort 9051`, with its
+state directory as a `StateDirectory=` (Debian's maintainer script makes it in the package layer,
+but a host that has tor installed itself keeps its own from its machines). Its machine has no route
+out of its network, so tor reaches no relay; the test only talks to its control port.
 
 Deviations from nixpkgs' script: none.
 """
@@ -40,7 +41,13 @@ Log notice stdout
 
 test = herd.Test(
     name="nixos-tor",
-    machines={"client": {"units": {"tor.service": TOR_UNIT}, "files": {"/etc/tor/corpus-torrc": TORRC}}},
+    machines={
+        "client": {
+            "packages": ["netcat-openbsd", "tor"],
+            "units": {"tor.service": TOR_UNIT},
+            "files": {"/etc/tor/corpus-torrc": TORRC},
+        }
+    },
     script="""
 client.wait_for_unit("tor.service")
 client.wait_for_open_port(9051)

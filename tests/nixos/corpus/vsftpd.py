@@ -45,11 +45,12 @@ test = herd.Test(
     name="nixos-vsftpd",
     machines={
         "server": {
+            "packages": ["openssl", "vsftpd"],
             "units": {"ftp-test-user.service": USER_UNIT},
             "services": ["vsftpd"],
             "files": {"/etc/vsftpd.conf": VSFTPD_CONF, "/etc/vsftpd.user_list": "ftp-test-user\n"},
         },
-        "client": {},
+        "client": {"packages": ["curl"]},
     },
     script="""
 client.start()
