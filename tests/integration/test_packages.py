@@ -20,7 +20,7 @@ from tests.conftest import BROKER, CLIENTS, assert_nothing_left, installed
 BROKER_CONFIG = "listener 1883\nallow_anonymous true\n"
 
 
-def machines_with_packages_talk(run_test: Callable[[Test], Outcome]) -> Outcome:
+def machines_with_packages_talk(run_test: Callable[[Test], Outcome], boot_timeout: float = 60.0) -> Outcome:
     """A broker machine with the broker's package, a client machine with the clients' package, and
     an idle machine with the broker's package and no service: the client talks to the broker."""
 
@@ -47,6 +47,8 @@ def machines_with_packages_talk(run_test: Callable[[Test], Outcome]) -> Outcome:
         "client": {"packages": [CLIENTS]},
         "idle": {"packages": [BROKER]},
     }
+    for fields in machines.values():
+        fields["boot_timeout"] = boot_timeout
     outcome = run_test(Test(name="packages", machines=machines, script=script))
     assert outcome.passed, outcome.error
     assert not installed(BROKER) and shutil.which("mosquitto_pub") is None  # the host has none of it
