@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pluggy
 from stevedore import ExtensionManager, NamedExtensionManager
@@ -26,6 +26,8 @@ from stevedore import ExtensionManager, NamedExtensionManager
 from herd.errors import PluginError
 from herd.hooks import hookspecs
 from herd.hooks.types import BackendInfo, NetworkProviderInfo
+
+Named = TypeVar("Named", BackendInfo, NetworkProviderInfo)
 
 BACKENDS_GROUP = "herd.backends"
 PLUGINS_GROUP = "herd.plugins"
@@ -88,26 +90,27 @@ class Plugins:
         return self.manager.hook
 
     def _register_backend(self, info: BackendInfo) -> None:
-        assert self._registering is not None, "called only by herd_register_backends, from register()"
-        name, plugin = self._registering
-        if not isinstance(info, BackendInfo):
-            raise PluginError(f"plugin {name!r} registered {info!r}, which is not a BackendInfo")
-        known = self.backends.get(info.name)
-        if known is not None and known is not info:
-            raise PluginError(f"two plugins register a backend named {info.name!r}")
-        self.backends[info.name] = info
-        self._owners[info.name] = plugin
+        self._register_named(info, BackendInfo, "a backend", self.backends, self._owners)
 
     def _register_provider(self, info: NetworkProviderInfo) -> None:
-        assert self._registering is not None, "called only by herd_register_network_providers"
+        self._register_named(
+            info, NetworkProviderInfo, "a network provider", self.providers, self._provider_owners
+        )
+
+    def _register_named(
+        self, info: Named, kind: type[Named], what: str, registry: dict[str, Named], owners: dict[str, object]
+    ) -> None:
+        """Record what the plugin being registered offers under its name (`register()` of a
+        `herd_register_*` hook); two plugins may not offer the same name."""
+        assert self._registering is not None, "called only by a herd_register_* hook, from register()"
         name, plugin = self._registering
-        if not isinstance(info, NetworkProviderInfo):
-            raise PluginError(f"plugin {name!r} registered {info!r}, which is not a NetworkProviderInfo")
-        known = self.providers.get(info.name)
+        if not isinstance(info, kind):
+            raise PluginError(f"plugin {name!r} registered {info!r}, which is not a {kind.__name__}")
+        known = registry.get(info.name)
         if known is not None and known is not info:
-            raise PluginError(f"two plugins register a network provider named {info.name!r}")
-        self.providers[info.name] = info
-        self._provider_owners[info.name] = plugin
+            raise PluginError(f"two plugins register {what} named {info.name!r}")
+        registry[info.name] = info
+        owners[info.name] = plugin
 
     def backend_hooks(self, backend: str) -> Any:
         """The hooks of the plugin that registered `backend`, alone: a machine's start and the hooks
