@@ -66,6 +66,16 @@ def assert_nothing_left(run_id: str) -> None:
     assert not left, f"run {run_id} left: {left}"
 
 
+def run_ids(output: Path) -> list[str]:
+    """The run ids in the logs under `output` (one directory per run, as the pytest plugin makes them)."""
+    found = []
+    for log in output.glob("*/log.txt"):
+        match = re.search(r"· run ([a-z0-9]{5})", log.read_text())
+        if match:
+            found.append(match.group(1))
+    return found
+
+
 @pytest.fixture(scope="session")
 def backend(pytestconfig: pytest.Config) -> BackendInfo:
     """The backend the integration tests run on."""

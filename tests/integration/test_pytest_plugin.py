@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
 import pytest
 
 from herd.hooks.types import BackendInfo, Capability
-from tests.conftest import assert_nothing_left
+from tests.conftest import assert_nothing_left, run_ids
 
 TESTS = """
 import pytest
@@ -37,15 +36,6 @@ def test_needs_a_capability(x):
 def test_unmarked(herd):
     pass
 """
-
-
-def run_ids(output: Path) -> list[str]:
-    found = []
-    for log in output.glob("*/log.txt"):
-        match = re.search(r"· run ([a-z0-9]{5})", log.read_text())
-        if match:
-            found.append(match.group(1))
-    return found
 
 
 def test_marked_tests_get_their_machines_and_failures_report_them(
@@ -111,37 +101,4 @@ def test_{n}(herd, a, b):
     ids = run_ids(output)
     assert len(set(ids)) == 6
     for run_id in ids:
-        assert_nothing_left(run_id)
-
-
-def test_keep_holds_the_machines_of_a_failed_test_until_the_session_ends(
-    pytester: pytest.Pytester, backend: BackendInfo, tmp_path: Path
-) -> None:
-    pytester.makepyfile(
-        """
-import pytest
-
-@pytest.mark.herd(machines={"kept": {}})
-def test_fails(kept):
-    kept.succeed("false")
-
-def test_later():
-    pass
-"""
-    )
-    output = tmp_path / "out"
-    result = pytester.runpytest_subprocess(
-        "--herd-keep",
-        "--herd-backend",
-        backend.name,
-        "--herd-output-dir",
-        str(output),
-        "-p",
-        "no:cacheprovider",
-    )
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(
-        ["*herd: --herd-keep kept the machines of failed tests:*", "*test_fails / kept: *"]
-    )
-    for run_id in run_ids(output):
         assert_nothing_left(run_id)

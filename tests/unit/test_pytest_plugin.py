@@ -38,3 +38,51 @@ def test_the_backend_and_output_directory_come_from_the_ini_unless_given(pyteste
         "-s", "-p", "no:cacheprovider", "--herd-backend", "nspawn", "--herd-output-dir", "/x"
     )
     given.stdout.fnmatch_lines(["*SETTINGS nspawn /x"])
+
+
+def test_machines_fixtures_are_listed_with_their_scope_place_and_docstring(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import herd.testing
+
+        @herd.testing.machines({"shared": {}}, scope="session")
+        def fleet(machines):
+            \"\"\"One machine for the whole session.\"\"\"
+        """
+    )
+    pytester.makepyfile(
+        test_web="""
+        import herd.testing
+
+        @herd.testing.machines({"server": {}, "client": {}}, scope="module", name="web")
+        def web_machines(machines, tmp_path_factory):
+            pass
+
+        def test_web(web, fleet):
+            pass
+        """
+    )
+    result = pytester.runpytest("--fixtures", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(
+        [
+            "*fixtures defined from conftest*",
+            "fleet [[]session scope[]] -- conftest.py:3",
+            "    One machine for the whole session.",
+            "*fixtures defined from test_web*",
+            "web [[]module scope[]] -- test_web.py:3",
+            "    herd machines: server, client.",
+        ]
+    )
+
+
+def test_a_machines_function_must_take_the_machines_and_not_yield(pytester: pytest.Pytester) -> None:
+    import herd.testing
+
+    with pytest.raises(TypeError, match="takes no argument; its first one is the machines"):
+        herd.testing.machines({"m": {}})(lambda: None)
+
+    def yields(machines: object) -> object:
+        yield machines
+
+    with pytest.raises(TypeError, match="yields; the run's teardown is herd's"):
+        herd.testing.machines({"m": {}})(yields)

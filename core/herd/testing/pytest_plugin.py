@@ -26,24 +26,33 @@ environment where herd is installed; it imports the rest of herd only when a tes
 from __future__ import annotations
 
 import contextlib
-import re
 import sys
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from herd.testing.pytestrun import (
+    KEPT_KEY,
+    Declaration,
+    Herd,
+    backend_setting,
+    opened_run,
+    output_dir_setting,
+    path_name,
+    run_name,
+    runs_of,
+)
+
 if TYPE_CHECKING:
-    from herd.declare.spec import TestSpec
-    from herd.run.driver import Driver, Outcome
-    from herd.run.machine import Machine
+    from herd.run.driver import Driver
+
+__all__ = ["DRIVER_KEY", "Herd", "backend_setting", "output_dir_setting"]
 
 MARKER = "herd"
-DRIVER_KEY = pytest.StashKey["Driver"]()
+DRIVER_KEY = pytest.StashKey["Driver"]()  # a marked test's driver, in its item's stash
 LOG_TAIL_LINES = 200  # lines of log.txt a failure report ends with
-REPORT_KEY = pytest.StashKey[pytest.TestReport]()
-KEPT_KEY = pytest.StashKey[list[tuple["Driver", "Outcome"]]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -60,21 +69,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "herd_output_dir",
         "where each test's logs go, relative to the rootdir (--herd-output-dir overrides it)",
     )
-
-
-def backend_setting(config: pytest.Config) -> str | None:
-    """The backend for machines that name none: --herd-backend, else the ini's herd_backend."""
-    return config.getoption("herd_backend") or config.getini("herd_backend") or None
-
-
-def output_dir_setting(config: pytest.Config) -> Path | None:
-    """Where each test's logs go: --herd-output-dir, else the ini's herd_output_dir (relative to
-    the rootdir), else None (the test's tmp_path)."""
-    given = config.getoption("herd_output_dir")
-    if given is not None:
-        return Path(given)
-    configured = config.getini("herd_output_dir")
-    return config.rootpath / configured if configured else None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -108,133 +102,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         names.insert(position, "herd")
 
 
-class Herd:
-    """What the `herd` fixture gives a test: its machines and the driver's functions."""
-
-    def __init__(self, driver: Driver) -> None:
-        self.driver = driver
-        self.machines: dict[str, Machine] = {m.spec.script_name: m for m in driver.machines}
-        self.start_all = driver.start_all
-        self.join_all = driver.join_all
-        self.subtest = driver.subtest
-        self.retry = driver.retry
-        self.log = driver.log.info
-        self.polling_condition = driver.polling_condition
-        self.serial_stdout_on = driver.serial_stdout_on
-        self.serial_stdout_off = driver.serial_stdout_off
-
-    @property
-    def output_dir(self) -> Path:
-        return self.driver.output_dir
-
-    def __getattr__(self, name: str) -> Machine:
-        machines: dict[str, Machine] = self.__dict__.get("machines", {})
-        if name in machines:
-            return machines[name]
-        raise AttributeError(f"this test has no machine {name!r} (machines: {', '.join(machines)})")
-
-    def __getitem__(self, name: str) -> Machine:
-        return self.machines[name.replace("-", "_")]
-
-
-def _skip_without_capabilities(
-    spec: TestSpec, required: str | Iterable[str], default_backend: str | None
-) -> None:
-    """Skip the test, naming what is missing, when a machine's backend lacks a capability it needs."""
-    from herd.errors import HerdError
-    from herd.hooks.manager import Plugins
-    from herd.hooks.types import Capability
-    from herd.run.resolve import with_backends
-
-    names = [required] if isinstance(required, str) else list(required)
-    known = sorted(capability.value for capability in Capability)
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        pytest.fail(
-            f"requires={unknown!r}: no such capability (capabilities: {', '.join(known)})", pytrace=False
-        )
-    capabilities = [Capability(name) for name in names]
-    if not capabilities:
-        return
-    plugins = Plugins()
-    try:
-        machines = with_backends(spec, plugins, default_backend).machines
-        infos = {m.name: plugins.backend(m.backend or "") for m in machines}
-    except HerdError as error:
-        pytest.fail(str(error), pytrace=False)
-    for machine, info in infos.items():
-        for capability in capabilities:
-            if capability not in info.capabilities:
-                pytest.skip(
-                    f"backend {info.name!r} of machine {machine!r} lacks the {capability.value!r} capability"
-                )
-
-
 def _test_name(item: pytest.Item) -> str:
-    """The item's name as a herd test name: ASCII letters, digits, `_`, `.` and `-`, cut to the
-    longest name herd takes (a parametrized test's ids can be longer)."""
-    from herd.declare.spec import TEST_NAME_MAX_BYTES
-
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", item.name)[:TEST_NAME_MAX_BYTES]
-    return name.strip("-.") or "test"
+    """The item's name as a herd test name (`pytestrun.run_name`)."""
+    return run_name(item.name)
 
 
 @pytest.fixture
 def herd(request: pytest.FixtureRequest) -> Iterator[Herd]:
     """The machines of a test marked `@pytest.mark.herd(machines=...)`, torn down when it ends."""
-    from herd.declare.script import ScriptSource
-    from herd.declare.spec import parse_test
-    from herd.errors import SpecError
-    from herd.run.driver import Driver, RunOptions
-
     item = request.node
     marker = item.get_closest_marker(MARKER)
     if marker is None:
         raise pytest.UsageError(
             f"{item.nodeid} uses the herd fixture without @pytest.mark.{MARKER}(machines=...)"
         )
-    config = request.config
-    try:
-        spec = parse_test(
-            _test_name(item),
-            marker.kwargs.get("machines"),
-            None,
-            marker.kwargs.get("timeout"),
-            marker.kwargs.get("networks"),
-        )
-    except SpecError as error:
-        pytest.fail(str(error), pytrace=False)
-    output_root = output_dir_setting(config)
+    given = marker.kwargs
+    declaration = Declaration(
+        given.get("machines"), given.get("networks"), given.get("timeout"), given.get("requires", ())
+    )
+    output_root = output_dir_setting(request.config)
     if output_root is not None:
-        output_dir = Path(output_root) / re.sub(r"[^A-Za-z0-9_.-]+", "-", item.nodeid).strip("-")
+        output_dir = output_root / path_name(item.nodeid)
     else:
         output_dir = request.getfixturevalue("tmp_path") / "herd"
-    options = RunOptions(
-        backend=backend_setting(config),
-        output_dir=output_dir,
-        terminal=None,
-    )
-    path = getattr(item, "path", None)
-    source = ScriptSource(str(Path(path).resolve()) if path else None, None)
-    _skip_without_capabilities(spec, marker.kwargs.get("requires", ()), options.backend)
-    try:
-        driver = Driver(spec, source, options)
-    except SpecError as error:
-        pytest.fail(str(error), pytrace=False)
-    outcome = driver.open()
-    item.stash[DRIVER_KEY] = driver
-    try:
-        session = Herd(driver)
+    with opened_run(request, _test_name(item), declaration, output_dir) as session:
+        item.stash[DRIVER_KEY] = session.driver
         for name in _machine_arguments(item):
             item.funcargs[name] = session.machines[name]
         yield session
-    finally:
-        report = item.stash.get(REPORT_KEY, None)
-        outcome.passed = report is not None and (report.passed or report.skipped)
-        if not outcome.passed and config.getoption("herd_keep"):
-            config.stash[KEPT_KEY].append((driver, outcome))
-        else:
-            driver.close(outcome)
 
 
 def _printable_report(longrepr: Any) -> Any:
@@ -259,13 +154,14 @@ def _printable_report(longrepr: Any) -> Any:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """A marked test's `timeout` bounds its body, as a script's bounds the script."""
-    driver = item.stash.get(DRIVER_KEY, None)
-    if driver is None or driver.spec.timeout is None:
+    """The `timeout` of a test's runs bounds its body (the shortest, when it uses several), as a
+    script's bounds the script."""
+    timeouts = [run.driver.spec.timeout for run in runs_of(item) if run.driver.spec.timeout is not None]
+    if not timeouts:
         return (yield)
     from herd.run.signals import global_timeout
 
-    with global_timeout(driver.spec.timeout):
+    with global_timeout(min(timeouts)):
         return (yield)
 
 
@@ -273,41 +169,50 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Record how the test went in each of its runs' results, and add a failure's herd sections."""
     report: pytest.TestReport = yield
-    driver = item.stash.get(DRIVER_KEY, None)
-    if call.when == "call":
-        item.stash[REPORT_KEY] = report
-    if driver is None or not report.failed:
+    runs = runs_of(item)
+    for run in runs:
+        if call.when == "call" or report.failed:
+            run.results.append(not report.failed)
+    if not runs or not report.failed:
         return report
     report.longrepr = longrepr = _printable_report(report.longrepr)
-    if call.when == "teardown":
-        return report
-    if hasattr(longrepr, "addsection"):
-        from herd.linux.console import log_tail
-        from herd.report import journal
-        from herd.report.log import printable
-
-        for machine in driver.machines:
-            directory = driver.output_dir / machine.name
-            tail = printable(journal.tail(directory))
-            longrepr.addsection(f"herd: the end of {machine.name}'s journal", tail)
-            console = printable(log_tail(directory / "console.log"))
-            longrepr.addsection(f"herd: the end of {machine.name}'s console", console)
-        log = driver.output_dir / "log.txt"
-        if log.exists():
-            longrepr.addsection("herd: the end of log.txt", printable(log_tail(log, LOG_TAIL_LINES)))
-        longrepr.addsection("herd: logs", f"log, consoles and journals of this test: {driver.output_dir}")
+    if call.when != "teardown" and hasattr(longrepr, "addsection"):
+        for run in runs:
+            _add_run_sections(longrepr, run.driver, f" ({run.driver.spec.name})" if len(runs) > 1 else "")
     return report
 
 
+def _add_run_sections(longrepr: Any, driver: Driver, label: str) -> None:
+    """The end of each machine's journal and console, and of the run's log, and where they are;
+    `label` tells a test's runs apart when it has several."""
+    from herd.linux.console import log_tail
+    from herd.report import journal
+    from herd.report.log import printable
+
+    for machine in driver.machines:
+        directory = driver.output_dir / machine.name
+        tail = printable(journal.tail(directory))
+        longrepr.addsection(f"herd: the end of {machine.name}'s journal{label}", tail)
+        console = printable(log_tail(directory / "console.log"))
+        longrepr.addsection(f"herd: the end of {machine.name}'s console{label}", console)
+    log = driver.output_dir / "log.txt"
+    if log.exists():
+        longrepr.addsection(f"herd: the end of log.txt{label}", printable(log_tail(log, LOG_TAIL_LINES)))
+    longrepr.addsection(f"herd: logs{label}", f"log, consoles and journals of this test: {driver.output_dir}")
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Tear down the machines `--herd-keep` kept, after the user has had a look at them."""
+    """Tear down the machines `--herd-keep` kept, after the user has had a look at them. Last, so
+    that the session's fixtures have been torn down, and the runs they kept are on the list."""
     kept = session.config.stash.get(KEPT_KEY, [])
     if not kept:
         return
     writer = session.config.get_terminal_writer()
     writer.line("")
-    writer.line("herd: --herd-keep kept the machines of failed tests:", yellow=True)
+    writer.line("herd: --herd-keep kept these machines up:", yellow=True)
     for driver, _ in kept:
         for machine in driver.machines:
             handle = driver.handle_of(machine)
