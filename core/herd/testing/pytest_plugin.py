@@ -14,10 +14,23 @@ machine arrives as the test argument of its name (with '-' as '_'), and through 
 which also carries the driver's functions (`start_all`, `subtest`, `retry`, `log`).
 Machines boot on `herd.start_all()` or on first use, and are torn down when the test ends.
 
+Tests that share machines declare them as a fixture of a scope instead (`herd.testing.machines`,
+in herd.testing.fixtures): the run opens for the first test of the scope that asks for it and is
+torn down when the scope ends.
+
+    @herd.testing.machines({"server": {}, "client": {}}, scope="module")
+    def web(machines):
+        \"\"\"A server and a client, both up.\"\"\"
+        machines.start_all()
+
+    def test_ping(web):
+        web.client.succeed("ping -c 1 server")
+
 Options: `--herd-backend NAME` (the default backend for machines that name none), `--herd-keep`
-(after a failure, keep the test's machines up until the session ends), `--herd-output-dir DIR`
-(logs, consoles and journals under DIR/<test>; by default under the test's tmp_path). A failed test's
-report carries the end of each machine's journal and where the full logs are.
+(keep every run's machines up until the session ends, whatever its tests' outcome),
+`--herd-output-dir DIR` (logs, consoles and journals under DIR/<test> or DIR/<scope>-<fixture>; by
+default under pytest's temporary directories). A failed test's report carries the end of each of
+its runs' machines' journals and where the full logs are.
 
 Registered through the `pytest11` entry point, so it loads in every pytest session of an
 environment where herd is installed; it imports the rest of herd only when a test uses it.
@@ -60,7 +73,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--herd-backend", metavar="NAME", help="backend for machines that name none (ini: herd_backend)"
     )
-    group.addoption("--herd-keep", action="store_true", help="after a failure, keep the test's machines up")
+    group.addoption(
+        "--herd-keep", action="store_true", help="keep every run's machines up until the session ends"
+    )
     group.addoption(
         "--herd-output-dir", metavar="DIR", type=Path, help="where each test's logs go (ini: herd_output_dir)"
     )
