@@ -29,7 +29,7 @@ EXIT_INVALID = 2
 
 
 def _style(text: str, code: str) -> str:
-    from herd.report.log import colors_wanted
+    from herd.report.terminal import colors_wanted
 
     return f"\x1b[{code}m{text}\x1b[0m" if colors_wanted(sys.stdout) else text
 

@@ -200,7 +200,11 @@ class Driver:
         self.output_dir = make_output_dir(self.options.output_dir, self.spec.name, self.run_dir.id)
         outcome.output_dir = self.output_dir
         self.log = RunLog(
-            self.output_dir / "log.txt", self.options.terminal, self.options.verbose, self.spec.name
+            self.output_dir / "log.txt",
+            self.options.terminal,
+            self.options.verbose,
+            self.spec.name,
+            [m.name for m in self.machines],
         )
         control = NetworkControl.planned(self.spec, self.run_dir.id, self.log, self.plugins)
         self._network_control, self._network_plan = control, control.plan
@@ -433,6 +437,7 @@ class Driver:
             lambda last_try: bool(function(last_try)),
             timeout,
             f"{getattr(function, '__name__', 'the condition')} to hold",
+            log=self.log,
         )
 
     def polling_condition(

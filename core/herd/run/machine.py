@@ -266,7 +266,7 @@ class Machine:
             return result.stdout.decode(errors="replace") if (result.status == 0) == success else None
 
         what = f"`{command}` to {'succeed' if success else 'fail'}"
-        return poll(attempt, timeout, what, self.name)
+        return poll(attempt, timeout, what, self.name, log=self._control.log)
 
     def wait_until_succeeds(self, command: str, timeout: float = DEFAULT_TIMEOUT) -> str:
         """Repeat a command until it succeeds; return its output.
@@ -382,7 +382,7 @@ class Machine:
                     )
             return state == "active"
 
-        poll(active, timeout, f"unit {full!r} to be active", self.name)
+        poll(active, timeout, f"unit {full!r} to be active", self.name, log=self._control.log)
 
     @needs(Capability.SYSTEMD)
     def start_job(self, jobname: str, user: str | None = None) -> tuple[int, str]:
@@ -438,7 +438,7 @@ class Machine:
             match = pattern.search(self._control.console_text())
             return match.group(0) if match else None
 
-        return poll(seen, timeout, f"console text matching {regex!r}", self.name)
+        return poll(seen, timeout, f"console text matching {regex!r}", self.name, log=self._control.log)
 
     @needs(Capability.CONSOLE)
     def send_chars(self, chars: str, delay: float | None = KEY_DELAY) -> None:
@@ -836,6 +836,7 @@ class Machine:
             timeout,
             f"tty{tty} to match {regexp!r}",
             self.name,
+            log=self._control.log,
         )
 
     @needs(Capability.KERNEL)
