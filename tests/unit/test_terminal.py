@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from herd.errors import WaitTimeout
+from herd.report.journalfollow import entry_line
 from herd.report.log import RunLog
 from herd.report.terminal import ERASE, MACHINE_COLORS, MachinePrefixes, Progress, Terminal
 from herd.run.waiting import poll
@@ -204,3 +205,9 @@ def test_a_wait_within_a_wait_is_part_of_the_outer_one(tmp_path: Path) -> None:
     log.close()
     text = (tmp_path / "log.txt").read_text()
     assert "waiting for outer" in text and "inner" not in text
+
+
+def test_a_journal_entry_as_a_line() -> None:
+    entry = {"SYSLOG_IDENTIFIER": "systemd", "_PID": "1", "MESSAGE": "Started nginx.service."}
+    assert entry_line(entry) == "systemd[1]: Started nginx.service."
+    assert entry_line({"_COMM": "kernel", "MESSAGE": list(b"bytes \xff")}) == "kernel: bytes \ufffd"
