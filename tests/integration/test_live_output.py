@@ -5,10 +5,16 @@ that followed the machines outlives the run."""
 from __future__ import annotations
 
 import re
+import shlex
+import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from herd.hooks.types import BackendInfo
 from tests.conftest import assert_nothing_left
 
 # Fails three times, then succeeds: a wait that polls four times.
@@ -91,3 +97,31 @@ def test_a_failed_wait_logs_its_last_poll(
     assert log.count("try-output\n") == 1
     assert re.search(r"m: gave up waiting for `echo try-output; false` to succeed after [0-9.]+ s", log)
     assert len([line for line in result.stderr.splitlines() if "gave up waiting" in line]) == 1
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux's script for a terminal")
+def test_on_a_terminal_a_wait_keeps_its_elapsed_time_current_on_one_line(
+    backend: BackendInfo, tmp_path: Path
+) -> None:
+    (tmp_path / "slow.py").write_text(
+        'import herd\n\ntest = herd.Test(name="slow", machines={"m": {}}, script="""\n'
+        'm.succeed("(sleep 2; touch /tmp/ready) >/dev/null 2>&1 &")\n'
+        'm.wait_for_file("/tmp/ready")\n'
+        '""")\n'
+    )
+    herd = [str(Path(sys.executable).with_name("herd")), "run", "slow.py", "-b", backend.name, "-o", "out"]
+    # script(1) gives herd a terminal and copies what herd writes there to its own output.
+    result = subprocess.run(
+        ["script", "--quiet", "--return", "--command", shlex.join(herd), "/dev/null"],
+        capture_output=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    shown = result.stdout.decode(errors="replace")
+    assert result.returncode == 0, shown
+    redraws = re.findall(r"\r\x1b\[2K(?:\x1b\[2m)?  m +waiting for file /tmp/ready to exist · (\d+) s", shown)
+    seconds = [int(shown) for shown in redraws]
+    assert len(seconds) >= 2 and seconds == sorted(seconds)  # redrawn in place as the seconds pass
+    assert re.search(r"\r\x1b\[2K  m +waited [0-9.]+ s for file /tmp/ready to exist \(\d+ tries\)\r\n", shown)
+    assert "\x1b[32mPASS" in shown  # a terminal gets colour

@@ -73,6 +73,7 @@ class Terminal:
         self.lock = threading.Lock()
         self._statuses: dict[object, Callable[[], str]] = {}
         self._drawn = False  # a status line is on the screen
+        self._shown = ""  # what it shows
         self._closed = threading.Event()
         self._ticker: threading.Thread | None = None
 
@@ -104,10 +105,12 @@ class Terminal:
                     self._draw()
 
     def _width(self) -> int:
+        """The terminal's width, or 80 where it does not say (a pseudo-terminal of size 0)."""
         try:
-            return os.get_terminal_size(self.stream.fileno()).columns if self.stream else 80
+            columns = os.get_terminal_size(self.stream.fileno()).columns if self.stream else 0
         except (OSError, ValueError):
-            return 80
+            columns = 0
+        return columns or 80
 
     def _draw(self) -> None:
         """Redraw the status line (or clear it when there is no status); the lock is held."""
@@ -116,8 +119,10 @@ class Terminal:
         text = "  ·  ".join(render() for render in self._statuses.values())
         # One screen line at most: a line that wrapped could not be redrawn in place.
         text = text[: max(self._width() - 1, 1)]
+        if self._drawn and text == self._shown:
+            return
         self._write(f"{ERASE}{style(text, 'dim', self.color)}" if text else ERASE)
-        self._drawn = bool(text)
+        self._drawn, self._shown = bool(text), text
 
     def _write(self, text: str) -> None:
         if self.stream is None:
