@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from herd.report.log import RunLog, colors_wanted, printable
+from herd.report.log import RunLog, printable
+from herd.report.terminal import colors_wanted
 
 
 @pytest.mark.parametrize(
@@ -59,6 +60,8 @@ def test_the_log_file_and_the_terminal_get_machine_output_neutralised(tmp_path: 
         ({"NO_COLOR": ""}, True, True),  # set but empty: as if unset
         ({"FORCE_COLOR": "1"}, False, True),
         ({"FORCE_COLOR": "0"}, False, False),
+        ({"FORCE_COLOR": ""}, False, False),  # set but empty: as if unset
+        ({"FORCE_COLOR": "0"}, True, True),
         ({"NO_COLOR": "1", "FORCE_COLOR": "1"}, True, False),
     ],
 )

@@ -100,7 +100,9 @@ def test_wait_for_file_waits_until_the_file_exists(make_machine: MakeMachine) ->
     path = "/run/my service/ready"  # quoted for the shell, as any path
     memory.after(SOON, lambda: memory.files.update({path: b""}))
     assert SOON <= timed(lambda: server.wait_for_file(path, timeout=10)) < SOON + PROMPT
-    with pytest.raises(WaitTimeout, match=r"waiting for `test -e /run/other` to succeed"):
+    with pytest.raises(
+        WaitTimeout, match=r"^server: timed out after 0.1 s waiting for file /run/other to exist$"
+    ):
         server.wait_for_file("/run/other", timeout=0.1)
 
 

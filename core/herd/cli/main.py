@@ -29,7 +29,7 @@ EXIT_INVALID = 2
 
 
 def _style(text: str, code: str) -> str:
-    from herd.report.log import colors_wanted
+    from herd.report.terminal import colors_wanted
 
     return f"\x1b[{code}m{text}\x1b[0m" if colors_wanted(sys.stdout) else text
 
@@ -48,7 +48,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         tests = load_tests(args.file)
         options = [
-            RunOptions(backend=args.backend, keep=args.keep, verbose=args.verbose, check=args.check)
+            RunOptions(
+                backend=args.backend,
+                keep=args.keep,
+                verbose=args.verbose,
+                check=args.check,
+                console=args.console,
+            )
             for _ in tests
         ]
         drivers = [Driver(t.spec, t.source, o) for t, o in zip(tests, options, strict=True)]
@@ -358,6 +364,11 @@ def parser() -> argparse.ArgumentParser:
         "--keep", action="store_true", help="after a failure, keep the machines up until Ctrl-C"
     )
     run_parser.add_argument("--verbose", "-v", action="store_true", help="show every command on the terminal")
+    run_parser.add_argument(
+        "--console",
+        action="store_true",
+        help="show each machine's console and journal as they are written, under its name",
+    )
     run_parser.add_argument(
         "--junit-xml",
         type=Path,

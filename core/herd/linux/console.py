@@ -115,6 +115,9 @@ class ConsoleEcho:
             self._shown[name] = max(self._shown[name], end)
 
     def stop(self) -> None:
+        """Stop echoing, once the lines completed since the last look are shown (if it is on)."""
         self._stopped.set()
         if self._thread is not None:
             self._thread.join()
+        if self._on.is_set():
+            self.show_new_lines()

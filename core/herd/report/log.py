@@ -13,17 +13,17 @@ line, set the window's title or ring the bell on the user's terminal, nor hide t
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
 from herd.report.runrecord import OUTPUT_KEPT, Command, Line, RunRecord, Section
+from herd.report.terminal import MachinePrefixes, Terminal
 
 OUTPUT_EXCERPT = 4096  # bytes of a command's output that the log keeps
 # The run's events as standard log records too (INFO, without the commands' output), so that
@@ -61,18 +61,20 @@ class _Forward(logging.Handler):
             self.run_log.terminal_line(f"warning: {message}", "yellow")
 
 
-def colors_wanted(stream: TextIO) -> bool:
-    """Whether to colour what goes to `stream`: never with NO_COLOR set, always with FORCE_COLOR
-    set (but to 0), else where it is a terminal."""
-    if os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("FORCE_COLOR", "0") != "0":
-        return True
-    return stream.isatty()
+class Wait:
+    """A wait under way (`RunLog.waiting`): how often it looked, the last command it ran that
+    finished, and whether one after it was cut off by the wait's deadline."""
+
+    def __init__(self) -> None:
+        self.tries = 0
+        self.last: Command | None = None
+        self.cut_off = False
 
 
 class RunLog:
-    """The log of one run. Thread-safe: machines boot and commands run from several threads."""
+    """The log of one run. Thread-safe: machines boot and commands run from several threads.
+    `machines` are the run's machine names, in declaration order: each gets its colour on the
+    terminal (`machine_line`)."""
 
     def __init__(
         self,
@@ -80,17 +82,19 @@ class RunLog:
         terminal: TextIO | None = sys.stderr,
         verbose: bool = False,
         name: str = "run",
+        machines: Sequence[str] = (),
     ) -> None:
         self.start = time.monotonic()
         self.path = path
         self.file = open(path, "w", buffering=1) if path is not None else None  # noqa: SIM115
         self.record = RunRecord(name)
         self._sections = [self.record.root]  # the open ones, innermost last
-        self.terminal = terminal
+        self.terminal = Terminal(terminal)
+        self.prefixes = MachinePrefixes(machines, self.terminal.color)
         self.verbose = verbose
-        self.color = terminal is not None and colors_wanted(terminal)
         self.depth = 0
         self.lock = threading.Lock()
+        self._waits = threading.local()  # the wait under way in each thread, if any
         self._handler = _Forward(self)
         logger = logging.getLogger("herd")
         logger.addHandler(self._handler)
@@ -110,18 +114,16 @@ class RunLog:
                 self.file.write(f"{stamp}{indent}{line}\n")
 
     def terminal_line(self, text: str, color: str | None = None) -> None:
-        if self.terminal is None:
-            return
-        text = printable(text)
-        if self.color and color:
-            codes = {"green": "32", "red": "31", "yellow": "33", "dim": "2", "bold": "1"}
-            text = f"\x1b[{codes[color]}m{text}\x1b[0m"
-        with self.lock:
-            try:
-                self.terminal.write(text + "\n")
-                self.terminal.flush()
-            except OSError:  # the terminal went away (a closed pipe): the log file still has it all
-                self.terminal = None
+        self.terminal.line(printable(text), color)
+
+    def machine_line(self, machine: str, source: str, text: str) -> None:
+        """A line of `machine`'s `source` ("console", "journal") for the terminal only: the file
+        that `source` is in the output directory has it already."""
+        self.terminal.line(self.prefixes.line(machine, source, printable(text)))
+
+    def status(self, key: object, render: Callable[[], str] | None) -> None:
+        """A status kept current on the terminal's last line (`Terminal.status`); None ends it."""
+        self.terminal.status(key, render)
 
     def info(
         self, text: str, machine: str | None = None, show: bool = True, color: str | None = None
@@ -136,11 +138,19 @@ class RunLog:
             self.terminal_line(f"  {machine:<12} {text}" if machine else text, color)
 
     def command(
-        self, machine: str, command: str, *, status: int, seconds: float, stdout: bytes, stderr: bytes
+        self,
+        machine: str,
+        command: str,
+        *,
+        status: int,
+        seconds: float,
+        stdout: bytes,
+        stderr: bytes,
+        timed_out: bool = False,
     ) -> None:
-        """A command the script ran: always in the file with its output, on the terminal when verbose."""
-        self.write_file(f"{machine}: $ {command}  -> exit {status} in {seconds:.3f} s")
-        EVENTS.info("%s: $ %s  -> exit %d in %.3f s", machine, printable(command), status, seconds)
+        """A command the script ran: always in the file with its output, on the terminal when
+        verbose; within a wait, only kept as the wait's last (`waiting`). `timed_out`: it was
+        killed at its timeout."""
         entry = Command(
             self.elapsed() - seconds,
             machine,
@@ -152,13 +162,75 @@ class RunLog:
             len(stdout),
             len(stderr),
         )
+        wait: Wait | None = getattr(self._waits, "wait", None)
+        if wait is not None:
+            wait.cut_off = timed_out
+            if not timed_out:
+                wait.last = entry
+            return
+        self._write_command(entry, stdout, stderr)
         with self.lock:
             self._sections[-1].entries.append(entry)
+        if self.verbose:
+            self.terminal_line(f"  {machine:<12} $ {command}  ({status}, {seconds:.2f} s)", "dim")
+
+    def _write_command(self, entry: Command, stdout: bytes, stderr: bytes) -> None:
+        machine, status, seconds = entry.machine, entry.status, entry.seconds
+        self.write_file(f"{machine}: $ {entry.command}  -> exit {status} in {seconds:.3f} s")
+        EVENTS.info("%s: $ %s  -> exit %d in %.3f s", machine, printable(entry.command), status, seconds)
         for name, data in (("stdout", stdout), ("stderr", stderr)):
             if data:
                 self.write_file(f"{machine}: {name}:\n{_excerpt(data)}")
-        if self.verbose:
-            self.terminal_line(f"  {machine:<12} $ {command}  ({status}, {seconds:.2f} s)", "dim")
+
+    @contextmanager
+    def waiting(self, what: str, machine: str | None = None) -> Iterator[Wait]:
+        """A wait for `what`: its start and its end in the file, one line on the terminal (kept
+        current while it waits, where the terminal allows). The commands it polls with are not
+        logged one by one: the wait keeps the last, written out when the wait fails. A wait
+        within a wait of the same thread is part of the outer one's polling."""
+        outer: Wait | None = getattr(self._waits, "wait", None)
+        wait = Wait()
+        if outer is not None:
+            yield wait
+            return
+        title = f"{machine}: waiting for {what}" if machine else f"waiting for {what}"
+        self.write_file(title)
+        EVENTS.info("%s", printable(title))
+        started = time.monotonic()
+        section = Section(self.elapsed(), printable(title))
+        shown = f"  {machine:<12} " if machine else ""
+        key = object()
+        self.status(key, lambda: f"{shown}waiting for {what} · {time.monotonic() - started:.0f} s")
+        self._waits.wait = wait
+        failure: BaseException | None = None
+        try:
+            yield wait
+        except BaseException as error:
+            failure = error
+            raise
+        finally:
+            self._waits.wait = None
+            self.status(key, None)
+            section.seconds = seconds = time.monotonic() - started
+            section.failed = failure is not None
+            tries = f"{wait.tries} {'try' if wait.tries == 1 else 'tries'}"
+            if wait.last is not None:
+                section.entries.append(wait.last)
+            if failure is None:
+                ended = f"waited {seconds:.2f} s for {what} ({tries})"
+            else:
+                if wait.last is not None:
+                    self.write_file("the last try that finished:")
+                    self._write_command(wait.last, wait.last.stdout, wait.last.stderr)
+                if wait.cut_off:
+                    self.write_file("(its last try was cut off at the wait's deadline)")
+                ended = f"gave up waiting for {what} after {seconds:.2f} s ({tries})"
+            logged = f"{machine}: {ended}" if machine else ended
+            self.write_file(logged)
+            EVENTS.info("%s", printable(logged))
+            with self.lock:
+                self._sections[-1].entries.append(section)
+            self.terminal_line(f"{shown}{ended}", None if failure is None else "red")
 
     @contextmanager
     def section(self, title: str) -> Iterator[None]:
@@ -199,6 +271,7 @@ class RunLog:
     def close(self) -> None:
         """Stop logging; write `log.html` beside `log.txt` (see `herd.report.htmlreport`)."""
         logging.getLogger("herd").removeHandler(self._handler)
+        self.terminal.close()
         if self.file is not None:
             self.file.close()
             self.file = None

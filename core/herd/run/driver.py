@@ -39,13 +39,14 @@ from herd.hooks.types import MachineHandle, StopMode
 from herd.host import residue
 from herd.host.imageviews import ImageViews
 from herd.host.rundir import RunDir
-from herd.linux import cgroups, console, links
+from herd.linux import cgroups, links
 from herd.network.netcontrol import NetworkControl
 from herd.report.log import RunLog
 from herd.report.runrecord import SUBTEST_PREFIX
 from herd.run import polling
 from herd.run.fleet import Fleet, OpenRun
 from herd.run.images import resolve_images
+from herd.run.liveoutput import LiveOutput
 from herd.run.machine import Machine
 from herd.run.outputdir import make_output_dir, shown_path
 from herd.run.resolve import resolve_test
@@ -73,6 +74,7 @@ class RunOptions:
     stop_timeout: float = STOP_TIMEOUT
     terminal: TextIO | None = field(default_factory=lambda: sys.stderr)
     check: bool = True  # check a string script's names before anything starts (`herd run --no-check`)
+    console: bool = False  # show the machines' consoles and journals as they run (`herd run --console`)
 
     def __post_init__(self) -> None:
         if (problem := timeout_problem(self.stop_timeout)) is not None:
@@ -111,7 +113,7 @@ class Driver:
         self.polling_conditions: list[polling.PollingCondition] = []
         self.fleet = Fleet(resolved, self.plugins, self.options.stop_timeout, self.polling_conditions)
         self.machines = [Machine(m, self.fleet.machines[m.name]) for m in self.spec.machines]
-        self._console_echo: console.ConsoleEcho | None = None
+        self._live: LiveOutput | None = None  # the consoles and journals on the terminal
         self._background: list[Future[None]] = []  # the networks' creation, then the reaping of dead runs
         self.run_dir: RunDir | None = None
         self.output_dir = Path()
@@ -161,10 +163,12 @@ class Driver:
     def close(self, outcome: Outcome) -> None:
         """Tear the run down (see `teardown`), then log how it ended."""
         with signals_ignored():
-            if self._console_echo is not None:
-                self._console_echo.stop()
             self.log.info("tearing down", show=False)
-            self.teardown()
+            try:
+                self.teardown()
+            finally:  # the machines' last lines, shown once they stopped
+                if self._live is not None:
+                    self._live.stop()
             outcome.seconds = time.monotonic() - self._started
             self._report_end(outcome)
             self.log.close()
@@ -200,7 +204,11 @@ class Driver:
         self.output_dir = make_output_dir(self.options.output_dir, self.spec.name, self.run_dir.id)
         outcome.output_dir = self.output_dir
         self.log = RunLog(
-            self.output_dir / "log.txt", self.options.terminal, self.options.verbose, self.spec.name
+            self.output_dir / "log.txt",
+            self.options.terminal,
+            self.options.verbose,
+            self.spec.name,
+            [m.name for m in self.machines],
         )
         control = NetworkControl.planned(self.spec, self.run_dir.id, self.log, self.plugins)
         self._network_control, self._network_plan = control, control.plan
@@ -225,6 +233,10 @@ class Driver:
                 ImageViews(self.run_dir.path / "images"),
             )
         )
+        self._live = LiveOutput(self.fleet, self.log, self.output_dir)
+        if self.options.console:
+            self._live.consoles(True)
+            self._live.follow_journals()
 
     def _reap_dead_runs(self) -> None:
         """Remove what dead runs left (in the background, once this run's networks are made).
@@ -433,6 +445,7 @@ class Driver:
             lambda last_try: bool(function(last_try)),
             timeout,
             f"{getattr(function, '__name__', 'the condition')} to hold",
+            log=self.log,
         )
 
     def polling_condition(
@@ -472,7 +485,7 @@ class Driver:
 
             serial_stdout_on()
         """
-        self._echo().switch(True)
+        self._live_output().consoles(True)
 
     def serial_stdout_off(self) -> None:
         """Stop echoing the consoles to the terminal (`serial_stdout_on`).
@@ -481,18 +494,12 @@ class Driver:
 
             serial_stdout_off()
         """
-        if self._console_echo is not None:
-            self._console_echo.switch(False)
+        self._live_output().consoles(False)
 
-    def _echo(self) -> console.ConsoleEcho:
-        if self._console_echo is None:
-            machines = self.fleet.machines
-            self._console_echo = console.ConsoleEcho(
-                list(machines),
-                lambda name: machines[name].console_text(),
-                lambda name, line: self.log.terminal_line(f"  {name:<12} | {line}", "dim"),
-            )
-        return self._console_echo
+    def _live_output(self) -> LiveOutput:
+        if self._live is None:
+            raise HerdError("the run has not started: its machines have no output yet")
+        return self._live
 
     def create_machine(self, *_args: Any, **_kwargs: Any) -> Machine:
         """Not in herd: a test declares all its machines (`herd.Test(machines=...)`).

@@ -25,6 +25,7 @@ from herd.hooks.types import Capability, Kind, LaunchPlan, StopMode
 from herd.host import hostimage, limits
 from herd.linux import cgroups, console
 from herd.report.log import printable
+from herd.report.terminal import Progress
 from herd.run import polling
 from herd.run.signals import signals_ignored
 
@@ -110,9 +111,13 @@ class Fleet:
         concurrency = min(len(pending), BOOT_CONCURRENCY)
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="herd-boot")
         futures: list[Future[None]] = []
+        progress = Progress("booted", len(pending))
+        if not self.line_each:
+            log.status(progress, progress.render)
         try:
             for machine in pending:
                 futures.append(pool.submit(machine.boot))
+                futures[-1].add_done_callback(progress.one_done)
             wait(futures)
         finally:
             # Interrupted (Ctrl-C, the test's timeout), even while the boots were being submitted:
@@ -121,6 +126,7 @@ class Fleet:
             # not yet listed here is waited for too).
             with signals_ignored():
                 pool.shutdown(wait=True, cancel_futures=True)
+            log.status(progress, None)
         errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
         self.run.networks_ready.result()
         if not self.line_each:
@@ -332,6 +338,7 @@ class RunMachine:
             seconds=time.monotonic() - started,
             stdout=result.stdout,
             stderr=result.stderr,
+            timed_out=result.timed_out,
         )
         return result
 

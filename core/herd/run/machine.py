@@ -253,7 +253,9 @@ class Machine:
         self._check_commands(commands, timeout)
         return "".join(self._expect(command, False, timeout) for command in commands)
 
-    def _wait_for_status(self, command: str, success: bool, timeout: float) -> str:
+    def _wait_for_status(self, command: str, success: bool, timeout: float, what: str | None = None) -> str:
+        """Repeat `command` until it succeeds (or fails); `what` names the wait in the log and its
+        error, else the command does."""
         self._check_command(command)
         self._check_timeout(timeout)
         deadline = time.monotonic() + timeout
@@ -265,8 +267,8 @@ class Machine:
                 return None
             return result.stdout.decode(errors="replace") if (result.status == 0) == success else None
 
-        what = f"`{command}` to {'succeed' if success else 'fail'}"
-        return poll(attempt, timeout, what, self.name)
+        what = what or f"`{command}` to {'succeed' if success else 'fail'}"
+        return poll(attempt, timeout, what, self.name, log=self._control.log)
 
     def wait_until_succeeds(self, command: str, timeout: float = DEFAULT_TIMEOUT) -> str:
         """Repeat a command until it succeeds; return its output.
@@ -382,7 +384,7 @@ class Machine:
                     )
             return state == "active"
 
-        poll(active, timeout, f"unit {full!r} to be active", self.name)
+        poll(active, timeout, f"unit {full!r} to be active", self.name, log=self._control.log)
 
     @needs(Capability.SYSTEMD)
     def start_job(self, jobname: str, user: str | None = None) -> tuple[int, str]:
@@ -438,7 +440,7 @@ class Machine:
             match = pattern.search(self._control.console_text())
             return match.group(0) if match else None
 
-        return poll(seen, timeout, f"console text matching {regex!r}", self.name)
+        return poll(seen, timeout, f"console text matching {regex!r}", self.name, log=self._control.log)
 
     @needs(Capability.CONSOLE)
     def send_chars(self, chars: str, delay: float | None = KEY_DELAY) -> None:
@@ -590,7 +592,7 @@ class Machine:
 
             machine.wait_for_file("/run/nginx.pid")
         """
-        self._wait_for_status(f"test -e {shlex.quote(filename)}", True, timeout)
+        self._wait_for_status(f"test -e {shlex.quote(filename)}", True, timeout, f"file {filename} to exist")
 
     def _port_probe(self, port: int, addr: str) -> str:
         target = f"{shlex.quote(addr)} {int(port)}"
@@ -609,7 +611,7 @@ class Machine:
 
             machine.wait_for_open_port(80)
         """
-        self._wait_for_status(self._port_probe(port, addr), True, timeout)
+        self._wait_for_status(self._port_probe(port, addr), True, timeout, f"port {port} on {addr} to open")
 
     def wait_for_closed_port(
         self, port: int, addr: str = "localhost", timeout: float = DEFAULT_TIMEOUT
@@ -620,7 +622,7 @@ class Machine:
 
             machine.wait_for_closed_port(80)
         """
-        self._wait_for_status(self._port_probe(port, addr), False, timeout)
+        self._wait_for_status(self._port_probe(port, addr), False, timeout, f"port {port} on {addr} to close")
 
     def copy_from_host(self, source: str | os.PathLike[str], target: str) -> None:
         """Copy a file or directory from the host to `target` in the machine (parents are made).
@@ -737,7 +739,7 @@ class Machine:
             )
             + f" {path} 2>/dev/null; else nc -z {flags} {path}; fi"
         )
-        self._wait_for_status(probe, True, timeout)
+        self._wait_for_status(probe, True, timeout, f"UNIX socket {addr} to open")
 
     def copy_from_host_via_shell(self, source: str | os.PathLike[str], target: str) -> None:
         """Copy one file from the host to `target` in the machine through a command's input
@@ -836,6 +838,7 @@ class Machine:
             timeout,
             f"tty{tty} to match {regexp!r}",
             self.name,
+            log=self._control.log,
         )
 
     @needs(Capability.KERNEL)

@@ -113,7 +113,12 @@ class PollingCondition:
         """
         if (problem := timeout_problem(timeout)) is not None:
             raise ArgumentError(f"polling condition {self.description!r}: wait: timeout: {problem}")
-        poll(lambda _last_try: self.check(force=True) is None, timeout, f"{self.description!r} to hold")
+        poll(
+            lambda _last_try: self.check(force=True) is None,
+            timeout,
+            f"{self.description!r} to hold",
+            log=self._log,
+        )
 
 
 def _describe(function: Callable[[], Any]) -> str:
