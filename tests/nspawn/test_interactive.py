@@ -4,12 +4,14 @@ Ctrl-D that tears the run down."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from tests.interactive import interactive_run
@@ -60,3 +62,19 @@ def test_a_session_drives_the_machines_and_its_outcome_is_the_last_scripts(repl:
     assert (session.history / ("ptpython-history" if repl == "ptpython" else "history")).read_text()
     log = (tmp_path / "out" / "log.txt").read_text()
     assert ("PASS session" if repl == "ptpython" else "FAIL session") in log
+
+
+@pytest.mark.parametrize("repl", ["ptpython", "stdlib"])
+def test_sigterm_ends_the_session_and_the_run(repl: str, tmp_path: Path) -> None:
+    test_file = tmp_path / "session.py"
+    test_file.write_text(textwrap.dedent(TEST))
+    with interactive_run(test_file, "nspawn", tmp_path, repl) as session:
+        session.send_line('machine.start(); print("bo" + "oted")')
+        session.shows("booted")
+        session.shows(">>>")  # at the prompt, where the REPL reads the terminal
+        session.child.kill(signal.SIGTERM)
+        session.shows("interrupted by SIGTERM: stopping the machines")
+        session.shows("INTERRUPTED session by SIGTERM")
+        session.child.expect(pexpect.EOF)
+        session.child.close()
+    assert session.child.exitstatus == 143
