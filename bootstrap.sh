@@ -49,6 +49,6 @@ if .venv/bin/pip show -q herd 2>/dev/null; then
     rm -rf core/herd.egg-info
 fi
 # compat mode: a plain path entry instead of an import hook, which costs every herd run ~10 ms
-.venv/bin/pip install -q --config-settings editable_mode=compat -e '.[test]' -e plugins/nspawn -e plugins/docker -e plugins/gpu \
+.venv/bin/pip install -q --config-settings editable_mode=compat -e '.[test,interactive]' -e plugins/nspawn -e plugins/docker -e plugins/gpu \
     -e 'plugins/qemu[libvirt]' -e plugins/bridge -e 'plugins/images[docker]'
 echo "bootstrap.sh: herd is installed in $(pwd)/.venv"

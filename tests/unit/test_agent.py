@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -75,11 +76,35 @@ def test_a_timeout_kills_the_whole_command(channel: Channel, tmp_path: Path) -> 
     result = channel.run(f"sh -c 'echo $$ > {pid_file}; sleep 60'; echo never", timeout=0.5)
     assert result.timed_out and result.status == 128 + 9
     assert time.monotonic() - started < 5
-    pid = int(pid_file.read_text())
+    assert_dies(int(pid_file.read_text()))
+
+
+def assert_dies(pid: int) -> None:
+    """Process `pid` is gone within five seconds."""
     deadline = time.monotonic() + 5
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert not alive(pid), "the timed-out command's child survived"
+    assert not alive(pid), f"the command's process {pid} survived"
+
+
+def test_an_interrupted_call_cancels_its_command(channel: Channel, tmp_path: Path) -> None:
+    """Ctrl-C while a command runs (KeyboardInterrupt in the waiting thread) kills the command in
+    the machine, not only the wait for it; the channel serves the next command."""
+    pid_file = tmp_path / "pid"
+
+    def interrupt(_number: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            channel.run(f"sh -c 'echo $$ > {pid_file}; sleep 60'; echo never", timeout=None)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert_dies(int(pid_file.read_text()))
+    assert channel.run("echo next", timeout=10).stdout == b"next\n"
 
 
 def test_a_signal_gives_128_plus_its_number(channel: Channel) -> None:

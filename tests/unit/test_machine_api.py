@@ -5,6 +5,8 @@ driver's do, on an in-memory machine (its waits: test_machine_waits.py)."""
 from __future__ import annotations
 
 import inspect
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -300,3 +302,25 @@ def test_log_and_nested_write_under_the_machines_name(make_machine: MakeMachine)
     assert lines[1] == "server: filling the database rows=3"
     assert lines[2] == "  server: inside"
     assert lines[3].startswith("done: server: filling the database rows=3 (")
+
+
+def test_console_interact_types_the_terminals_input_and_prints_the_console_until_its_end(
+    make_machine: MakeMachine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, memory = make_machine(Capability.CONSOLE)
+
+    def type_and_echo(chars: str) -> None:  # a console that echoes what is typed on it
+        memory.typed.append(chars)
+        memory.console += f"echo: {chars}"
+
+    monkeypatch.setattr(memory, "send_chars", type_and_echo)
+    read_end, write_end = os.pipe()
+    os.write(write_end, "root\nünï\n".encode())
+    os.close(write_end)  # then the end of the input: Ctrl-D
+    with open(read_end) as terminal:
+        monkeypatch.setattr(sys, "stdin", terminal)
+        server.console_interact()
+    assert memory.typed == ["root\nünï\n"]
+    assert capsys.readouterr().out == "echo: root\nünï\n"  # what the console printed since, not before
+    memory.log.close()
+    assert "server: console closed" in (memory.output_dir / "log.txt").read_text()

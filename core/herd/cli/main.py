@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from herd.hooks.manager import LoadFailure, Plugins
-    from herd.run.driver import Driver
+    from herd.run.driver import Driver, Outcome
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                 keep=args.keep,
                 verbose=args.verbose,
                 check=args.check,
-                console=args.console,
+                console=args.console or args.interactive,
             )
             for _ in tests
         ]
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     ran: list[Driver] = []
     try:
-        return _run_all(drivers, args.output_dir, ran)
+        return _run_all(drivers, args.output_dir, ran, _session_runner(args.interactive))
     finally:
         if args.junit_xml is not None:
             from herd.report import junit
@@ -71,8 +73,22 @@ def run(args: argparse.Namespace) -> int:
             junit.write([(driver.log.record, driver.output_dir) for driver in ran], args.junit_xml)
 
 
-def _run_all(drivers: list[Driver], output_dir: Path | None, ran: list[Driver]) -> int:
-    """Run the tests in order, each driver appended to `ran` once it has run; the exit status."""
+def _session_runner(interactive: bool) -> Callable[[Driver], Outcome]:
+    """How each test runs: its script (`Driver.run`), or a REPL's session (`--interactive`)."""
+    from herd.run.driver import Driver
+
+    if not interactive:
+        return Driver.run
+    from herd.run.interactive import run_session
+
+    return run_session
+
+
+def _run_all(
+    drivers: list[Driver], output_dir: Path | None, ran: list[Driver], run_one: Callable[[Driver], Outcome]
+) -> int:
+    """Run the tests in order with `run_one`, each driver appended to `ran` once it has run; the
+    exit status."""
     from herd.errors import HerdError, SpecError
     from herd.report.log import printable
 
@@ -81,7 +97,7 @@ def _run_all(drivers: list[Driver], output_dir: Path | None, ran: list[Driver]) 
         if output_dir is not None:
             driver.options.output_dir = output_dir / driver.spec.name if len(drivers) > 1 else output_dir
         try:
-            outcome = driver.run()
+            outcome = run_one(driver)
         except HerdError as error:  # the run could not start (its teardown has run)
             print(f"herd: {printable(str(error))}", file=sys.stderr)
             # a test whose image cannot be had (a package that does not exist) is invalid
@@ -367,7 +383,15 @@ def parser() -> argparse.ArgumentParser:
     run_parser.add_argument(
         "--console",
         action="store_true",
-        help="show each machine's console and journal as they are written, under its name",
+        help="show each machine's console and journal as they are written, under its name "
+        "(always on with --interactive)",
+    )
+    run_parser.add_argument(
+        "--interactive",
+        "-i",
+        action="store_true",
+        help="instead of running the script, open a Python REPL that holds its names: the machines, "
+        "start_all(), test_script(); Ctrl-D ends the run",
     )
     run_parser.add_argument(
         "--junit-xml",

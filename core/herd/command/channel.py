@@ -2,7 +2,9 @@
 
 `spawn_agent()` gives a new agent on the host, forked by a spawner process that herd starts once;
 a container backend then moves it into the machine with `Channel.enter()`. Calls may come from
-many threads: one reader thread hands each response to the call waiting for it.
+many threads: one reader thread hands each response to the call waiting for it. A command whose
+caller is interrupted while it waits (Ctrl-C in `herd run --interactive`) is cancelled: the agent
+kills it rather than let it run on in the machine.
 """
 
 from __future__ import annotations
@@ -106,15 +108,27 @@ class Channel:
             except OSError as error:
                 del self._calls[request_id]
                 raise ChannelClosed(f"writing to its command agent failed: {error}") from error
-        if not call.done.wait(wait):
-            with self._lock:
-                self._calls.pop(request_id, None)
+        try:
+            answered = call.done.wait(wait)
+        except BaseException:  # Ctrl-C (KeyboardInterrupt) or a signal that ends the run
+            self._give_up(request_id, cancel="command" in header)
+            raise
+        if not answered:
+            self._give_up(request_id, cancel=False)
             raise ChannelClosed(f"its command agent did not answer within {wait:g} s")
         if not call.header:
             raise ChannelClosed(self._closed or "its command agent exited")
         if "error" in call.header:
             raise ChannelClosed(str(call.header["error"]))
         return call
+
+    def _give_up(self, request_id: int, cancel: bool) -> None:
+        """Stop waiting for request `request_id`; with `cancel`, have the agent kill its command."""
+        with self._lock:
+            self._calls.pop(request_id, None)
+            if cancel and self._closed is None:
+                with contextlib.suppress(OSError):  # the agent is gone, and its commands with it
+                    self._socket.sendall(agent.encode_frame({"cancel": request_id}))
 
     def enter(
         self,

@@ -12,7 +12,9 @@ Each command runs as the NixOS test driver runs it: in bash with `set -euo pipef
 with `set -eu` where the machine has no bash), and on no process's command line: the shell reads it
 from a pipe on descriptor 3, while the request's body is its stdin. Many commands may run at once;
 each answers when its shell exits, with whatever its stdout and stderr held, even when a background
-process keeps them open. At its timeout a command's whole process group is killed.
+process keeps them open. At its timeout a command's whole process group is killed, and so it is at
+once on a request `{"cancel": ID}` (no answer of its own): the host gave up command ID, as when
+Ctrl-C stops it in `herd run --interactive`.
 
 A first request `{"id": 1, "enter": PID, "cgroup_procs": [...], "environment": {...},
 "filters": [...]}` makes the agent join those cgroups and every namespace of process PID (a
@@ -160,7 +162,6 @@ class Command:
 
     def kill(self) -> None:
         """Kill the command's whole process group (its shell leads a session of its own)."""
-        self.timed_out = True
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
 
@@ -363,6 +364,7 @@ class Agent:
         now = time.monotonic()
         for command in self.commands.values():
             if command.deadline is not None and not command.timed_out and now >= command.deadline:
+                command.timed_out = True
                 command.kill()
 
     def next_timeout(self) -> float | None:
@@ -388,8 +390,16 @@ class Agent:
         for header, body in decode_frames(self.inbox):
             if "enter" in header:
                 self.enter(header)
+            elif "cancel" in header:
+                self.cancel(int(header["cancel"]))  # type: ignore[call-overload]
             else:
                 self.start(header, body)
+
+    def cancel(self, request_id: int) -> None:
+        """Kill command `request_id` if it still runs; it answers as it ends, to nobody."""
+        command = self.commands.get(request_id)
+        if command is not None:
+            command.kill()
 
     def enter(self, header: dict[str, object]) -> None:
         try:

@@ -1,4 +1,5 @@
-"""Reading a machine's console, on every backend, and echoing it to the terminal.
+"""Reading a machine's console, on every backend, and echoing it to the terminal (every console's
+new lines, or one console as it comes, for a person who types on it).
 
 Every backend writes a machine's console to `<output>/<machine>/console.log` (the contract of
 `herd_machine_start`), appending at each boot; the driver notes the file's size before each boot,
@@ -16,10 +17,12 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from herd.errors import MachineError
 
 ECHO_INTERVAL = 0.2  # seconds between two looks at the consoles while they are echoed
+FOLLOW_INTERVAL = 0.05  # the same for the console a person types on (`ConsoleFollower`)
 TAIL_LINES = 25  # lines of a console an error message ends with
 TAIL_BYTES = 16384  # how much of the end of a console log is read for them
 
@@ -121,3 +124,35 @@ class ConsoleEcho:
             self._thread.join()
         if self._on.is_set():
             self.show_new_lines()
+
+
+class ConsoleFollower:
+    """A thread that writes what one console prints from now on to `out` as it comes, partial lines
+    (a prompt) too: the output side of `console_interact()`."""
+
+    def __init__(self, read: Callable[[], str], out: TextIO) -> None:
+        self._read = read
+        self._out = out
+        self._shown = len(read())
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="herd-console-follow", daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        while not self._stopped.wait(FOLLOW_INTERVAL):
+            self.show_new_text()
+
+    def show_new_text(self) -> None:
+        text = self._read()
+        if len(text) < self._shown:  # the machine booted again: its console starts anew
+            self._shown = 0
+        if len(text) > self._shown:
+            self._out.write(text[self._shown :])
+            self._out.flush()
+            self._shown = len(text)
+
+    def stop(self) -> None:
+        """Show what came last, and stop."""
+        self._stopped.set()
+        self._thread.join()
+        self.show_new_text()

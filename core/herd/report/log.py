@@ -94,6 +94,7 @@ class RunLog:
         self.verbose = verbose
         self.depth = 0
         self.lock = threading.Lock()
+        self._muted: set[tuple[str, str]] = set()  # (machine, source) shown raw elsewhere for now
         self._waits = threading.local()  # the wait under way in each thread, if any
         self._handler = _Forward(self)
         logger = logging.getLogger("herd")
@@ -119,7 +120,18 @@ class RunLog:
     def machine_line(self, machine: str, source: str, text: str) -> None:
         """A line of `machine`'s `source` ("console", "journal") for the terminal only: the file
         that `source` is in the output directory has it already."""
-        self.terminal.line(self.prefixes.line(machine, source, printable(text)))
+        if (machine, source) not in self._muted:
+            self.terminal.line(self.prefixes.line(machine, source, printable(text)))
+
+    @contextmanager
+    def muted(self, machine: str, source: str) -> Iterator[None]:
+        """Leave `machine`'s `source` lines off the terminal for a while: `console_interact()`
+        shows that console as it is, and the prefixed copy would print every line twice."""
+        self._muted.add((machine, source))
+        try:
+            yield
+        finally:
+            self._muted.discard((machine, source))
 
     def status(self, key: object, render: Callable[[], str] | None) -> None:
         """A status kept current on the terminal's last line (`Terminal.status`); None ends it."""

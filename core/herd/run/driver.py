@@ -183,18 +183,20 @@ class Driver:
                 with signals_interrupt(self.spec.timeout):
                     run_script(self.spec.script, self.namespace(), self.spec.name, self.source)
             except Interrupted as interruption:
-                outcome.interrupted = interruption.signal_name
-                outcome.error = interruption
-                self.log.info(
-                    f"interrupted by {interruption.signal_name}: stopping the machines", color="yellow"
-                )
-                self.fleet.stop_timeout = min(self.fleet.stop_timeout, INTERRUPTED_STOP_TIMEOUT)
+                self.note_interruption(interruption)
             except Exception as error:
                 outcome.error = error
                 self.report_failure(error)
                 if self.options.keep:
                     self.keep_until_interrupted()
         return outcome
+
+    def note_interruption(self, interruption: Interrupted) -> None:
+        """A signal ended the run: its outcome says which, and its machines stop sooner."""
+        self.outcome.interrupted = interruption.signal_name
+        self.outcome.error = interruption
+        self.log.info(f"interrupted by {interruption.signal_name}: stopping the machines", color="yellow")
+        self.fleet.stop_timeout = min(self.fleet.stop_timeout, INTERRUPTED_STOP_TIMEOUT)
 
     def _prepare_run(self, outcome: Outcome) -> None:
         """Output directory, log, network plan; then the networks' providers start making them in

@@ -8,6 +8,7 @@ soon after their condition holds. A machine starts on its first use if the scrip
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import functools
 import inspect
@@ -16,6 +17,7 @@ import math
 import os
 import re
 import shlex
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from herd.declare.spec import timeout_problem
 from herd.errors import ArgumentError, CapabilityError, CommandFailed, WaitTimeout
 from herd.hooks.types import Capability, ExecResult, StopMode
+from herd.linux.console import ConsoleFollower
 from herd.report.log import printable
 from herd.run.waiting import poll
 
@@ -42,6 +45,7 @@ UNCHECKED_STATUS = -1
 UNWAITED_STATUS = -2
 KEY_DELAY = 0.01  # seconds after each key or character typed, as in the NixOS test driver
 POWER_OFF_POLL = 0.1  # seconds between two probes of `wait_for_shutdown`
+CONSOLE_READ_SIZE = 4096  # bytes of the terminal's input read at once by `console_interact`
 
 
 def needs(capability: Capability) -> Callable[[F], F]:
@@ -772,6 +776,29 @@ class Machine:
             machine.send_console("\\n\\nsystemctl default\\n")
         """
         self._control.send_chars(chars)
+
+    @needs(Capability.CONSOLE)
+    def console_interact(self) -> None:
+        """Forward what is typed on the terminal to the machine's console and print what the
+        console prints, until Ctrl-D; for `herd run --interactive`, as in the NixOS test driver.
+
+        The terminal stays in line mode: a line goes to the machine when Enter is pressed, and
+        Ctrl-C stops the forwarding as it stops any command of the session.
+
+        Example::
+
+            machine.console_interact()
+        """
+        self._control.start()
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        with self._control.log.muted(self.name, "console"):
+            follower = ConsoleFollower(self._control.console_text, sys.stdout)
+            try:
+                while typed := os.read(sys.stdin.fileno(), CONSOLE_READ_SIZE):
+                    self._control.send_chars(decoder.decode(typed))
+            finally:
+                follower.stop()
+        self._control.log.info("console closed", machine=self.name)
 
     @needs(Capability.MONITOR)
     def send_monitor_command(self, command: str) -> str:

@@ -28,8 +28,11 @@ def _in_main_thread() -> bool:
 
 
 @contextlib.contextmanager
-def signals_interrupt(timeout: float | None) -> Iterator[None]:
-    """In the main thread: SIGINT/SIGTERM raise `Interrupted`, and the global timeout `TestTimeout`."""
+def signals_interrupt(
+    timeout: float | None, numbers: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)
+) -> Iterator[None]:
+    """In the main thread: the signals `numbers` (SIGINT and SIGTERM) raise `Interrupted`, and the
+    global timeout `TestTimeout`."""
     if not _in_main_thread():
         yield
         return
@@ -37,7 +40,7 @@ def signals_interrupt(timeout: float | None) -> Iterator[None]:
     def interrupt(number: int, _frame: object) -> None:
         raise Interrupted(signal.Signals(number).name)
 
-    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
+    previous = {number: signal.signal(number, interrupt) for number in numbers}
     try:
         with global_timeout(timeout):
             yield

@@ -1,0 +1,164 @@
+"""`herd run FILE --interactive`: a Python REPL that holds a run's script names, its machines
+among them, and `test_script()`, which runs the test's declared script.
+
+The REPL is ptpython's where it is installed (the `interactive` extra) and the terminal is one,
+with its history and the completion of machine methods; else the standard library's, with readline's
+history and completion. `HERD_REPL=stdlib` chooses the standard library's even where ptpython is
+there. Each keeps its history under `$XDG_STATE_HOME/herd` (`~/.local/state/herd`).
+
+Signals: Ctrl-C raises KeyboardInterrupt in the command the REPL runs, and a machine's command
+that it waits for is cancelled (`herd.command.channel`); the run goes on. SIGTERM ends the run as
+it ends any: `Interrupted`, which both REPLs let through. Ctrl-D (or `exit()`) leaves the REPL and
+the run is torn down. The test's timeout does not apply: the person at the REPL ends the session.
+
+The session passes unless the last `test_script()` failed (or a signal ended it).
+"""
+
+from __future__ import annotations
+
+import code
+import importlib.util
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import CodeType
+from typing import TYPE_CHECKING, Any
+
+from herd.declare.script import run_script
+from herd.errors import ArgumentError, HerdError, ScriptExitError
+from herd.run.signals import Interrupted, signals_interrupt
+
+if TYPE_CHECKING:
+    from herd.run.driver import Driver, Outcome
+
+REPL_VARIABLE = "HERD_REPL"  # "stdlib": the standard library's REPL even where ptpython is installed
+REPLS = ("ptpython", "stdlib")
+
+Repl = Callable[[dict[str, Any], str], None]
+
+
+def run_session(driver: Driver) -> Outcome:
+    """Open the run, hand its names to a REPL until the person leaves it, then tear the run down;
+    how it went."""
+    repl = chosen_repl()
+    with driver:
+        namespace = driver.namespace()
+        namespace["test_script"] = _test_script(driver, namespace)
+        try:
+            with signals_interrupt(None, (signal.SIGTERM,)):
+                repl(namespace, _banner(driver))
+        except Interrupted as interruption:
+            driver.note_interruption(interruption)
+    return driver.outcome
+
+
+def chosen_repl() -> Repl:
+    """ptpython's REPL, unless `HERD_REPL=stdlib`, ptpython is not installed or the terminal is none."""
+    wanted = os.environ.get(REPL_VARIABLE, "ptpython")
+    if wanted not in REPLS:
+        raise ArgumentError(f"${REPL_VARIABLE}: expected one of {', '.join(REPLS)}, got {wanted!r}")
+    usable = importlib.util.find_spec("ptpython") is not None and sys.stdin.isatty()
+    return ptpython_repl if wanted == "ptpython" and usable else stdlib_repl
+
+
+def _test_script(driver: Driver, namespace: dict[str, Any]) -> Callable[[], None]:
+    def test_script() -> None:
+        """Run the test's declared script on this session's machines; the session's outcome is
+        its last run's."""
+        if driver.spec.script is None:
+            raise HerdError(f"test {driver.spec.name!r} declares no script")
+        try:
+            run_script(driver.spec.script, namespace, driver.spec.name, driver.source)
+        except BaseException as error:
+            driver.outcome.error = error
+            if isinstance(error, ScriptExitError) and isinstance(error.__cause__, KeyboardInterrupt):
+                raise error.__cause__ from None  # Ctrl-C: the REPL's, not the script's
+            raise
+        driver.outcome.error = None
+
+    return test_script
+
+
+def _banner(driver: Driver) -> str:
+    names = ", ".join(machine.spec.script_name for machine in driver.machines)
+    return (
+        f"herd: interactive session of {driver.spec.name}, run {driver.run_id}; machines: {names}\n"
+        f"start_all() boots them, test_script() runs the test's script; "
+        f"Ctrl-C stops a command, Ctrl-D ends the run"
+    )
+
+
+def history_dir() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "herd"
+
+
+def ptpython_repl(namespace: dict[str, Any], banner: str) -> None:
+    from ptpython.repl import PythonRepl
+
+    class SessionRepl(PythonRepl):
+        """ptpython's REPL, which shows every exception a command raises and goes on; but a signal
+        that ends the run (`Interrupted`) ends the REPL too."""
+
+        interruption: Interrupted | None = None
+
+        def _handle_exception(self, e: BaseException) -> None:
+            if isinstance(e, Interrupted):
+                raise e
+            super()._handle_exception(e)
+
+        def read(self) -> str:
+            try:
+                return super().read()
+            except Interrupted as interruption:  # at the prompt: leave as Ctrl-D leaves
+                self.interruption = interruption
+                if self.app.is_running and self.app.loop is not None:  # its thread restores the terminal
+                    self.app.loop.call_soon_threadsafe(self.app.exit)
+                raise EOFError from interruption
+
+    history_dir().mkdir(parents=True, exist_ok=True)
+    repl = SessionRepl(
+        get_globals=lambda: namespace,
+        get_locals=lambda: namespace,
+        history_filename=str(history_dir() / "ptpython-history"),
+    )
+    repl.confirm_exit = False  # Ctrl-D ends the run, as in the standard library's REPL
+    print(banner)
+    repl.run()
+    if repl.interruption is not None:
+        raise repl.interruption
+
+
+class _Console(code.InteractiveConsole):
+    """The standard library's REPL, which lets `Interrupted` end it and says of a Ctrl-C only that
+    it came, as ptpython's does (not where herd waited for the machine)."""
+
+    def runcode(self, code: CodeType) -> None:
+        try:
+            exec(code, self.locals)
+        except (Interrupted, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            self.write("KeyboardInterrupt\n")
+        except BaseException:
+            self.showtraceback()
+
+
+def stdlib_repl(namespace: dict[str, Any], banner: str) -> None:
+    import readline
+    import rlcompleter
+
+    history = history_dir() / "history"
+    readline.set_completer(rlcompleter.Completer(namespace).complete)
+    readline.parse_and_bind("tab: complete")
+    if history.exists():
+        readline.read_history_file(history)
+    try:
+        _Console(namespace).interact(banner, exitmsg="")
+    except SystemExit:  # exit(): the session ends as with Ctrl-D
+        pass
+    finally:
+        history.parent.mkdir(parents=True, exist_ok=True)
+        readline.write_history_file(history)
