@@ -513,9 +513,8 @@ class Agent:
             self.hang_up(session)
         elif session.master is None:
             return  # nothing reads its terminal any more
-        elif "resize" in header:
-            rows, cols = header["resize"]  # type: ignore[misc]
-            set_window_size(session.master, int(rows), int(cols))
+        elif isinstance(size := header.get("resize"), list):
+            set_window_size(session.master, int(size[0]), int(size[1]))
         else:
             session.pending += body
             self.write_terminal(session)
