@@ -2,7 +2,7 @@
 live run, from any terminal; the command's exit status is herd's.
 
 The words after `--` are joined with spaces and run by the machine's login shell (`bash -lc`), as
-ssh runs its command. RUN may be left out while one run lives.
+ssh runs its command. RUN may be left out where one live run alone has a machine of that name.
 """
 
 from __future__ import annotations
@@ -33,17 +33,26 @@ def parse_target(words: list[str]) -> tuple[str | None, str, str | None]:
     raise ArgumentError("usage: herd shell [RUN] MACHINE [-- COMMAND ...]")
 
 
-def choose_run(run_id: str | None) -> str:
-    """The run named, or the only live one; a one-line error naming the live runs otherwise."""
-    live = live_run_ids()
-    named = ", ".join(f"{run} ({describe(run).get('test', 'starting')})" for run in live) or "none"
-    if run_id is None:
-        if len(live) == 1:
-            return live[0]
-        raise HerdError(f"name the run: live runs on this host: {named}")
-    if run_id not in live:
-        raise HerdError(f"no live run {run_id!r} on this host; live runs: {named}")
-    return run_id
+def choose_run(run_id: str | None, machine: str) -> str:
+    """The run named, or else the only live run with a machine of that name; a one-line error
+    naming the live runs otherwise."""
+    runs = {run: describe(run) for run in live_run_ids()}
+    named = ", ".join(f"{run} ({about.get('test', about.get('state'))})" for run, about in runs.items())
+    if run_id is not None:
+        if run_id not in runs:
+            raise HerdError(f"no live run {run_id!r} on this host; live runs: {named or 'none'}")
+        return run_id
+    having = [run for run, about in runs.items() if _has_machine(about, machine)]
+    if len(having) == 1:
+        return having[0]
+    if not having:
+        raise HerdError(f"no live run has a machine {machine!r}; live runs: {named or 'none'}")
+    raise HerdError(f"name the run: {len(having)} live runs have a machine {machine!r}: {named}")
+
+
+def _has_machine(about: dict[str, object], machine: str) -> bool:
+    machines = about.get("machines", [])
+    return isinstance(machines, list) and any(m["name"] == machine for m in machines)
 
 
 def _exit_on_signal(number: int, _frame: FrameType | None) -> None:
@@ -53,7 +62,7 @@ def _exit_on_signal(number: int, _frame: FrameType | None) -> None:
 def shell(args: argparse.Namespace) -> int:
     try:
         run_id, machine, command = parse_target(args.where)
-        stream = connect(choose_run(run_id))
+        stream = connect(choose_run(run_id, machine))
     except HerdError as error:
         print(f"herd: {error}", file=sys.stderr)
         return 2 if isinstance(error, ArgumentError) else 1
