@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,9 @@ import pexpect
 import pytest
 
 from herd.hooks.types import BackendInfo, Capability
+from herd.host.rundir import state_root
 from herd.linux.agent import SESSION_GRACE
+from herd.run.shellserver import SOCKET_NAME
 from tests.conftest import ROOT, assert_nothing_left, start_herd_run
 
 HERD = str(Path(sys.executable).with_name("herd"))
@@ -95,6 +98,8 @@ def check_list(run_id: str, backend: str) -> None:
     assert machines["server"]["backend"] == backend and machines["server"]["state"] == "running"
     assert machines["idle"]["state"] == "not started"
     assert all("/" in address for address in machines["server"]["addresses"])
+    socket = state_root() / run_id / SOCKET_NAME
+    assert stat.S_IMODE(socket.stat().st_mode) == 0o600 and socket.stat().st_uid == 0
     text = herd("list").stdout
     assert f"run {run_id}: kept" in text and "server" in text and "running" in text
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
+import sys
 
 from herd.command.terminal import FrameStream
 from herd.errors import HerdError
@@ -14,10 +16,14 @@ from herd.host.rundir import state_root
 from herd.run.shellserver import SOCKET_NAME
 
 ANSWER_TIMEOUT = 10.0  # seconds a run has to answer (its answer is read from memory)
+STARTING = "starting or ending"  # what a live run is while its socket is not there
 
 
 def live_run_ids() -> list[str]:
-    """The runs whose process lives, by the lock each holds (`herd.host.residue`)."""
+    """The runs whose process lives, by the lock each holds (`herd.host.residue`), which root
+    alone may take."""
+    if os.geteuid() != 0:
+        raise HerdError("herd list and herd shell need root, as herd run does")
     return sorted(run_id for run_id in known_runs() if is_live(run_id))
 
 
@@ -26,21 +32,21 @@ def connect(run_id: str) -> FrameStream:
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         connection.connect(str(state_root() / run_id / SOCKET_NAME))
-    except OSError as error:
+    except PermissionError:
         connection.close()
-        raise HerdError(
-            f"run {run_id} does not answer ({error.strerror}): it is starting or ending"
-        ) from None
+        raise HerdError(f"run {run_id} answers root alone") from None
+    except OSError:
+        connection.close()
+        raise HerdError(f"run {run_id} does not answer: {STARTING}") from None
     return FrameStream(connection)
 
 
 def describe(run_id: str) -> dict[str, object]:
-    """What run `run_id` says of itself, or `{"run": ID, "state": "starting"}` where it does not
-    answer (yet)."""
+    """What run `run_id` says of itself, or `{"run": ID, "state": WHY}` where it does not answer."""
     try:
         stream = connect(run_id)
-    except HerdError:
-        return {"run": run_id, "state": "starting or ending"}
+    except HerdError as error:
+        return {"run": run_id, "state": str(error).removeprefix(f"run {run_id} ")}
     with stream.socket:
         stream.socket.settimeout(ANSWER_TIMEOUT)
         try:
@@ -49,12 +55,16 @@ def describe(run_id: str) -> dict[str, object]:
         except OSError:
             answer = None
     if answer is None or not isinstance(described := answer[0].get("run"), dict):
-        return {"run": run_id, "state": "starting or ending"}
+        return {"run": run_id, "state": STARTING}
     return described
 
 
 def list_runs(args: argparse.Namespace) -> int:
-    runs = [describe(run_id) for run_id in live_run_ids()]
+    try:
+        runs = [describe(run_id) for run_id in live_run_ids()]
+    except HerdError as error:
+        print(f"herd: {error}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(runs, indent=2))
         return 0
