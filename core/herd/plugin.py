@@ -17,10 +17,10 @@ What it holds:
 - `hookimpl`, the marker of hook implementations;
 - the value types that pass between the core and plugins, which the hookspecs name: `BackendInfo`
   (with `Kind`, `Capability` and `HostCheck`), `LaunchPlan` (with `MachineSpec`, `MachineRoot`,
-  `Overlay`, `Attachment`, `DeviceGrant` and `DeviceNode`), `MachineHandle`, `ExecResult`,
-  `StopMode`, and `granted_nodes`; for network providers `NetworkProviderInfo` (with
-  `NetworkFeature`), `NetworkPlan`, `NicPlan`, `NetworkHandle` and `Impairment`; for image
-  providers, `ImageRoot` (with `Tree` and `Layer`);
+  `Overlay`, `Attachment`, `DeviceGrant` and `DeviceNode`), `MachineHandle` (with
+  `ShellSession`, what its `open_session` gives), `ExecResult`, `StopMode`, and `granted_nodes`;
+  for network providers `NetworkProviderInfo` (with `NetworkFeature`), `NetworkPlan`, `NicPlan`,
+  `NetworkHandle` and `Impairment`; for image providers, `ImageRoot` (with `Tree` and `Layer`);
 - the errors: `HerdError`, and `MachineError` for a machine that does not boot or is not running,
   whose messages reach the user as they are; `LinkError` from the link helper; `ImageError` for
   an image that cannot be had;
@@ -76,6 +76,7 @@ from herd.hooks.types import (
     NetworkProviderInfo,
     NicPlan,
     Overlay,
+    ShellSession,
     StopMode,
     Tree,
     granted_nodes,
@@ -130,6 +131,7 @@ __all__ = [
     "NotifyTimeout",
     "Overlay",
     "SenderExited",
+    "ShellSession",
     "StopMode",
     "Tree",
     "agent",

@@ -95,8 +95,9 @@ def test_it_passes_the_conformance_kit_for_what_it_declares(environment: Environ
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-5000:]
     summary = result.stdout.strip().splitlines()[-1]
-    # systemd 2, confined 5, limits 3, and the 4 image kinds other than host, which it does not boot
-    assert re.search(r"\d+ passed, 14 skipped", summary), summary
-    for capability in ("systemd", "confined", "limits"):
+    # systemd 2, confined 5, limits 3, shell 2, and the 4 image kinds other than host, which it does
+    # not boot
+    assert re.search(r"\d+ passed, 16 skipped", summary), summary
+    for capability in ("systemd", "confined", "limits", "shell"):
         assert f"lacks the '{capability}' capability" in result.stdout
     assert result.stdout.count("backend 'unshare' does not boot images of kind") == 4

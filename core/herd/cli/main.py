@@ -1,4 +1,5 @@
-"""The `herd` command: run tests, list plugins, check the host, manage the image cache.
+"""The `herd` command: run tests, list plugins, check the host, manage the image cache, and reach
+the machines of live runs (`herd list`, `herd shell`).
 
 Exit status of `herd run`: 0 when every test passed, 1 when one failed or a run could not start on
 this host (such as /run/herd read-only or full), 2 for an invalid test (a machine's image or
@@ -342,6 +343,18 @@ class _PrintVersions(argparse.Action):
         parser.exit()
 
 
+def list_runs(args: argparse.Namespace) -> int:
+    from herd.cli.liveruns import list_runs as command
+
+    return command(args)
+
+
+def shell(args: argparse.Namespace) -> int:
+    from herd.cli.shell import shell as command
+
+    return command(args)
+
+
 def duration(text: str) -> float:
     from herd.cli.images import duration as seconds
 
@@ -377,7 +390,9 @@ def parser() -> argparse.ArgumentParser:
         help="where the log, consoles and journals go (default: herd-output/<test>/<time>-<run id>)",
     )
     run_parser.add_argument(
-        "--keep", action="store_true", help="after a failure, keep the machines up until Ctrl-C"
+        "--keep",
+        action="store_true",
+        help="keep the machines up after the script, passed or failed, until Ctrl-C (see `herd shell`)",
     )
     run_parser.add_argument("--verbose", "-v", action="store_true", help="show every command on the terminal")
     run_parser.add_argument(
@@ -435,6 +450,17 @@ def parser() -> argparse.ArgumentParser:
         "--dry-run", "-n", action="store_true", help="only list runs and what they left"
     )
     clean_parser.set_defaults(handler=clean)
+    list_parser = commands.add_parser(
+        "list", help="list the live runs: their machines, backends and addresses"
+    )
+    list_parser.set_defaults(handler=list_runs)
+    shell_parser = commands.add_parser(
+        "shell",
+        usage="herd shell [-h] [RUN] MACHINE [-- COMMAND ...]",
+        help="a login shell, or one command, in a machine of a live run (exit status passed back)",
+    )
+    shell_parser.add_argument("where", nargs=argparse.REMAINDER, metavar="[RUN] MACHINE [-- COMMAND ...]")
+    shell_parser.set_defaults(handler=shell)
     images_parser = commands.add_parser(
         "images", help="list the images and layers herd has cached ($HERD_CACHE_DIR), or prune them"
     )
@@ -450,7 +476,15 @@ def parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="only those unused for that long: a number and a unit, s, m, h, d or w ('12h', '7d')",
     )
-    for command in (plugins_parser, doctor_parser, devices_parser, clean_parser, images_parser, prune_parser):
+    for command in (
+        plugins_parser,
+        doctor_parser,
+        devices_parser,
+        clean_parser,
+        images_parser,
+        prune_parser,
+        list_parser,
+    ):
         command.add_argument("--json", action="store_true", help="print the same as JSON, for programs")
     return top
 

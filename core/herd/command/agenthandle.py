@@ -7,7 +7,8 @@ than sending the command. When the agent goes away during a command, the machine
 given `EXIT_NOTICE` seconds to exit (a machine that died takes its agent with it, a moment before
 its process is seen to end), and the error says how it ended; if it still runs, the agent alone
 failed. The backend tells how to wait for its process (`exited`) and how it ended
-(`exit_description`).
+(`exit_description`). `open_session` gives the agent's interactive sessions (a backend using it
+declares the `shell` capability).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 from herd.command.channel import Channel, ChannelClosed
 from herd.errors import MachineError
-from herd.hooks.types import ExecResult, MachineHandle
+from herd.hooks.types import ExecResult, MachineHandle, ShellSession
 
 EXIT_NOTICE = 1.0  # seconds a command that lost its agent waits to see whether the machine ended
 
@@ -46,4 +47,13 @@ class AgentHandle(MachineHandle, abc.ABC):
         except ChannelClosed as error:
             if self.exited(EXIT_NOTICE):
                 raise self.not_running() from None
+            raise MachineError(f"machine {self.name}: its command agent failed: {error}") from None
+
+    def open_session(self, command: str | None, term: str, rows: int, cols: int) -> ShellSession:
+        """A terminal session through the agent (see `MachineHandle.open_session`)."""
+        if self.exited():
+            raise self.not_running()
+        try:
+            return self.channel.open_session(command, term, rows, cols)
+        except ChannelClosed as error:
             raise MachineError(f"machine {self.name}: its command agent failed: {error}") from None

@@ -2,7 +2,8 @@
 
 `spawn_agent()` gives a new agent on the host, forked by a spawner process that herd starts once;
 a container backend then moves it into the machine with `Channel.enter()`. Calls may come from
-many threads: one reader thread hands each response to the call waiting for it. A command whose
+many threads: one reader thread hands each response to the call waiting for it, and what an
+interactive session's terminal prints to that session (`Channel.open_session`). A command whose
 caller is interrupted while it waits (Ctrl-C in `herd run --interactive`) is cancelled: the agent
 kills it rather than let it run on in the machine.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import itertools
+import queue
 import socket
 import subprocess
 import sys
@@ -38,6 +40,30 @@ class _Call:
         self.body = b""
 
 
+class TerminalSession:
+    """An interactive session in the machine, on a pseudo-terminal that its agent holds.
+
+    `events` yields what the terminal prints (bytes), then the shell's exit status (an int); or
+    None when the channel closed first (the machine stopped)."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+        self.id = 0  # the agent's, once requested
+        self.events: queue.SimpleQueue[bytes | int | None] = queue.SimpleQueue()
+
+    def write(self, data: bytes) -> None:
+        """Type `data` on the terminal."""
+        self._channel.send({"session": self.id}, data)
+
+    def resize(self, rows: int, cols: int) -> None:
+        self._channel.send({"session": self.id, "resize": [rows, cols]})
+
+    def hang_up(self) -> None:
+        """End the session: the agent closes its terminal and ends every process of it."""
+        with contextlib.suppress(ChannelClosed):  # the agent has ended them already
+            self._channel.send({"session": self.id, "hangup": True})
+
+
 class Channel:
     """Requests to one agent over a connected stream socket."""
 
@@ -46,6 +72,7 @@ class Channel:
         self._socket = connection
         self._ids = itertools.count(1)
         self._calls: dict[int, _Call] = {}
+        self._sessions: dict[int, TerminalSession] = {}
         self._lock = threading.Lock()
         self._closed: str | None = None
         self._greetings = 0
@@ -67,12 +94,19 @@ class Channel:
             self._closed = reason
             calls = list(self._calls.values())
             self._calls.clear()
+            sessions = list(self._sessions.values())
+            self._sessions.clear()
         for call in calls:
             call.done.set()
+        for session in sessions:
+            session.events.put(None)
         with self._greeted:
             self._greeted.notify_all()
 
     def _deliver(self, header: dict[str, object], body: bytes) -> None:
+        if "session" in header:
+            self._deliver_session(int(header["session"]), header, body)  # type: ignore[call-overload]
+            return
         if "id" not in header:  # a greeting: an agent in a VM says so whenever it starts
             with self._greeted:
                 self._greetings += 1
@@ -82,6 +116,14 @@ class Channel:
             call = self._calls.pop(int(header["id"]), _Call())  # type: ignore[call-overload]
         call.header, call.body = header, body
         call.done.set()
+
+    def _deliver_session(self, session_id: int, header: dict[str, object], body: bytes) -> None:
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is not None and "status" in header:
+                del self._sessions[session_id]
+        if session is not None:
+            session.events.put(int(header["status"]) if "status" in header else body)  # type: ignore[call-overload]
 
     @property
     def greetings(self) -> int:
@@ -95,19 +137,41 @@ class Channel:
                 lambda: self._greetings > seen or self._closed is not None, timeout
             ) and (self._greetings > seen)
 
-    def _request(self, header: dict[str, object], body: bytes, wait: float | None) -> _Call:
-        """Send one request and wait for its answer (raise ChannelClosed when none comes)."""
+    def _send_locked(self, header: dict[str, object], body: bytes) -> None:
+        if self._closed is not None:
+            raise ChannelClosed(self._closed)
+        try:
+            self._socket.sendall(agent.encode_frame(header, body))
+        except OSError as error:
+            raise ChannelClosed(f"writing to its command agent failed: {error}") from error
+
+    def send(self, header: dict[str, object], body: bytes = b"") -> None:
+        """Send one frame that has no answer (a session's)."""
+        with self._lock:
+            self._send_locked(header, body)
+
+    def _request(
+        self,
+        header: dict[str, object],
+        body: bytes,
+        wait: float | None,
+        session: TerminalSession | None = None,
+    ) -> _Call:
+        """Send one request and wait for its answer (raise ChannelClosed when none comes). The
+        frames of a `session` it opens go to that session from the first."""
         call = _Call()
         with self._lock:
-            if self._closed is not None:
-                raise ChannelClosed(self._closed)
             request_id = next(self._ids)
             self._calls[request_id] = call
+            if session is not None:
+                session.id = request_id
+                self._sessions[request_id] = session
             try:
-                self._socket.sendall(agent.encode_frame({"id": request_id, **header}, body))
-            except OSError as error:
+                self._send_locked({"id": request_id, **header}, body)
+            except ChannelClosed:
                 del self._calls[request_id]
-                raise ChannelClosed(f"writing to its command agent failed: {error}") from error
+                self._sessions.pop(request_id, None)
+                raise
         try:
             answered = call.done.wait(wait)
         except BaseException:  # Ctrl-C (KeyboardInterrupt) or a signal that ends the run
@@ -119,6 +183,8 @@ class Channel:
         if not call.header:
             raise ChannelClosed(self._closed or "its command agent exited")
         if "error" in call.header:
+            with self._lock:
+                self._sessions.pop(request_id, None)
             raise ChannelClosed(str(call.header["error"]))
         return call
 
@@ -126,6 +192,7 @@ class Channel:
         """Stop waiting for request `request_id`; with `cancel`, have the agent kill its command."""
         with self._lock:
             self._calls.pop(request_id, None)
+            self._sessions.pop(request_id, None)
             if cancel and self._closed is None:
                 with contextlib.suppress(OSError):  # the agent is gone, and its commands with it
                     self._socket.sendall(agent.encode_frame({"cancel": request_id}))
@@ -160,6 +227,16 @@ class Channel:
             stderr=call.body[split:],
             timed_out=bool(call.header["timed_out"]),
         )
+
+    def open_session(
+        self, command: str | None, term: str, rows: int, cols: int, timeout: float = ANSWER_GRACE
+    ) -> TerminalSession:
+        """Start a login shell (or `command`, in `bash -lc`) on a new terminal of `rows` and
+        `cols` whose TERM is `term`."""
+        session = TerminalSession(self)
+        options = {"command": command, "term": term, "rows": rows, "cols": cols}
+        self._request({"session": options}, b"", timeout, session)
+        return session
 
     @property
     def closed(self) -> str | None:

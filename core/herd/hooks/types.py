@@ -13,10 +13,12 @@ import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from queue import SimpleQueue
+from typing import Any, Protocol
 
 from herd.declare.netspec import Impairment, gateway_address
 from herd.declare.spec import MachineSpec
+from herd.errors import CapabilityError
 from herd.linux.cgroups import Cgroup
 
 
@@ -48,6 +50,9 @@ class Capability(enum.StrEnum):
     # included, is confined (a user namespace, the machine's capabilities and system-call filter, or
     # a VM), and it has limits.
     CONFINED = "confined"
+    # Interactive sessions on a terminal in a running machine: `herd shell`, shell_interact
+    # (`MachineHandle.open_session`)
+    SHELL = "shell"
 
 
 @dataclass(frozen=True)
@@ -267,17 +272,43 @@ class LaunchPlan:
         return self.machine.backend
 
 
+class ShellSession(Protocol):
+    """An interactive session on a terminal of its own in a running machine: a login shell, or one
+    command, whose processes all end when it does (`MachineHandle.open_session`).
+
+    `events` yields what the terminal prints (bytes), then the shell's exit status (an int), or
+    None when the machine went away first."""
+
+    @property
+    def events(self) -> SimpleQueue[bytes | int | None]: ...
+
+    def write(self, data: bytes) -> None:
+        """Type `data` on the terminal."""
+
+    def resize(self, rows: int, cols: int) -> None:
+        """Give the terminal a new size (its foreground job gets SIGWINCH)."""
+
+    def hang_up(self) -> None:
+        """End the session, as closing a terminal window does: every process of it ends."""
+
+
 @dataclass
 class MachineHandle:
     """What a backend returns for a running machine; backends subclass it with their own state.
 
     `access` is a host command that opens a shell in the machine, shown to users who keep machines
-    running after a failure (`--keep`).
+    running (`--keep`) where the backend cannot open a session itself (`open_session`).
     """
 
     backend: str
     name: str
     access: str = field(default="", kw_only=True)
+
+    def open_session(self, command: str | None, term: str, rows: int, cols: int) -> ShellSession:
+        """A login shell in the machine (or `command`, run by one with `-c`) on a new terminal of
+        `rows` and `cols`, its TERM `term`. A backend that declares `shell` overrides it
+        (`AgentHandle` does); the core asks no other."""
+        raise CapabilityError(f"machine {self.name}: backend {self.backend!r} cannot open a shell session")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,15 @@ adds the variables to the environment of the commands it runs; it answers
 A backend starts the agent early, while the machine boots, and sends this once the machine is
 ready.
 
+A request `{"id": 2, "session": {"command": null, "term": "xterm", "rows": 24, "cols": 80}}` opens
+an interactive session instead: a login shell (or `bash -lc COMMAND`) leading a session of its own
+on a new pseudo-terminal, answered `{"id": 2, "opened": true}`. From then on frames carry the
+session's id: the agent sends what the terminal prints as `{"session": 2}` with the bytes as body,
+and `{"session": 2, "status": 0}` when the shell exits; the host sends keystrokes as `{"session":
+2}` with a body, `{"session": 2, "resize": [rows, cols]}`, and `{"session": 2, "hangup": true}`
+when its user went away. A session that ends either way takes every process of it along: SIGHUP,
+then SIGKILL `SESSION_GRACE` seconds later to those that are still there.
+
 Agents are forked by one spawner process per herd process (`spawn_agents`), each on a socket the
 host sends it. The spawner is executed as a script with `python -I -S`: it imports only the
 standard library, and everything an agent needs is imported before it enters the machine, whose
@@ -36,6 +45,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import select
@@ -44,6 +54,7 @@ import signal
 import socket
 import struct
 import sys
+import termios
 import time
 
 HEADER = struct.Struct("!II")
@@ -65,6 +76,8 @@ BASH = "/bin/bash"
 FALLBACK_SHELL = "/bin/sh"  # where a machine has no bash
 SCRIPT_FD = 3  # the descriptor a command's shell reads the command from
 VIRTIO_PORTS = "/sys/class/virtio-ports"
+WINSIZE = struct.Struct("HHHH")  # struct winsize: rows, columns, and two sizes in pixels
+SESSION_GRACE = 2.0  # seconds a session's processes have after SIGHUP before SIGKILL
 
 
 def encode_frame(header: dict[str, object], body: bytes = b"") -> bytes:
@@ -219,6 +232,69 @@ class Shell:
         self._close(self.pidfd, self.script, self.stdin, self.stdout, self.stderr)
 
 
+def session_argv(command: str | None) -> list[str]:
+    """An interactive login shell, or one that runs `command`: bash, or /bin/sh without it."""
+    shell = BASH if os.access(BASH, os.X_OK) else FALLBACK_SHELL
+    return [shell, "-l"] if command is None else [shell, "-lc", command]
+
+
+def set_window_size(fd: int, rows: int, cols: int) -> None:
+    """Tell the terminal its size (the kernel signals SIGWINCH to its foreground job)."""
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, WINSIZE.pack(rows, cols, 0, 0))
+
+
+def session_members(proc: int, sid: int) -> list[int]:
+    """The processes of session `sid`, read from the /proc open as `proc`: the one of the agent's
+    own PID namespace, whose numbers are those `kill` takes (the machine's /proc numbers its own)."""
+    members = []
+    for name in os.listdir(proc):
+        if not name.isdigit():
+            continue
+        try:
+            stat = os.open(f"{name}/stat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+        except OSError:  # gone meanwhile
+            continue
+        try:
+            fields = os.read(stat, 4096).rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        finally:
+            os.close(stat)
+        if int(fields[3]) == sid:  # state, ppid, pgrp, session
+            members.append(int(name))
+    return members
+
+
+class Session:
+    """An interactive session: its leader (the shell), the pseudo-terminal's master end, and the
+    keystrokes not yet written to it."""
+
+    def __init__(self, session_id: int, pid: int, master: int) -> None:
+        self.id = session_id
+        self.pid = pid  # the leader: its PID is the session's id
+        self.pidfd = os.pidfd_open(pid)
+        self.master: int | None = master  # None once closed
+        self.pending = bytearray()
+        self.hung_up = False
+
+
+def _start_session_leader(argv: list[str], environment: dict[str, str], terminal: int) -> int:
+    """Fork the shell of a session: it leads a new session whose controlling terminal is
+    `terminal`, in its home directory, with the signal dispositions a login would give it."""
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        os.login_tty(terminal)
+        for number in (signal.SIGPIPE, signal.SIGXFSZ):  # ignored by Python, inherited through exec
+            signal.signal(number, signal.SIG_DFL)
+        with contextlib.suppress(OSError):
+            os.chdir(environment.get("HOME", "/"))
+        os.execve(argv[0], argv, environment)
+    finally:
+        os._exit(127)
+
+
 def _reserve_low_descriptors() -> None:
     """Keep descriptors 0 to SCRIPT_FD open for good (on /dev/null where they are not), so that no
     pipe of a command is ever one of them: each is the target of a dup2 when a shell is spawned."""
@@ -239,6 +315,10 @@ class Agent:
         self.fd = fd
         self.selector = selectors.DefaultSelector()
         self.commands: dict[int, Command] = {}
+        self.sessions: dict[int, Session] = {}
+        self.killing: list[tuple[float, int]] = []  # (when, session id): SIGKILL what is left of it
+        # Opened before the agent enters a machine: see `session_members`.
+        self.proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self.inbox = bytearray()
         self.open = True
         self.environment = dict(ENVIRONMENT)
@@ -366,9 +446,13 @@ class Agent:
             if command.deadline is not None and not command.timed_out and now >= command.deadline:
                 command.timed_out = True
                 command.kill()
+        for due in [entry for entry in self.killing if entry[0] <= now]:
+            self.killing.remove(due)
+            self.signal_session(due[1], signal.SIGKILL)
 
     def next_timeout(self) -> float | None:
         deadlines = [c.deadline for c in self.commands.values() if c.deadline is not None and not c.timed_out]
+        deadlines += [when for when, _ in self.killing]
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
@@ -385,10 +469,17 @@ class Agent:
             self.drop_standby()
             for command in self.commands.values():
                 command.kill()
+            for session in list(self.sessions.values()):
+                self.hang_up(session)
+                self.signal_session(session.pid, signal.SIGKILL)
             return
         self.inbox += data
         for header, body in decode_frames(self.inbox):
-            if "enter" in header:
+            if "session" in header and "id" in header:
+                self.open_session(int(header["id"]), header["session"])  # type: ignore[call-overload, arg-type]
+            elif "session" in header:
+                self.to_session(header, body)
+            elif "enter" in header:
                 self.enter(header)
             elif "cancel" in header:
                 self.cancel(int(header["cancel"]))  # type: ignore[call-overload]
@@ -400,6 +491,106 @@ class Agent:
         command = self.commands.get(request_id)
         if command is not None:
             command.kill()
+
+    # -- interactive sessions ---------------------------------------------------------------------
+
+    def open_session(self, request_id: int, options: dict[str, object]) -> None:
+        """Start a login shell (or `options["command"]`) on a new pseudo-terminal of `options`'s
+        size, with `options["term"]` as its TERM."""
+        command = options.get("command")
+        argv = session_argv(None if command is None else str(command))
+        environment = {**self.environment, "TERM": str(options.get("term") or "dumb"), "SHELL": argv[0]}
+        try:
+            master, terminal = os.openpty()
+            set_window_size(master, int(options.get("rows", 24)), int(options.get("cols", 80)))  # type: ignore[call-overload]
+            pid = _start_session_leader(argv, environment, terminal)
+        except OSError as error:
+            self.send({"id": request_id, "error": f"cannot open a terminal session: {error}"})
+            return
+        os.close(terminal)
+        os.set_blocking(master, False)
+        session = self.sessions[request_id] = Session(request_id, pid, master)
+        self.send({"id": request_id, "opened": True})
+        self.selector.register(master, selectors.EVENT_READ, ("terminal", session))
+        self.selector.register(session.pidfd, selectors.EVENT_READ, ("session-exit", session))
+
+    def to_session(self, header: dict[str, object], body: bytes) -> None:
+        """A frame from the host for a session: keystrokes, a new size, or its user hung up."""
+        session = self.sessions.get(int(header["session"]))  # type: ignore[call-overload]
+        if session is None:
+            return  # it ended meanwhile
+        if header.get("hangup"):
+            self.hang_up(session)
+        elif session.master is None:
+            return  # nothing reads its terminal any more
+        elif isinstance(size := header.get("resize"), list):
+            set_window_size(session.master, int(size[0]), int(size[1]))
+        else:
+            session.pending += body
+            self.write_terminal(session)
+
+    def write_terminal(self, session: Session) -> None:
+        """Write what keystrokes the terminal takes now; wait until it takes the rest."""
+        assert session.master is not None
+        try:
+            written = os.write(session.master, session.pending) if session.pending else 0
+        except BlockingIOError:
+            written = 0
+        except OSError:  # its terminal is gone
+            written = len(session.pending)
+        del session.pending[:written]
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if session.pending else 0)
+        self.selector.modify(session.master, events, ("terminal", session))
+
+    def read_terminal(self, session: Session) -> bool:
+        """Send what the terminal printed; False once it has no more (every process of the session
+        closed it)."""
+        assert session.master is not None
+        try:
+            data = os.read(session.master, READ_SIZE)
+        except BlockingIOError:
+            return True
+        except OSError:  # EIO: nothing holds the terminal's other end any more
+            data = b""
+        if data and self.open:
+            self.send({"session": session.id}, data)
+        return bool(data)
+
+    def signal_session(self, sid: int, number: int) -> None:
+        for pid in session_members(self.proc, sid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, number)
+
+    def close_terminal(self, session: Session) -> None:
+        if session.master is not None:
+            self.selector.unregister(session.master)
+            os.close(session.master)
+            session.master = None
+
+    def hang_up(self, session: Session) -> None:
+        """Close the session's terminal and signal its processes SIGHUP, then SIGKILL later."""
+        if not session.hung_up:
+            session.hung_up = True
+            self.close_terminal(session)
+            self.signal_session(session.pid, signal.SIGHUP)
+            self.killing.append((time.monotonic() + SESSION_GRACE, session.pid))
+
+    def end_session(self, session: Session) -> None:
+        """The session's shell exited: send what its terminal still holds, then its status."""
+        _, wait_status = os.waitpid(session.pid, 0)
+        status = os.waitstatus_to_exitcode(wait_status)
+        if status < 0:
+            status = 128 - status
+        if session.master is not None:
+            while self.read_terminal(session):
+                if not select.select([session.master], [], [], 0)[0]:
+                    break
+        self.hang_up(session)
+        self.selector.unregister(session.pidfd)
+        os.close(session.pidfd)
+        del self.sessions[session.id]
+        if self.open:
+            self.send({"session": session.id, "status": status})
 
     def enter(self, header: dict[str, object]) -> None:
         try:
@@ -416,13 +607,17 @@ class Agent:
             self.send({"id": header["id"], "entered": True})
 
     def serve(self) -> None:
-        while self.open or self.commands:
-            for key, _ in self.selector.select(self.next_timeout()):
+        while self.open or self.commands or self.killing:
+            for key, events in self.selector.select(self.next_timeout()):
                 kind, command = key.data
                 if kind == "requests":
                     self.receive()
                 elif kind == "standby":
                     self.drop_standby()
+                elif kind == "session-exit":
+                    self.end_session(command)
+                elif kind == "terminal":
+                    self.serve_terminal(command, events)
                 elif kind == "exit":
                     self.finish(command)
                 elif command.id not in self.commands:
@@ -432,6 +627,14 @@ class Agent:
                 else:
                     self.read_stream(key.fd, kind, command)
             self.expire()
+
+    def serve_terminal(self, session: Session, events: int) -> None:
+        if session.master is None:
+            return  # hung up earlier in this round
+        if events & selectors.EVENT_WRITE:
+            self.write_terminal(session)
+        if events & selectors.EVENT_READ and not self.read_terminal(session):
+            self.close_terminal(session)  # the session ends when its shell exits
 
 
 def spawn_agents(control: socket.socket) -> None:

@@ -35,7 +35,7 @@ from herd.declare.script import ScriptSource, run_script, script_frames
 from herd.declare.spec import SINGLE_MACHINE_NAME, timeout_problem
 from herd.errors import ArgumentError, HerdError
 from herd.hooks.manager import Plugins
-from herd.hooks.types import MachineHandle, StopMode
+from herd.hooks.types import Capability, MachineHandle, StopMode
 from herd.host import residue
 from herd.host.imageviews import ImageViews
 from herd.host.rundir import RunDir
@@ -50,6 +50,7 @@ from herd.run.liveoutput import LiveOutput
 from herd.run.machine import Machine
 from herd.run.outputdir import make_output_dir, shown_path
 from herd.run.resolve import resolve_test
+from herd.run.shellserver import RunFacts, ShellServer
 from herd.run.signals import Interrupted, signals_ignored, signals_interrupt
 from herd.run.waiting import poll
 
@@ -122,6 +123,7 @@ class Driver:
         self._network_plan: RunNetworks | None = None
         self._network_control: NetworkControl | None = None
         self.log = RunLog(None, None)
+        self._shell_server: ShellServer | None = None
         # How the run ends: `open()` makes it, the script or the `with` block decides it.
         self.outcome = Outcome(passed=False, seconds=0.0, output_dir=None, run_id="")
 
@@ -163,6 +165,7 @@ class Driver:
     def close(self, outcome: Outcome) -> None:
         """Tear the run down (see `teardown`), then log how it ended."""
         with signals_ignored():
+            self._stop_serving_shells()
             self.log.info("tearing down", show=False)
             try:
                 self.teardown()
@@ -187,8 +190,8 @@ class Driver:
             except Exception as error:
                 outcome.error = error
                 self.report_failure(error)
-                if self.options.keep:
-                    self.keep_until_interrupted()
+            if self.options.keep and outcome.interrupted is None:
+                self.keep_until_interrupted()
         return outcome
 
     def note_interruption(self, interruption: Interrupted) -> None:
@@ -239,6 +242,18 @@ class Driver:
         if self.options.console:
             self._live.consoles(True)
             self._live.follow_journals()
+        self._serve_shells()
+
+    def _serve_shells(self) -> None:
+        """Answer `herd list` and `herd shell` on the run's socket while the run lives."""
+        assert self.run_dir is not None and self._network_plan is not None
+        facts = RunFacts(self.spec.name, self.run_dir.id, self.output_dir, self._network_plan)
+        self._shell_server = ShellServer(self.run_dir.path, self.fleet, facts)
+
+    def _stop_serving_shells(self) -> None:
+        if self._shell_server is not None:
+            self._shell_server.close()
+            self._shell_server = None
 
     def _reap_dead_runs(self) -> None:
         """Remove what dead runs left (in the background, once this run's networks are made).
@@ -305,7 +320,9 @@ class Driver:
         self.log.info("--keep: the machines stay up until you press Ctrl-C", color="yellow")
         for machine in self.machines:
             handle = self.handle_of(machine)
-            if handle is not None and handle.access:
+            if handle is not None and Capability.SHELL in self.backends[machine.name].capabilities:
+                self.log.info(f"shell: herd shell {self.run_id} {machine.name}", machine=machine.name)
+            elif handle is not None and handle.access:
                 self.log.info(f"shell: {handle.access}", machine=machine.name)
         with contextlib.suppress(Interrupted), signals_interrupt(None):
             threading.Event().wait()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from herd.errors import HerdError, MachineError, PluginError
-from herd.hooks.types import Capability, Kind, LaunchPlan, StopMode
+from herd.hooks.types import Capability, Kind, LaunchPlan, ShellSession, StopMode
 from herd.host import hostimage, limits
 from herd.linux import cgroups, console
 from herd.report.log import printable
@@ -341,6 +341,9 @@ class RunMachine:
             timed_out=result.timed_out,
         )
         return result
+
+    def open_session(self, command: str | None, term: str, rows: int, cols: int) -> ShellSession:
+        return self._running_handle().open_session(command, term, rows, cols)
 
     # -- console, keyboard, screen, monitor -----------------------------------------------------
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from herd.command.terminal import interact, terminal_size
 from herd.declare.spec import timeout_problem
 from herd.errors import ArgumentError, CapabilityError, CommandFailed, WaitTimeout
 from herd.hooks.types import Capability, ExecResult, StopMode
@@ -766,6 +767,23 @@ class Machine:
             assert "Reached target" in machine.get_console_log()
         """
         return self._control.console_text()
+
+    @needs(Capability.SHELL)
+    def shell_interact(self) -> None:
+        """Connect herd's terminal to a login shell on the machine (a real terminal: job control,
+        colours, its size following the window) until the shell exits; then the script goes on.
+        For writing a test, not in one that runs unattended. From another terminal, `herd shell RUN
+        MACHINE` does the same while the run lives.
+
+        Example::
+
+            machine.shell_interact()  # look around; `exit` (or Ctrl-D) to go on
+        """
+        rows, cols = terminal_size(0)
+        session = self._control.open_session(None, os.environ.get("TERM", "dumb"), rows, cols)
+        self._control.log.info("shell_interact: exit the shell to go on", machine=self.name)
+        status = interact(session)
+        self._control.log.info(f"shell_interact: the shell exited with status {status}", machine=self.name)
 
     @needs(Capability.CONSOLE)
     def send_console(self, chars: str) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from herd.hooks.types import BackendInfo, Capability, ExecResult, StopMode
+    from herd.hooks.types import BackendInfo, Capability, ExecResult, ShellSession, StopMode
     from herd.report.log import RunLog
 
 
@@ -67,6 +67,10 @@ class MachineControl(Protocol):
     def execute(self, command: str, timeout: float | None, stdin: bytes) -> ExecResult:
         """Run a shell command as root (the run's polling conditions are checked first) and log it.
         A command past `timeout` seconds (None: no limit) is killed and comes back `timed_out`."""
+
+    def open_session(self, command: str | None, term: str, rows: int, cols: int) -> ShellSession:
+        """A login shell (or `command`) on a new terminal in the machine, not logged. Needs
+        `shell`."""
 
     # -- console, keyboard, screen, monitor -----------------------------------------------------
 

@@ -57,7 +57,13 @@ def herd_register_backends(register: Any) -> None:
             name=NAME,
             kind=Kind.CONTAINER,
             capabilities=frozenset(
-                {Capability.SYSTEMD, Capability.SUID, Capability.HOTPLUG, Capability.DEVICES}
+                {
+                    Capability.SYSTEMD,
+                    Capability.SUID,
+                    Capability.HOTPLUG,
+                    Capability.DEVICES,
+                    Capability.SHELL,
+                }
                 | ({Capability.LIMITS} if limits else set())
                 | ({Capability.CONFINED} if limits and remapped_root is not None else set())
             ),

@@ -56,6 +56,7 @@ def herd_register_backends(register: Any) -> None:
                     Capability.DEVICES,
                     Capability.LIMITS,
                     Capability.CONFINED,
+                    Capability.SHELL,
                 }
             ),
             description="systemd-nspawn containers on the host's kernel; boot in a fraction of a second",

@@ -135,6 +135,7 @@ CAPABILITIES = frozenset(
         Capability.MONITOR,
         Capability.KERNEL,
         Capability.PCI,
+        Capability.SHELL,
         # memory and vCPUs are QEMU's, pids the guest's (`kernel.INIT`), disk the core's tmpfs
         Capability.LIMITS,
         # the guest's processes are its own kernel's; what it writes to the host, see `confine`

@@ -36,6 +36,7 @@ from herd.plugin import (
     MachineError,
     MachineHandle,
     MachineSpec,
+    ShellSession,
     StopMode,
     links,
     log_tail,
@@ -231,6 +232,14 @@ class VirtualMachine(MachineHandle):
             return self.channel.run(command, timeout, stdin)
         except ChannelClosed:
             self.hypervisor.wait_exit(1.0)
+            raise self.not_running() from None
+
+    def open_session(self, command: str | None, term: str, rows: int, cols: int) -> ShellSession:
+        if self.hypervisor.exit_status() is not None:
+            raise self.not_running()
+        try:
+            return self.channel.open_session(command, term, rows, cols)
+        except ChannelClosed:
             raise self.not_running() from None
 
     def wait_ready(self, seen_greetings: int, timeout: float) -> None:
