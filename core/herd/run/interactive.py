@@ -21,6 +21,8 @@ import importlib.util
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import CodeType
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 
 REPL_VARIABLE = "HERD_REPL"  # "stdlib": the standard library's REPL even where ptpython is installed
 REPLS = ("ptpython", "stdlib")
+SIGNAL_CHECK_INTERVAL = 0.1  # how often the main thread looks for a signal while ptpython prompts
+PROMPT_EXIT_WAIT = 5.0  # seconds a signal at the prompt waits for ptpython's prompt to end
 
 Repl = Callable[[dict[str, Any], str], None]
 
@@ -95,6 +99,12 @@ def history_dir() -> Path:
     return Path(state) / "herd"
 
 
+def _exit_once(app: Any) -> None:
+    """End a prompt_toolkit application unless it is ending already."""
+    if app.is_running and app.future is not None and not app.future.done():
+        app.exit()
+
+
 def ptpython_repl(namespace: dict[str, Any], banner: str) -> None:
     from ptpython.repl import PythonRepl
 
@@ -110,13 +120,46 @@ def ptpython_repl(namespace: dict[str, Any], banner: str) -> None:
             super()._handle_exception(e)
 
         def read(self) -> str:
+            """ptpython's prompt, read in a thread of its own while the main thread waits for it
+            in short steps: the prompt's own wait (a join without a timeout) would sleep through
+            a SIGTERM that the kernel hands to another of herd's threads."""
+            read: list[str] = []
+            failed: list[BaseException] = []
+
+            def prompt() -> None:
+                try:
+                    read.append(PythonRepl.read(self))
+                except BaseException as error:  # EOFError (Ctrl-D) among them: raised below
+                    failed.append(error)
+
+            reader = threading.Thread(target=prompt, name="herd-prompt", daemon=True)
+            reader.start()
             try:
-                return super().read()
+                while reader.is_alive():
+                    reader.join(SIGNAL_CHECK_INTERVAL)
             except Interrupted as interruption:  # at the prompt: leave as Ctrl-D leaves
                 self.interruption = interruption
-                if self.app.is_running and self.app.loop is not None:  # its thread restores the terminal
-                    self.app.loop.call_soon_threadsafe(self.app.exit)
+                self._end_prompt()
+                reader.join(PROMPT_EXIT_WAIT)
                 raise EOFError from interruption
+            if failed:
+                raise failed[0]
+            return read[0]
+
+        def _end_prompt(self) -> None:
+            """Have the prompt's thread exit, and wait until it has: it holds the terminal (and
+            the output of other threads) until then. The signal may have come while the thread
+            was still starting its event loop, so ask again until it is seen to stop."""
+            app = self.app
+            seen_running = False
+            deadline = time.monotonic() + PROMPT_EXIT_WAIT
+            while time.monotonic() < deadline:
+                if app.is_running and app.loop is not None:
+                    seen_running = True
+                    app.loop.call_soon_threadsafe(_exit_once, app)
+                elif seen_running:
+                    return
+                time.sleep(0.02)
 
     history_dir().mkdir(parents=True, exist_ok=True)
     repl = SessionRepl(
