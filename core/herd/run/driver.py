@@ -319,13 +319,20 @@ class Driver:
     def keep_until_interrupted(self) -> None:
         self.log.info("--keep: the machines stay up until you press Ctrl-C", color="yellow")
         for machine in self.machines:
-            handle = self.handle_of(machine)
-            if handle is not None and Capability.SHELL in self.backends[machine.name].capabilities:
-                self.log.info(f"shell: herd shell {self.run_id} {machine.name}", machine=machine.name)
-            elif handle is not None and handle.access:
-                self.log.info(f"shell: {handle.access}", machine=machine.name)
+            if (way_in := self.way_in(machine)) is not None:
+                self.log.info(f"shell: {way_in}", machine=machine.name)
         with contextlib.suppress(Interrupted), signals_interrupt(None):
             threading.Event().wait()
+
+    def way_in(self, machine: Machine) -> str | None:
+        """How a user gets into a running machine from another terminal: `herd shell`, or the
+        backend's own way where it has no `shell` capability; None when it is not running."""
+        handle = self.handle_of(machine)
+        if handle is None:
+            return None
+        if Capability.SHELL in self.backends[machine.name].capabilities:
+            return f"herd shell {self.run_id} {machine.name}"
+        return handle.access or None
 
     def report_failure(self, error: BaseException) -> None:
         import traceback

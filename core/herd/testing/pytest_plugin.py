@@ -230,9 +230,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     writer.line("herd: --herd-keep kept these machines up:", yellow=True)
     for driver, _ in kept:
         for machine in driver.machines:
-            handle = driver.handle_of(machine)
-            if handle is not None and handle.access:
-                writer.line(f"  {driver.spec.name} / {machine.name}: {handle.access}")
+            if (way_in := driver.way_in(machine)) is not None:
+                writer.line(f"  {driver.spec.name} / {machine.name}: {way_in}")
     if sys.stdin.isatty():
         writer.line("press Enter to tear them down")
         with contextlib.suppress(KeyboardInterrupt):
