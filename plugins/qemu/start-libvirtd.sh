@@ -29,6 +29,14 @@ while True:
 answers() { virsh -c "$URI" uri >/dev/null 2>&1; }
 running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+# Where no udev runs, /dev/kvm keeps the group it was made with; Debian's udev rules give it to
+# the group kvm, that of libvirt's QEMU user. libvirt probes QEMU's capabilities as root and finds
+# KVM; when its QEMU user cannot open /dev/kvm, libvirt takes every cached probe for outdated and
+# probes again at each look-up: a dozen times, 10 s, for each domain it starts.
+if [ "$(id -u)" -eq 0 ] && [ -c /dev/kvm ] && getent group kvm >/dev/null \
+    && [ "$(stat -c %G /dev/kvm)" != kvm ]; then
+    chgrp kvm /dev/kvm
+fi
 if answers; then
     exit 0
 fi
