@@ -62,16 +62,18 @@ def kept_run(backend: str, tmp_path: Path) -> Iterator[str]:
     assert process.stderr is not None
     deadline = time.monotonic() + BOOT_TIMEOUT
     said = ""
-    while "--keep: the machines stay up" not in said:
+    # Read up to the line that says how to get in; what `communicate` reads later bypasses the
+    # lines this reader has buffered, so nothing it must see may be left there.
+    while f"shell: herd shell {run_id} server" not in said:
         assert time.monotonic() < deadline and process.poll() is None, f"herd run said: {said}"
         said += process.stderr.readline()
+    assert "--keep: the machines stay up" in said
     try:
         yield run_id
     finally:
         process.send_signal(signal.SIGINT)
         _, rest = process.communicate(timeout=120)
         assert process.returncode == 0, said + rest
-        assert f"shell: herd shell {run_id} server" in rest
         assert_nothing_left(run_id)
 
 
