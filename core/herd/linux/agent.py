@@ -179,6 +179,11 @@ class Command:
             os.killpg(self.pid, signal.SIGKILL)
 
 
+def has_bash() -> bool:
+    """Whether the machine has bash: commands and sessions run in it, else in /bin/sh."""
+    return os.access(BASH, os.X_OK)
+
+
 def shell_script(command: str) -> tuple[str, bytes]:
     """The shell that runs `command`, and the script it reads: bash with `set -euo pipefail`, as
     the NixOS test driver runs commands, or /bin/sh with `set -eu` in a machine without bash.
@@ -186,7 +191,7 @@ def shell_script(command: str) -> tuple[str, bytes]:
     The script closes the descriptor the shell read it from, so that nothing the command starts
     inherits it; it begins on the command's first line, so that line numbers in errors are the
     command's own."""
-    if os.access(BASH, os.X_OK):
+    if has_bash():
         return BASH, f"exec {SCRIPT_FD}<&-; set -euo pipefail; {command}\n".encode()
     return FALLBACK_SHELL, f"exec {SCRIPT_FD}<&-; set -eu; {command}\n".encode()
 
@@ -234,7 +239,7 @@ class Shell:
 
 def session_argv(command: str | None) -> list[str]:
     """An interactive login shell, or one that runs `command`: bash, or /bin/sh without it."""
-    shell = BASH if os.access(BASH, os.X_OK) else FALLBACK_SHELL
+    shell = BASH if has_bash() else FALLBACK_SHELL
     return [shell, "-l"] if command is None else [shell, "-lc", command]
 
 
