@@ -32,9 +32,9 @@ EXIT_INVALID = 2
 
 
 def _style(text: str, code: str) -> str:
-    from herd.report.terminal import colors_wanted
+    from herd.report.terminal import colors_wanted, style
 
-    return f"\x1b[{code}m{text}\x1b[0m" if colors_wanted(sys.stdout) else text
+    return style(text, code, colors_wanted(sys.stdout))
 
 
 def run(args: argparse.Namespace) -> int:
