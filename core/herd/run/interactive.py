@@ -39,6 +39,7 @@ REPL_VARIABLE = "HERD_REPL"  # "stdlib": the standard library's REPL even where 
 REPLS = ("ptpython", "stdlib")
 SIGNAL_CHECK_INTERVAL = 0.1  # how often the main thread looks for a signal while ptpython prompts
 PROMPT_EXIT_WAIT = 5.0  # seconds a signal at the prompt waits for ptpython's prompt to end
+PROMPT_POLL = 0.02  # seconds between two asks that it end
 
 Repl = Callable[[dict[str, Any], str], None]
 
@@ -139,27 +140,21 @@ def ptpython_repl(namespace: dict[str, Any], banner: str) -> None:
                     reader.join(SIGNAL_CHECK_INTERVAL)
             except Interrupted as interruption:  # at the prompt: leave as Ctrl-D leaves
                 self.interruption = interruption
-                self._end_prompt()
-                reader.join(PROMPT_EXIT_WAIT)
+                self._end_prompt(reader)
                 raise EOFError from interruption
             if failed:
                 raise failed[0]
             return read[0]
 
-        def _end_prompt(self) -> None:
-            """Have the prompt's thread exit, and wait until it has: it holds the terminal (and
-            the output of other threads) until then. The signal may have come while the thread
-            was still starting its event loop, so ask again until it is seen to stop."""
-            app = self.app
-            seen_running = False
+        def _end_prompt(self, reader: threading.Thread) -> None:
+            """Have the prompt exit, and wait until its `reader` has ended: the prompt holds the
+            terminal (and the output of other threads) until then. The signal may have come while
+            it was still starting its event loop, so ask again until the reader is done."""
             deadline = time.monotonic() + PROMPT_EXIT_WAIT
-            while time.monotonic() < deadline:
-                if app.is_running and app.loop is not None:
-                    seen_running = True
-                    app.loop.call_soon_threadsafe(_exit_once, app)
-                elif seen_running:
-                    return
-                time.sleep(0.02)
+            while reader.is_alive() and time.monotonic() < deadline:
+                if self.app.is_running and self.app.loop is not None:
+                    self.app.loop.call_soon_threadsafe(_exit_once, self.app)
+                reader.join(PROMPT_POLL)
 
     history_dir().mkdir(parents=True, exist_ok=True)
     repl = SessionRepl(
