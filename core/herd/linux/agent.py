@@ -563,7 +563,10 @@ class Agent:
 
     def signal_session(self, sid: int, number: int) -> None:
         for pid in session_members(self.proc, sid):
-            with contextlib.suppress(ProcessLookupError):
+            # PermissionError: not the machine's. The leader's PID may have gone to a host
+            # process that leads a session of its own by the time the SIGKILL is due; it lies
+            # outside the machine's user namespace, and the agent must not die of it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, number)
 
     def close_terminal(self, session: Session) -> None:
