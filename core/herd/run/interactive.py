@@ -123,38 +123,43 @@ def ptpython_repl(namespace: dict[str, Any], banner: str) -> None:
         def read(self) -> str:
             """ptpython's prompt, read in a thread of its own while the main thread waits for it
             in short steps: the prompt's own wait (a join without a timeout) would sleep through
-            a SIGTERM that the kernel hands to another of herd's threads."""
+            a SIGTERM that the kernel hands to another of herd's threads.
+
+            A signal anywhere in here, starting the reader included, leaves as Ctrl-D leaves:
+            ptpython's loop prints and ignores any other exception that its `read` raises."""
             read: list[str] = []
             failed: list[BaseException] = []
+            ended = threading.Event()
 
             def prompt() -> None:
                 try:
                     read.append(PythonRepl.read(self))
                 except BaseException as error:  # EOFError (Ctrl-D) among them: raised below
                     failed.append(error)
+                finally:
+                    ended.set()
 
-            reader = threading.Thread(target=prompt, name="herd-prompt", daemon=True)
-            reader.start()
             try:
-                while reader.is_alive():
-                    reader.join(SIGNAL_CHECK_INTERVAL)
-            except Interrupted as interruption:  # at the prompt: leave as Ctrl-D leaves
+                threading.Thread(target=prompt, name="herd-prompt", daemon=True).start()
+                while not ended.wait(SIGNAL_CHECK_INTERVAL):
+                    pass
+                if failed:
+                    raise failed[0]
+                return read[0]
+            except Interrupted as interruption:
                 self.interruption = interruption
-                self._end_prompt(reader)
+                self._end_prompt(ended)
                 raise EOFError from interruption
-            if failed:
-                raise failed[0]
-            return read[0]
 
-        def _end_prompt(self, reader: threading.Thread) -> None:
-            """Have the prompt exit, and wait until its `reader` has ended: the prompt holds the
-            terminal (and the output of other threads) until then. The signal may have come while
-            it was still starting its event loop, so ask again until the reader is done."""
+        def _end_prompt(self, ended: threading.Event) -> None:
+            """Have the prompt exit, and wait until it has `ended`: the prompt holds the terminal
+            (and the output of other threads) until then. The signal may have come while it was
+            still starting its event loop, so ask again until it is done."""
             deadline = time.monotonic() + PROMPT_EXIT_WAIT
-            while reader.is_alive() and time.monotonic() < deadline:
+            while not ended.is_set() and time.monotonic() < deadline:
                 if self.app.is_running and self.app.loop is not None:
                     self.app.loop.call_soon_threadsafe(_exit_once, self.app)
-                reader.join(PROMPT_POLL)
+                ended.wait(PROMPT_POLL)
 
     history_dir().mkdir(parents=True, exist_ok=True)
     repl = SessionRepl(
