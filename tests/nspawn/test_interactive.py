@@ -30,6 +30,16 @@ def sleeping() -> bool:
     return subprocess.run(["pgrep", "-fx", SLEEP], stdout=subprocess.DEVNULL, check=False).returncode == 0
 
 
+def following(output: Path) -> bool:
+    """Whether a `journalctl --follow` of a run whose output is in `output` runs."""
+    found = subprocess.run(
+        ["pgrep", "-f", f"journalctl --directory={output}/.* --follow"],
+        stdout=subprocess.DEVNULL,
+        check=False,
+    )
+    return found.returncode == 0
+
+
 def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -52,6 +62,7 @@ def test_a_session_drives_the_machines_and_its_outcome_is_the_last_scripts(repl:
         session.child.sendintr()
         session.shows("KeyboardInterrupt")
         wait_until(lambda: sleeping() is False)  # the command stopped in the machine too
+        assert following(tmp_path / "out")  # but not herd's own helpers: the journal still streams
         session.send_line("test_script()")  # and the run goes on
         session.shows("CommandFailed")
         if repl == "ptpython":  # fixed and run again, it passes: the session passes

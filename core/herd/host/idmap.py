@@ -116,7 +116,8 @@ def user_namespace(shift: int) -> int:
         if shift in _namespaces:
             return _namespaces[shift]
         ours = os.stat("/proc/self/ns/user").st_ino
-        holder = subprocess.Popen(["unshare", "--user", "cat"], stdin=subprocess.PIPE)
+        # in a process group of its own: the terminal's Ctrl-C is herd's, not its helpers'
+        holder = subprocess.Popen(["unshare", "--user", "cat"], stdin=subprocess.PIPE, process_group=0)
         try:
             deadline = time.monotonic() + 5.0
             while os.stat(f"/proc/{holder.pid}/ns/user").st_ino == ours:

@@ -37,6 +37,7 @@ def text(directory: Path, lines: int | None = None) -> str:
                 errors="replace",
                 timeout=READ_TIMEOUT,
                 check=False,
+                process_group=0,  # the terminal's Ctrl-C is herd's, not its helpers'
             )
             if result.stdout.strip() and result.stdout.strip() != "-- No entries --":
                 return result.stdout

@@ -9,6 +9,8 @@ by that tag. Nothing is routed or NATed.
 
 The rules go through the `iptables`/`ip6tables` commands, so that they land in whichever backend
 (legacy or nf_tables) the host's other firewall users, Docker included, use.
+Each runs in a process group of its own: a Ctrl-C at herd's terminal is herd's to act on, and
+must not kill an `iptables` halfway through a run's setup.
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ def filtering_commands() -> list[str]:
 
 def forward_chain_filters(command: str) -> bool:
     """Whether the FORWARD chain of `command` has a non-ACCEPT policy or any rule at all."""
-    listing = subprocess.run([command, "-w", "-S", "FORWARD"], capture_output=True, text=True, check=False)
+    listing = subprocess.run(
+        [command, "-w", "-S", "FORWARD"], capture_output=True, text=True, check=False, process_group=0
+    )
     if listing.returncode != 0:
         raise HerdError(f"cannot read the FORWARD chain with {command}: {listing.stderr.strip()}")
     return listing.stdout.strip() != "-P FORWARD ACCEPT"
@@ -89,16 +93,23 @@ class BridgeRules:
                 capture_output=True,
                 text=True,
                 check=False,
+                process_group=0,
             )
             if added.returncode != 0:
-                raise HerdError(f"cannot let bridge {bridge} through {command}: {added.stderr.strip()}")
+                raise HerdError(
+                    f"cannot let bridge {bridge} through {command} (status {added.returncode}): "
+                    f"{added.stderr.strip()}"
+                )
             self.added.append((command, bridge))
 
     def remove_all(self) -> None:
         while self.added:
             command, bridge = self.added.pop()
             subprocess.run(
-                [command, "-w", "-D", *_rule(bridge, self.run_id)], check=False, capture_output=True
+                [command, "-w", "-D", *_rule(bridge, self.run_id)],
+                check=False,
+                capture_output=True,
+                process_group=0,
             )
 
 
@@ -108,7 +119,9 @@ def tagged_rules(run_id: str | None = None) -> list[tuple[str, str]]:
     for command in COMMANDS:
         if shutil.which(command) is None:
             continue
-        listing = subprocess.run([command, "-w", "-S"], capture_output=True, text=True, check=False).stdout
+        listing = subprocess.run(
+            [command, "-w", "-S"], capture_output=True, text=True, check=False, process_group=0
+        ).stdout
         tag = f"{TAG}{run_id}" if run_id else TAG
         found += [(command, rule) for rule in listing.splitlines() if tag in rule]
     return found
@@ -118,4 +131,6 @@ def delete_listed(command: str, rule: str) -> None:
     """Delete a rule as `-S` listed it: `-A CHAIN ...` becomes `-D CHAIN ...`, its comment unquoted."""
     arguments = rule.split()
     arguments[0] = "-D"
-    subprocess.run([command, "-w", *(a.strip('"') for a in arguments)], capture_output=True, check=False)
+    subprocess.run(
+        [command, "-w", *(a.strip('"') for a in arguments)], capture_output=True, check=False, process_group=0
+    )

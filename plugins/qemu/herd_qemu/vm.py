@@ -84,7 +84,11 @@ def _probe_kvm(kernel: Path) -> str | None:
     if QBOOT.exists():
         argv += ["-bios", str(QBOOT)]
     process = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        process_group=0,  # the terminal's Ctrl-C is herd's, not its helpers'
     )
     try:
         _, errors = process.communicate(timeout=KVM_PROBE_TIMEOUT)
