@@ -29,6 +29,7 @@ test = herd.Test(
 start_all()
 server.succeed("echo live-console-marker > /dev/console")
 client.succeed("logger -t herdtest live-journal-marker")
+server.succeed("sleep 3")  # time for the journal to show it while the run goes on
 server.wait_until_succeeds({SLOW!r})
 client.wait_until_succeeds("journalctl -t herdtest | grep -q live-journal-marker")
 """,
@@ -62,15 +63,19 @@ def test_console_shows_consoles_and_journals_and_waits_in_one_line_each(
     # Not a terminal: plain lines, no colour, no status line redrawn in place.
     assert "\x1b" not in result.stderr and "\r" not in result.stderr
     assert any(re.fullmatch(r"  server +console .*live-console-marker", line) for line in shown)
-    assert any(
-        re.fullmatch(r"  client +journal herdtest\[\d+\]: live-journal-marker", line) for line in shown
-    )
+    journal_marker = [
+        i
+        for i, line in enumerate(shown)
+        if re.fullmatch(r"  client +journal herdtest\[\d+\]: live-journal-marker", line)
+    ]
+    assert len(journal_marker) == 1
     assert not any(re.match(r"  client +console .*live-console-marker", line) for line in shown)
 
-    waits = [line for line in shown if "for `n=$(cat" in line]
+    waits = [i for i, line in enumerate(shown) if "for `n=$(cat" in line]
     assert len(waits) == 1 and re.match(
-        r"  server +waited [0-9.]+ s for `.*` to succeed \(4 tries\)", waits[0]
+        r"  server +waited [0-9.]+ s for `.*` to succeed \(4 tries\)", shown[waits[0]]
     )
+    assert journal_marker[0] < waits[0]  # shown as it was written, not when the run ended
     log = (output / "log.txt").read_text()
     assert log.count("$ n=$(cat") == 0  # the polls are not logged one by one
     assert log.count("server: waiting for `n=$(cat") == 1

@@ -3,8 +3,10 @@
 Every backend's machine writes its journal to `<output>/<machine>/journal` (herd.report.journal).
 The host's `journalctl --follow` reads each one as journald writes it: it knows the journal's file
 format, its rotations and the machine-id directory a first boot makes, which a reader of our own
-would have to learn. One journalctl per machine, started once the machine's journal directory
-exists (its first boot makes it), from the time the run began; one thread reads them all. Each dies
+would have to learn. One journalctl per machine, started once the machine's journal holds a file
+(its first boot makes it), from the time the run began; one thread reads them all. A journalctl
+that ends early (it does at once on a journal whose first file journald is still making) is started
+again a look later, from the last entry shown. Each dies
 with that thread (`setpriv --pdeathsig`), should herd itself be killed, and `stop` ends them, then
 reads each journal once more from the last entry shown, so that the end of a run (its machines'
 shutdowns) is shown whole.
@@ -17,6 +19,7 @@ import os
 import selectors
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -49,6 +52,7 @@ class JournalFollow:
         self._show = show
         self._cursors: dict[str, str] = {}  # the last entry shown of each machine's journal
         self._followers: dict[str, subprocess.Popen[bytes]] = {}
+        self._next_start: dict[str, float] = {}  # when a machine's ended follower may start again
         self._selector = selectors.DefaultSelector()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="herd-journals", daemon=True)
@@ -64,14 +68,21 @@ class JournalFollow:
         return ["journalctl", f"--directory={journal}", start, "--quiet", "--output=json", *options]
 
     def _start_new(self) -> None:
-        """Start a journalctl for each journal directory that appeared."""
+        """Start a journalctl for each journal that has a file and no follower."""
+        now = time.monotonic()
         for name, journal in self._journals.items():
-            if name in self._followers or not journal.is_dir():
+            if name in self._followers or self._next_start.get(name, 0.0) > now:
+                continue
+            if next(journal.glob("*/*.journal"), None) is None:
                 continue
             command = ["setpriv", "--pdeathsig", "KILL", *self._command(name, "--follow", "--no-tail")]
             try:
                 process = subprocess.Popen(
-                    command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    process_group=0,  # the terminal's Ctrl-C is herd's, not its helpers'
                 )
             except OSError as error:  # no setpriv: the journal is read once, at the end
                 self._show(name, f"(cannot follow the journal: {error})")
@@ -98,11 +109,20 @@ class JournalFollow:
             return
         if not data:  # it ended
             self._selector.unregister(stream)
+            self._ended(name)
             return
         pending += data
         *lines, rest = pending.split(b"\n")
         pending[:] = rest
         self._show_entries(name, lines)
+
+    def _ended(self, name: str) -> None:
+        """Reap `name`'s follower, which ended; a later look starts another."""
+        process = self._followers.pop(name)
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+        self._next_start[name] = time.monotonic() + LOOK
 
     def _show_entries(self, name: str, lines: Sequence[bytes | bytearray]) -> None:
         for line in lines:
@@ -118,7 +138,11 @@ class JournalFollow:
         with some delay, and a machine may have booted after the last look)."""
         try:
             result = subprocess.run(
-                self._command(name), capture_output=True, timeout=CATCH_UP_TIMEOUT, check=False
+                self._command(name),
+                capture_output=True,
+                timeout=CATCH_UP_TIMEOUT,
+                check=False,
+                process_group=0,
             )
         except (OSError, subprocess.TimeoutExpired):
             return
