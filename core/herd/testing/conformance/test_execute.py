@@ -1,4 +1,7 @@
-"""Command execution: exact output and status, binary data, large output, timeouts, background jobs."""
+"""Command execution: exact output and status, binary data, large output, timeouts, background jobs.
+
+The cases share one machine, booted once for the module: none leaves behind what another would
+meet (each ends the processes it starts), and on a VM without KVM a boot is seconds."""
 
 from __future__ import annotations
 
@@ -11,15 +14,24 @@ from typing import TYPE_CHECKING
 import pytest
 
 from herd import CommandFailed, WaitTimeout
+from herd.testing.fixtures import machines
 
 if TYPE_CHECKING:
     from herd.run.machine import Machine
+    from herd.testing.pytestrun import Herd
 
 
-MACHINES: dict[str, dict[str, object]] = {"m": {}}
+@machines({"m": {}}, scope="module")
+def shared(run: Herd) -> None:
+    """The module's machine, started before its first case."""
+    run.start_all()
 
 
-@pytest.mark.herd(machines=MACHINES)
+@pytest.fixture
+def m(shared: Herd) -> Machine:
+    return shared.m
+
+
 def test_stdout_stderr_and_status(m: Machine) -> None:
     assert m.execute("printf 'out\\n'; printf 'err' >&2; exit 3") == (3, "out\n")
     assert m.succeed("echo a", "echo b") == "a\nb\n"
@@ -33,7 +45,6 @@ def test_stdout_stderr_and_status(m: Machine) -> None:
     assert m.execute("kill -TERM $$")[0] == 128 + 15
 
 
-@pytest.mark.herd(machines=MACHINES)
 def test_binary_and_large_data(m: Machine) -> None:
     payload = os.urandom(4_000_000)
     digest = m.succeed_with_input("sha256sum | cut -c1-64", payload).strip()
@@ -45,9 +56,7 @@ def test_binary_and_large_data(m: Machine) -> None:
     )
 
 
-@pytest.mark.herd(machines=MACHINES)
 def test_background_processes_do_not_hang_the_call(m: Machine) -> None:
-    m.start()
     started = time.monotonic()
     m.succeed("sleep 301 &")
     m.succeed("sleep 301 >/dev/null 2>&1 &")
@@ -58,9 +67,7 @@ def test_background_processes_do_not_hang_the_call(m: Machine) -> None:
     m.succeed("pkill -f '^sleep 301$'")
 
 
-@pytest.mark.herd(machines=MACHINES)
 def test_a_command_past_its_timeout_is_killed_with_its_children(m: Machine) -> None:
-    m.start()
     started = time.monotonic()
     assert m.execute("echo begun; sh -c 'sleep 201' & sleep 101", timeout=0.5) == (124, "begun\n")
     assert time.monotonic() - started < 5
@@ -69,9 +76,7 @@ def test_a_command_past_its_timeout_is_killed_with_its_children(m: Machine) -> N
         m.succeed("sleep 102", timeout=0.5)
 
 
-@pytest.mark.herd(machines=MACHINES)
 def test_commands_run_concurrently(m: Machine) -> None:
-    m.start()
     outputs: list[str] = []
     threads = [
         threading.Thread(target=lambda n=n: outputs.append(m.succeed(f"sleep 0.5; echo {n}")))
@@ -86,7 +91,6 @@ def test_commands_run_concurrently(m: Machine) -> None:
     assert time.monotonic() - started < 3
 
 
-@pytest.mark.herd(machines=MACHINES)
 def test_waits_return_soon_after_their_condition_holds(m: Machine) -> None:
     m.succeed("(sleep 0.3; touch /srv/flag) >/dev/null 2>&1 &")
     started = time.monotonic()
@@ -97,7 +101,6 @@ def test_waits_return_soon_after_their_condition_holds(m: Machine) -> None:
         m.wait_for_file("/nope", timeout=0.3)
 
 
-@pytest.mark.herd(machines=MACHINES)
 def test_commands_hold_no_capability_the_machines_init_lacks(m: Machine) -> None:
     def bound(status: str) -> int:
         [line] = [line for line in status.splitlines() if line.startswith("CapBnd:")]
