@@ -164,11 +164,11 @@ def test_a_vm_that_does_not_boot_in_time_shows_its_console(run_vm: Callable, tmp
 
 def test_a_boot_that_systemd_does_not_finish_says_what_it_waits_for(run_vm: Callable) -> None:  # type: ignore[type-arg]
     stall = "[Service]\nType=oneshot\nExecStart=/bin/sleep infinity\n"
-    machines = {"m": {"boot_timeout": 45, "units": {"stall.service": stall}}}
+    machines = {"m": {"boot_timeout": 30, "units": {"stall.service": stall}}}
     outcome = run_vm(Test(name="stalls", machines=machines, script="m.start()"))
     assert not outcome.passed
     message = str(outcome.error)
-    assert "did not boot within 45 s; its agent greeted, but systemd did not finish booting.\n" in message
+    assert "did not boot within 30 s; its agent greeted, but systemd did not finish booting.\n" in message
     assert re.search(
         r"^Its systemd's jobs:\n(    .*\n)*    +\d+ +stall\.service +start +running$", message, re.M
     )
