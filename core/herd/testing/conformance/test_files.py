@@ -1,4 +1,5 @@
-"""Files into and out of machines: declared before boot, or copied while they run."""
+"""Files into and out of machines: declared before boot, or copied while they run; both on one
+machine, booted once for the module."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from herd.testing.fixtures import machines
+
 if TYPE_CHECKING:
     from herd.run.machine import Machine
+    from herd.testing.pytestrun import Herd
 
 
-@pytest.mark.herd(
-    machines={
+@machines(
+    {
         "m": {
             "files": {
                 "/etc/app.conf": "mode=test\n",
@@ -21,15 +25,25 @@ if TYPE_CHECKING:
                 "/var/lib/app/state": "fresh\n",
             }
         }
-    }
+    },
+    scope="module",
 )
+def with_files(run: Herd) -> None:
+    """A machine with files declared, started before the first case."""
+    run.start_all()
+
+
+@pytest.fixture
+def m(with_files: Herd) -> Machine:
+    return with_files.m
+
+
 def test_declared_files_are_there_at_boot(m: Machine) -> None:
     assert m.succeed("cat /etc/app.conf") == "mode=test\n"
     assert m.succeed("stat -c %a /srv/secret; od -An -c /srv/secret | tr -s ' '") == "600\n \\0 s e c r e t\n"
     assert m.succeed("cat /var/lib/app/state") == "fresh\n"
 
 
-@pytest.mark.herd(machines={"m": {}})
 def test_copy_from_host_and_back(m: Machine, tmp_path: Path) -> None:
     payload = os.urandom(2_000_000)
     (tmp_path / "blob").write_bytes(payload)

@@ -3,7 +3,8 @@
 Each case runs only on backends that declare the `confined` capability; the others are skipped
 with that reason, which `herd plugins` and `herd doctor` state too. Each probe checks the effect on
 the host, whatever the machine's kernel says: a VM may change its own sysctls, a container may not,
-and neither may change the host's.
+and neither may change the host's. The probes that need a machine and nothing else share one, booted
+once for the module: what one tries inside the machine changes nothing that another checks.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from herd.testing.fixtures import machines
 
 if TYPE_CHECKING:
     from herd.run.machine import Machine
@@ -43,6 +46,17 @@ print("created", name)
 MAX_HANDLE_SZ = 128  # bytes, <fcntl.h>
 
 
+@machines({"m": {}}, scope="module", requires=CONFINED)
+def probed(run: Herd) -> None:
+    """The machine the probes share, started before the first."""
+    run.start_all()
+
+
+@pytest.fixture
+def m(probed: Herd) -> Machine:
+    return probed.m
+
+
 def _top_of_file_system(path: Path) -> Path:
     """The highest directory above `path` on the same file system: where a file made by a handle
     that escaped the machine's view would be plainly the host's."""
@@ -67,7 +81,6 @@ def _handle_of(path: Path) -> tuple[int, bytes] | None:
     return ctypes.c_int.from_buffer(buffer, 4).value, buffer.raw[8 : 8 + size]
 
 
-@pytest.mark.herd(machines={"m": {}}, requires=CONFINED)
 def test_open_by_handle_is_refused(m: Machine) -> None:
     top = _top_of_file_system(Path("/usr"))
     handle = _handle_of(top)
@@ -82,7 +95,6 @@ def test_open_by_handle_is_refused(m: Machine) -> None:
         marker.unlink(missing_ok=True)
 
 
-@pytest.mark.herd(machines={"m": {}}, requires=CONFINED)
 def test_shared_system_files_stay_read_only(m: Machine) -> None:
     marker = f"herd-conformance-{uuid.uuid4().hex}"
     m.execute(f"mount -o remount,bind,rw /usr; touch /usr/{marker}")
@@ -91,7 +103,6 @@ def test_shared_system_files_stay_read_only(m: Machine) -> None:
     assert m.execute(f"test -e /usr/{marker}")[0] != 0
 
 
-@pytest.mark.herd(machines={"m": {}}, requires=CONFINED)
 def test_host_kernel_settings_are_out_of_reach(m: Machine) -> None:
     setting = Path("/proc/sys/vm/swappiness")
     before = setting.read_text().strip()
@@ -109,7 +120,6 @@ def test_host_kernel_settings_are_out_of_reach(m: Machine) -> None:
     assert after == before, "a machine changed the host's vm.swappiness"
 
 
-@pytest.mark.herd(machines={"m": {}}, requires=CONFINED)
 def test_commands_are_confined_as_the_machines_init(m: Machine) -> None:
     fields = "grep -E '^(CapBnd|CapEff|Seccomp|Seccomp_filters|NoNewPrivs):'"
     assert m.succeed(f"{fields} /proc/self/status") == m.succeed(f"{fields} /proc/1/status")
