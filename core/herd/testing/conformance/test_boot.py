@@ -29,11 +29,13 @@ def test_the_first_command_boots_the_machine(lazy: Machine) -> None:
     assert lazy.is_up()
 
 
-@pytest.mark.herd(machines={f"m{i}": {} for i in range(4)})
+# Three: more than a pair, and few enough for VMs under TCG on two cores, where four took most of a
+# minute to boot at once, near the default boot timeout.
+@pytest.mark.herd(machines={f"m{i}": {} for i in range(3)})
 def test_machines_boot_together(herd: Herd) -> None:
     started = time.monotonic()
     herd.start_all()
     assert all(m.is_up() for m in herd.machines.values())
     names = {m.succeed("hostname").strip() for m in herd.machines.values()}
-    assert names == {"m0", "m1", "m2", "m3"}
-    herd.log(f"4 machines booted in {time.monotonic() - started:.2f} s")
+    assert names == {"m0", "m1", "m2"}
+    herd.log(f"3 machines booted in {time.monotonic() - started:.2f} s")
