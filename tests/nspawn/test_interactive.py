@@ -59,6 +59,7 @@ def test_a_session_drives_the_machines_and_its_outcome_is_the_last_scripts(repl:
         session.shows("answer 42")
         session.send_line(f'machine.succeed("{SLEEP}")')
         wait_until(lambda: sleeping() is True)
+        wait_until(lambda: following(tmp_path / "out"))  # once journald has written a file
         session.child.sendintr()
         session.shows("KeyboardInterrupt")
         wait_until(lambda: sleeping() is False)  # the command stopped in the machine too
