@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, wait
 from pathlib import Path
 from types import CodeType
 from typing import TYPE_CHECKING, Any
@@ -127,39 +128,33 @@ def ptpython_repl(namespace: dict[str, Any], banner: str) -> None:
 
             A signal anywhere in here, starting the reader included, leaves as Ctrl-D leaves:
             ptpython's loop prints and ignores any other exception that its `read` raises."""
-            read: list[str] = []
-            failed: list[BaseException] = []
-            ended = threading.Event()
+            answer: Future[str] = Future()
 
             def prompt() -> None:
                 try:
-                    read.append(PythonRepl.read(self))
+                    answer.set_result(PythonRepl.read(self))
                 except BaseException as error:  # EOFError (Ctrl-D) among them: raised below
-                    failed.append(error)
-                finally:
-                    ended.set()
+                    answer.set_exception(error)
 
             try:
                 threading.Thread(target=prompt, name="herd-prompt", daemon=True).start()
-                while not ended.wait(SIGNAL_CHECK_INTERVAL):
+                while not wait([answer], SIGNAL_CHECK_INTERVAL).done:
                     pass
-                if failed:
-                    raise failed[0]
-                return read[0]
+                return answer.result()
             except Interrupted as interruption:
                 self.interruption = interruption
-                self._end_prompt(ended)
+                self._end_prompt(answer)
                 raise EOFError from interruption
 
-        def _end_prompt(self, ended: threading.Event) -> None:
-            """Have the prompt exit, and wait until it has `ended`: the prompt holds the terminal
-            (and the output of other threads) until then. The signal may have come while it was
-            still starting its event loop, so ask again until it is done."""
+        def _end_prompt(self, answer: Future[str]) -> None:
+            """Have the prompt exit, and wait until it has given its `answer`: the prompt holds the
+            terminal (and the output of other threads) until then. The signal may have come while
+            it was still starting its event loop, so ask again until it is done."""
             deadline = time.monotonic() + PROMPT_EXIT_WAIT
-            while not ended.is_set() and time.monotonic() < deadline:
+            while not answer.done() and time.monotonic() < deadline:
                 if self.app.is_running and self.app.loop is not None:
                     self.app.loop.call_soon_threadsafe(_exit_once, self.app)
-                ended.wait(PROMPT_POLL)
+                wait([answer], PROMPT_POLL)
 
     history_dir().mkdir(parents=True, exist_ok=True)
     repl = SessionRepl(
